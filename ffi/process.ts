@@ -1,0 +1,358 @@
+/**
+ * Typed, throwing wrappers for the process-level calls a daemon needs:
+ * identity, sessions, umask, working directory, signals, pidfds, resource
+ * limits, files, locks and credentials. Every failure throws an
+ * {@linkcode ErrnoError} naming the call, e.g.
+ * `Cannot unlink: ENOENT (No such file or directory) [/tmp/x]`.
+ *
+ * Paths are passed to libc as NUL-terminated UTF-8.
+ *
+ * @module
+ */
+import { EAGAIN, EINTR, errnoCell, ErrnoError } from "./errno.ts";
+import { LOCK } from "./constants.ts";
+import { libc } from "./libc.ts";
+
+const encoder = new TextEncoder();
+
+/** `path` as NUL-terminated UTF-8; `TypeError` for an embedded NUL. */
+function cString(action: string, path: string): Uint8Array<ArrayBuffer> {
+  if (path.includes("\0")) {
+    throw new TypeError(`Cannot ${action}: path contains a NUL byte`);
+  }
+  return encoder.encode(path + "\0");
+}
+
+/** `RLIM_INFINITY` (`~0UL`). */
+const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * `getpid(2)`: this process's id.
+ *
+ * @example
+ * ```ts
+ * import { getpid } from "./process.ts";
+ * getpid() === Deno.pid; // true
+ * ```
+ */
+export function getpid(): number {
+  return libc.getpid();
+}
+
+/**
+ * `getppid(2)`: the parent process's id.
+ *
+ * @example
+ * ```ts
+ * import { getppid } from "./process.ts";
+ * getppid() === Deno.ppid; // true
+ * ```
+ */
+export function getppid(): number {
+  return libc.getppid();
+}
+
+/**
+ * `setsid(2)`: start a new session with this process as its leader; returns
+ * the new session id. Throws `EPERM` when this process is already a
+ * process-group leader (fork first).
+ *
+ * @example
+ * ```ts ignore
+ * import { setsid } from "./process.ts";
+ * const sid = setsid();
+ * ```
+ */
+export function setsid(): number {
+  const r = libc.setsid();
+  if (r < 0) throw new ErrnoError("setsid", errnoCell[0]!);
+  return r;
+}
+
+/**
+ * `getsid(2)`: the session id of process `pid` (0, the default, means this one).
+ *
+ * @example
+ * ```ts
+ * import { getsid } from "./process.ts";
+ * const sid = getsid();
+ * ```
+ */
+export function getsid(pid = 0): number {
+  const r = libc.getsid(pid);
+  if (r < 0) throw new ErrnoError("getsid", errnoCell[0]!, { detail: `pid ${pid}` });
+  return r;
+}
+
+/**
+ * `umask(2)`: set the file mode creation mask and return the previous one.
+ *
+ * @example
+ * ```ts
+ * import { umask } from "./process.ts";
+ * const old = umask(0o027);
+ * umask(old);
+ * ```
+ */
+export function umask(mask: number): number {
+  return libc.umask(mask & 0o777);
+}
+
+/**
+ * `chdir(2)`: change the working directory.
+ *
+ * @example
+ * ```ts
+ * import { chdir } from "./process.ts";
+ * chdir("/");
+ * ```
+ */
+export function chdir(path: string): void {
+  if (libc.chdir(cString("chdir", path)) < 0) {
+    throw new ErrnoError("chdir", errnoCell[0]!, { detail: path });
+  }
+}
+
+/**
+ * `dup2(2)`: make `newFd` a copy of `oldFd` (closing what `newFd` was) and
+ * return `newFd`. The copy is not close-on-exec.
+ *
+ * @example
+ * ```ts ignore
+ * import { dup2 } from "./process.ts";
+ * dup2(devNullFd, 0); // stdin from /dev/null
+ * ```
+ */
+export function dup2(oldFd: number, newFd: number): number {
+  let r: number;
+  do {
+    r = libc.dup2(oldFd, newFd);
+    if (r >= 0) return r;
+    r = errnoCell[0]!;
+  } while (r === EINTR);
+  throw new ErrnoError("dup2", r, { detail: `${oldFd} -> ${newFd}` });
+}
+
+/**
+ * `kill(2)`: send signal number `signal` (see `SIG` in `constants.ts`) to
+ * `pid`. Signal 0 only checks that the process exists (throws `ESRCH` when
+ * it does not).
+ *
+ * @example
+ * ```ts
+ * import { kill } from "./process.ts";
+ * kill(Deno.pid, 0); // this process exists
+ * ```
+ */
+export function kill(pid: number, signal: number): void {
+  if (libc.kill(pid, signal) < 0) {
+    throw new ErrnoError("kill", errnoCell[0]!, { detail: `pid ${pid}, signal ${signal}` });
+  }
+}
+
+/**
+ * `pidfd_open(2)`: a close-on-exec fd that refers to process `pid`; it
+ * becomes readable when the process exits. Throws an `Error` when the
+ * loaded glibc has no `pidfd_open` (it needs glibc 2.36 or newer).
+ *
+ * @example
+ * ```ts
+ * import { pidfdOpen } from "./process.ts";
+ * import { close } from "./syscalls.ts";
+ * close(pidfdOpen(Deno.pid));
+ * ```
+ */
+export function pidfdOpen(pid: number, flags = 0): number {
+  const fn = libc.pidfd_open;
+  if (fn === null) {
+    throw new Error(
+      "Cannot pidfd_open: this glibc has no pidfd_open (it needs glibc 2.36 or newer)",
+    );
+  }
+  const r = fn(pid, flags);
+  if (r < 0) throw new ErrnoError("pidfd_open", errnoCell[0]!, { detail: `pid ${pid}` });
+  return r;
+}
+
+/** A resource limit; `Infinity` stands for `RLIM_INFINITY`. */
+export interface ResourceLimit {
+  /** The soft (current) limit. */
+  soft: number;
+  /** The hard (maximum) limit. */
+  hard: number;
+}
+
+/**
+ * `getrlimit(2)`: the soft and hard limits of `resource` (see `RLIMIT` in
+ * `constants.ts`), with `RLIM_INFINITY` as `Infinity`.
+ *
+ * @example
+ * ```ts
+ * import { getrlimit } from "./process.ts";
+ * import { RLIMIT } from "./constants.ts";
+ * const { soft, hard } = getrlimit(RLIMIT.NOFILE);
+ * ```
+ */
+export function getrlimit(resource: number): ResourceLimit {
+  const rlim = new BigUint64Array(2);
+  if (libc.getrlimit(resource, rlim) < 0) {
+    throw new ErrnoError("getrlimit", errnoCell[0]!, { detail: `resource ${resource}` });
+  }
+  const toNumber = (v: bigint) => v === RLIM_INFINITY ? Infinity : Number(v);
+  return { soft: toNumber(rlim[0]!), hard: toNumber(rlim[1]!) };
+}
+
+/**
+ * `setrlimit(2)`: set the soft and hard limits of `resource` (`Infinity`
+ * means `RLIM_INFINITY`). Throws `RangeError` for a negative or fractional
+ * limit; raising the hard limit needs `CAP_SYS_RESOURCE` (`EPERM`).
+ *
+ * @example
+ * ```ts
+ * import { getrlimit, setrlimit } from "./process.ts";
+ * import { RLIMIT } from "./constants.ts";
+ * const limit = getrlimit(RLIMIT.NOFILE);
+ * setrlimit(RLIMIT.NOFILE, { soft: limit.hard, hard: limit.hard });
+ * ```
+ */
+export function setrlimit(resource: number, limit: ResourceLimit): void {
+  const toBig = (v: number, which: string): bigint => {
+    if (v === Infinity) return RLIM_INFINITY;
+    if (!Number.isSafeInteger(v) || v < 0) {
+      throw new RangeError(`Cannot setrlimit: ${which} limit ${v} is not a non-negative integer`);
+    }
+    return BigInt(v);
+  };
+  const rlim = new BigUint64Array([toBig(limit.soft, "soft"), toBig(limit.hard, "hard")]);
+  if (libc.setrlimit(resource, rlim) < 0) {
+    throw new ErrnoError("setrlimit", errnoCell[0]!, {
+      detail: `resource ${resource}, soft ${limit.soft}, hard ${limit.hard}`,
+    });
+  }
+}
+
+/**
+ * `open(2)`: open `path` with `O_*` flags (see `O` in `constants.ts`) and
+ * creation `mode`, returning the fd. Retried on `EINTR`. Pass `O.CLOEXEC`
+ * unless the fd is meant to survive `exec`.
+ *
+ * @example
+ * ```ts
+ * import { openFile } from "./process.ts";
+ * import { O } from "./constants.ts";
+ * import { close } from "./syscalls.ts";
+ * close(openFile("/dev/null", O.RDONLY | O.CLOEXEC));
+ * ```
+ */
+export function openFile(path: string, flags: number, mode = 0o666): number {
+  const p = cString("open", path);
+  let r: number;
+  do {
+    r = libc.open(p, flags, mode);
+    if (r >= 0) return r;
+    r = errnoCell[0]!;
+  } while (r === EINTR);
+  throw new ErrnoError("open", r, { detail: path });
+}
+
+/**
+ * `flock(2)`: apply or remove an advisory lock (`LOCK.SH`, `LOCK.EX`,
+ * `LOCK.UN`, optionally `| LOCK.NB`). Returns `true` when done, and `false`
+ * when `LOCK.NB` was given and another open file description holds a
+ * conflicting lock (`EWOULDBLOCK`). Retried on `EINTR`.
+ *
+ * @example
+ * ```ts ignore
+ * import { flock } from "./process.ts";
+ * import { LOCK } from "./constants.ts";
+ * if (!flock(pidFileFd, LOCK.EX | LOCK.NB)) throw new Error("already running");
+ * ```
+ */
+export function flock(fd: number, operation: number): boolean {
+  let r: number;
+  do {
+    r = libc.flock(fd, operation);
+    if (r >= 0) return true;
+    r = errnoCell[0]!;
+  } while (r === EINTR);
+  if (r === EAGAIN && (operation & LOCK.NB) !== 0) return false; // EWOULDBLOCK
+  throw new ErrnoError("flock", r, { detail: `fd ${fd}` });
+}
+
+/**
+ * `unlink(2)`: remove a file name.
+ *
+ * @example
+ * ```ts ignore
+ * import { unlink } from "./process.ts";
+ * unlink("/run/mydaemon.pid");
+ * ```
+ */
+export function unlink(path: string): void {
+  if (libc.unlink(cString("unlink", path)) < 0) {
+    throw new ErrnoError("unlink", errnoCell[0]!, { detail: path });
+  }
+}
+
+/**
+ * `getuid(2)`: the real user id.
+ *
+ * @example
+ * ```ts
+ * import { getuid } from "./process.ts";
+ * const isRoot = getuid() === 0;
+ * ```
+ */
+export function getuid(): number {
+  return libc.getuid();
+}
+
+/**
+ * `setuid(2)`: set the user id (as root: all of real, effective and saved).
+ * Note that glibc applies it to every thread of the process.
+ *
+ * @example
+ * ```ts ignore
+ * import { setgid, setgroups, setuid } from "./process.ts";
+ * setgroups([]);
+ * setgid(65534);
+ * setuid(65534); // drop root last
+ * ```
+ */
+export function setuid(uid: number): void {
+  if (libc.setuid(uid >>> 0) < 0) {
+    throw new ErrnoError("setuid", errnoCell[0]!, { detail: `uid ${uid}` });
+  }
+}
+
+/**
+ * `setgid(2)`: set the group id.
+ *
+ * @example
+ * ```ts ignore
+ * import { setgid } from "./process.ts";
+ * setgid(65534);
+ * ```
+ */
+export function setgid(gid: number): void {
+  if (libc.setgid(gid >>> 0) < 0) {
+    throw new ErrnoError("setgid", errnoCell[0]!, { detail: `gid ${gid}` });
+  }
+}
+
+/**
+ * `setgroups(2)`: set the supplementary group ids (`[]` clears them; needs
+ * `CAP_SETGID`).
+ *
+ * @example
+ * ```ts ignore
+ * import { setgroups } from "./process.ts";
+ * setgroups([]);
+ * ```
+ */
+export function setgroups(gids: readonly number[]): void {
+  const list = Uint32Array.from(gids, (g) => g >>> 0);
+  if (libc.setgroups(BigInt(list.length), list) < 0) {
+    throw new ErrnoError("setgroups", errnoCell[0]!, { detail: `[${gids.join(", ")}]` });
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * Typed socket options: every option the seed notes use, with its level, its
+ * name and the shape of its value (`boolean`, a number, `linger`, or a
+ * timeout in milliseconds encoded as `struct timeval`).
+ *
+ * @module
+ */
+import { IPV6, SO, SOL, TCP } from "./constants.ts";
+import { check, errnoCell } from "./errno.ts";
+import { libc } from "./libc.ts";
+
+/** `struct linger`: `null` means lingering is off. */
+export interface Linger {
+  /** Seconds `close` waits for unsent data; 0 makes close send an RST. */
+  seconds: number;
+}
+
+interface OptionKinds {
+  bool: boolean;
+  int: number;
+  linger: Linger | null;
+  timeval: number;
+}
+
+type Kind = keyof OptionKinds;
+
+interface OptionSpec {
+  level: number;
+  name: number;
+  kind: Kind;
+  readonly?: true;
+}
+
+/**
+ * The options ffinet knows by name, with their level, number and value kind.
+ *
+ * @example
+ * ```ts
+ * import { SOCKET_OPTIONS } from "./sockopt.ts";
+ * SOCKET_OPTIONS.reusePort; // { level: 1, name: 15, kind: "bool" }
+ * ```
+ */
+export const SOCKET_OPTIONS = {
+  /** `SO_REUSEADDR`: bind a port still in TIME_WAIT. */
+  reuseAddress: { level: SOL.SOCKET, name: SO.REUSEADDR, kind: "bool" },
+  /** `SO_REUSEPORT`: several sockets bind one port; the kernel spreads connections. */
+  reusePort: { level: SOL.SOCKET, name: SO.REUSEPORT, kind: "bool" },
+  /** `SO_KEEPALIVE`: TCP keepalive probes. */
+  keepAlive: { level: SOL.SOCKET, name: SO.KEEPALIVE, kind: "bool" },
+  /** `SO_LINGER`: what close does with unsent data. */
+  linger: { level: SOL.SOCKET, name: SO.LINGER, kind: "linger" },
+  /** `SO_RCVBUF`: receive buffer size (the kernel doubles what you set). */
+  receiveBufferSize: { level: SOL.SOCKET, name: SO.RCVBUF, kind: "int" },
+  /** `SO_SNDBUF`: send buffer size (the kernel doubles what you set). */
+  sendBufferSize: { level: SOL.SOCKET, name: SO.SNDBUF, kind: "int" },
+  /** `SO_RCVLOWAT`: bytes needed before the socket reads as readable. */
+  receiveLowWatermark: { level: SOL.SOCKET, name: SO.RCVLOWAT, kind: "int" },
+  /** `SO_SNDLOWAT`: fixed at 1 on Linux (setting it fails with ENOPROTOOPT). */
+  sendLowWatermark: { level: SOL.SOCKET, name: SO.SNDLOWAT, kind: "int" },
+  /** `SO_RCVTIMEO` in milliseconds (blocking sockets only). */
+  receiveTimeout: { level: SOL.SOCKET, name: SO.RCVTIMEO, kind: "timeval" },
+  /** `SO_SNDTIMEO` in milliseconds (blocking sockets only). */
+  sendTimeout: { level: SOL.SOCKET, name: SO.SNDTIMEO, kind: "timeval" },
+  /** `SO_ERROR`: the pending error, cleared by reading it. */
+  error: { level: SOL.SOCKET, name: SO.ERROR, kind: "int", readonly: true },
+  /** `SO_TYPE`: `SOCK_STREAM`, `SOCK_DGRAM`, ... */
+  type: { level: SOL.SOCKET, name: SO.TYPE, kind: "int", readonly: true },
+  /** `SO_ACCEPTCONN`: whether the socket is listening. */
+  acceptConnections: { level: SOL.SOCKET, name: SO.ACCEPTCONN, kind: "bool", readonly: true },
+  /** `SO_DOMAIN`: the address family. */
+  domain: { level: SOL.SOCKET, name: SO.DOMAIN, kind: "int", readonly: true },
+  /** `SO_BROADCAST`: allow datagrams to broadcast addresses. */
+  broadcast: { level: SOL.SOCKET, name: SO.BROADCAST, kind: "bool" },
+  /** `TCP_NODELAY`: disable Nagle's algorithm. */
+  noDelay: { level: SOL.TCP, name: TCP.NODELAY, kind: "bool" },
+  /** `TCP_MAXSEG`: the maximum segment size. */
+  maxSegment: { level: SOL.TCP, name: TCP.MAXSEG, kind: "int" },
+  /** `TCP_KEEPIDLE`: idle seconds before the first keepalive probe. */
+  keepIdle: { level: SOL.TCP, name: TCP.KEEPIDLE, kind: "int" },
+  /** `TCP_KEEPINTVL`: seconds between keepalive probes. */
+  keepInterval: { level: SOL.TCP, name: TCP.KEEPINTVL, kind: "int" },
+  /** `TCP_KEEPCNT`: probes before the connection is dropped. */
+  keepCount: { level: SOL.TCP, name: TCP.KEEPCNT, kind: "int" },
+  /** `IPV6_V6ONLY`: an IPv6 socket that refuses IPv4-mapped peers. */
+  v6Only: { level: SOL.IPV6, name: IPV6.V6ONLY, kind: "bool" },
+} as const satisfies Record<string, OptionSpec>;
+
+/** The name of a known socket option. */
+export type SocketOptionName = keyof typeof SOCKET_OPTIONS;
+/** The value type of option `N`. */
+export type SocketOptionValue<N extends SocketOptionName> =
+  OptionKinds[(typeof SOCKET_OPTIONS)[N]["kind"]];
+/** Names of the options that can be set. */
+export type WritableSocketOptionName = {
+  [N in SocketOptionName]: (typeof SOCKET_OPTIONS)[N] extends { readonly: true } ? never : N;
+}[SocketOptionName];
+
+const valueBuf = new Uint8Array(16);
+const valueView = new DataView(valueBuf.buffer);
+const lenCell = new Uint32Array(1);
+
+function encode(optName: string, kind: Kind, value: unknown): Uint8Array {
+  const fail = (expected: string): never => {
+    throw new TypeError(
+      `Cannot set socket option ${optName}: expected ${expected}, got ${
+        value === null ? "null" : typeof value
+      }`,
+    );
+  };
+  switch (kind) {
+    case "bool":
+      if (typeof value !== "boolean") fail("a boolean");
+      valueView.setInt32(0, value ? 1 : 0, true);
+      return valueBuf.subarray(0, 4);
+    case "int":
+      if (typeof value !== "number" || !Number.isInteger(value)) fail("an integer");
+      if ((value as number) < -0x80000000 || (value as number) > 0x7fffffff) {
+        throw new RangeError(`Cannot set socket option ${optName}: ${value} does not fit an int`);
+      }
+      valueView.setInt32(0, value as number, true);
+      return valueBuf.subarray(0, 4);
+    case "linger": {
+      if (value !== null && (typeof value !== "object" || typeof (value as Linger).seconds !== "number")) {
+        fail("{ seconds: number } or null");
+      }
+      const l = value as Linger | null;
+      if (l !== null && (!Number.isInteger(l.seconds) || l.seconds < 0)) {
+        throw new RangeError(
+          `Cannot set socket option ${optName}: seconds must be a non-negative integer`,
+        );
+      }
+      valueView.setInt32(0, l === null ? 0 : 1, true);
+      valueView.setInt32(4, l === null ? 0 : l.seconds, true);
+      return valueBuf.subarray(0, 8);
+    }
+    case "timeval": {
+      if (typeof value !== "number" || !(value >= 0) || !Number.isFinite(value)) {
+        fail("a non-negative number of milliseconds");
+      }
+      const ms = value as number;
+      valueView.setBigInt64(0, BigInt(Math.floor(ms / 1000)), true);
+      valueView.setBigInt64(8, BigInt(Math.round((ms % 1000) * 1000)), true);
+      return valueBuf.subarray(0, 16);
+    }
+  }
+}
+
+/**
+ * Set a socket option by name, checking the value's type first. Throws
+ * `TypeError` for a value of the wrong type and {@linkcode ErrnoError} when
+ * the kernel refuses it.
+ *
+ * @example
+ * ```ts ignore
+ * setSocketOption(fd, "reusePort", true);
+ * setSocketOption(fd, "linger", { seconds: 0 });
+ * ```
+ */
+export function setSocketOption<N extends WritableSocketOptionName>(
+  fd: number,
+  name: N,
+  value: SocketOptionValue<N>,
+): void {
+  const spec: OptionSpec | undefined = (SOCKET_OPTIONS as Record<string, OptionSpec>)[name];
+  if (spec === undefined) {
+    throw new TypeError(`Cannot set socket option: unknown option "${String(name)}"`);
+  }
+  if (spec.readonly) throw new TypeError(`Cannot set socket option ${name}: it is read-only`);
+  const bytes = encode(name, spec.kind, value);
+  const r = libc.setsockopt(fd, spec.level, spec.name, bytes, bytes.byteLength);
+  if (r < 0) check(`setsockopt(${name})`, -errnoCell[0]!);
+}
+
+/**
+ * Read a socket option by name.
+ *
+ * @example
+ * ```ts ignore
+ * const on = getSocketOption(fd, "noDelay"); // boolean
+ * const pending = getSocketOption(fd, "error"); // errno number, 0 if none
+ * ```
+ */
+export function getSocketOption<N extends SocketOptionName>(
+  fd: number,
+  name: N,
+): SocketOptionValue<N> {
+  const spec: OptionSpec | undefined = (SOCKET_OPTIONS as Record<string, OptionSpec>)[name];
+  if (spec === undefined) {
+    throw new TypeError(`Cannot get socket option: unknown option "${String(name)}"`);
+  }
+  valueBuf.fill(0);
+  lenCell[0] = 16;
+  const r = libc.getsockopt(fd, spec.level, spec.name, valueBuf, lenCell);
+  if (r < 0) check(`getsockopt(${name})`, -errnoCell[0]!);
+  let out: unknown;
+  switch (spec.kind) {
+    case "bool":
+      out = valueView.getInt32(0, true) !== 0;
+      break;
+    case "int":
+      out = valueView.getInt32(0, true);
+      break;
+    case "linger":
+      out = valueView.getInt32(0, true) === 0 ? null : { seconds: valueView.getInt32(4, true) };
+      break;
+    case "timeval":
+      out = Number(valueView.getBigInt64(0, true)) * 1000 +
+        Number(valueView.getBigInt64(8, true)) / 1000;
+      break;
+  }
+  return out as SocketOptionValue<N>;
+}
