@@ -128,18 +128,21 @@ export function parseIPv6(text: string): Uint8Array | null {
     if (n < 2 || text.charCodeAt(1) !== 58) return null;
   }
   let groupStart = 0;
+  let afterGroup = false; // the last token was a hex group, not a colon
   while (i < n) {
     const c = text.charCodeAt(i);
     if (c === 58) {
       if (i + 1 < n && text.charCodeAt(i + 1) === 58) {
         if (gap >= 0) return null;
         gap = pos;
+        afterGroup = false;
         i += 2;
         groupStart = i;
         if (i === n) break;
         continue;
       }
-      if (i === 0) return null;
+      if (!afterGroup) return null; // ":" must follow a group (rejects ":::")
+      afterGroup = false;
       i++;
       groupStart = i;
       if (i === n) return null; // trailing single colon
@@ -167,6 +170,7 @@ export function parseIPv6(text: string): Uint8Array | null {
     if (pos > 14) return null;
     out[pos++] = value >>> 8;
     out[pos++] = value & 0xff;
+    afterGroup = true;
     i = j;
   }
   if (gap >= 0) {

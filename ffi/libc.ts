@@ -161,6 +161,16 @@ export const symbols = {
   strerror: { parameters: ["i32"], result: "pointer" },
   // int *__errno_location(void);
   __errno_location: { parameters: [], result: "pointer" },
+  // DIR *opendir(const char *name);
+  opendir: { parameters: ["buffer"], result: "pointer" },
+  // struct dirent *readdir(DIR *dirp);
+  readdir: { parameters: ["pointer"], result: "pointer" },
+  // int closedir(DIR *dirp);
+  closedir: { parameters: ["pointer"], result: "i32" },
+  // int dirfd(DIR *dirp);
+  dirfd: { parameters: ["pointer"], result: "i32" },
+  // ssize_t readlink(const char *pathname, char *buf, size_t bufsiz);   (never > PATH_MAX)
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library type. */

@@ -16,3 +16,7 @@ export * from "./registration.ts";
 export * from "./poller.ts";
 export * from "./timer_queue.ts";
 export * from "./reactor.ts";
+export * from "./connection.ts";
+export * from "./listener.ts";
+export * from "./connect.ts";
+export * from "./datagram.ts";

@@ -8,6 +8,7 @@
  * @module
  */
 import { assertEquals } from "@std/assert";
+import { listOpenFds } from "../ffi/fd.ts";
 
 /**
  * The number of open fds of this process, from `/proc/self/fd`.
@@ -18,20 +19,12 @@ import { assertEquals } from "@std/assert";
  * ```
  */
 export function countFds(): number {
-  let n = 0;
-  for (const _ of Deno.readDirSync("/proc/self/fd")) n++;
-  return n - 1; // the directory handle itself
+  return listOpenFds().size;
 }
 
 /** The open fds of this process, with what they point to. */
 export function listFds(): Map<number, string> {
-  const out = new Map<number, string>();
-  for (const e of Deno.readDirSync("/proc/self/fd")) {
-    try {
-      out.set(Number(e.name), Deno.readLinkSync(`/proc/self/fd/${e.name}`));
-    } catch { /* the readdir's own fd */ }
-  }
-  return out;
+  return listOpenFds();
 }
 
 /**

@@ -1,0 +1,368 @@
+/**
+ * {@linkcode PidFile}: a pid file that is created without races and held
+ * locked (`flock(2)`) for as long as the daemon runs, and
+ * {@linkcode readPidFile} to ask whether the daemon it names is running.
+ *
+ * The lock, not the pid written in the file, decides whether a daemon is
+ * running: the kernel drops it when the holder exits, however it exits, so a
+ * pid file left behind by a crash is recognised as stale and taken over, and
+ * a recycled pid is never mistaken for the daemon.
+ *
+ * @example
+ * ```ts ignore
+ * import { PidFile, readPidFile } from "./pidfile.ts";
+ * using pidFile = PidFile.acquire("/run/myd.pid"); // throws if already running
+ * readPidFile("/run/myd.pid"); // { exists: true, pid: Deno.pid, running: true }
+ * ```
+ *
+ * @module
+ */
+import { LOCK, O } from "../ffi/constants.ts";
+import { EAGAIN, EINTR, ENOENT, Errno, errnoCell, ErrnoError } from "../ffi/errno.ts";
+import { libc } from "../ffi/libc.ts";
+import { flock, kill, openFile, unlink } from "../ffi/process.ts";
+import * as sys from "../ffi/syscalls.ts";
+
+const ELOOP = Errno.ELOOP!;
+const EPERM = Errno.EPERM!;
+const ESRCH = Errno.ESRCH!;
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** `ftruncate(2)` (not in `ffi/process.ts`); throws an {@linkcode ErrnoError}. */
+function ftruncate(fd: number, length: number, path: string): void {
+  for (;;) {
+    if (libc.ftruncate(fd, BigInt(length)) >= 0) return;
+    const e = errnoCell[0]!;
+    if (e !== EINTR) throw new ErrnoError("ftruncate", e, { detail: path });
+  }
+}
+
+/** Read the whole (small) file behind `fd` from its current offset. */
+function readAll(fd: number, path: string): string {
+  const chunk = new Uint8Array(4096);
+  let text = "";
+  for (let i = 0; i < 16; i++) { // a pid file is a few bytes: read at most 64 KiB
+    const n = sys.read(fd, chunk);
+    if (n === 0 || n === -EAGAIN) break;
+    if (n < 0) throw new ErrnoError("read", -n, { detail: path });
+    text += decoder.decode(chunk.subarray(0, n), { stream: true });
+  }
+  return text;
+}
+
+/** The pid in a pid file's text (`"1234\n"`), or null when there is none. */
+function parsePid(text: string): number | null {
+  const t = text.trim();
+  if (!/^[0-9]{1,10}$/.test(t)) return null;
+  const pid = Number(t);
+  return pid > 0 && pid <= 0x3fffffff ? pid : null;
+}
+
+/** Whether process `pid` exists (`kill(pid, 0)`; EPERM means it does). */
+function isAlive(pid: number): boolean {
+  try {
+    kill(pid, 0);
+    return true;
+  } catch (e) {
+    if (e instanceof ErrnoError && e.errno === EPERM) return true;
+    if (e instanceof ErrnoError && e.errno === ESRCH) return false;
+    throw e;
+  }
+}
+
+/** Sleep `ms` without returning to the event loop (acquire is synchronous). */
+function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/** Open `path` without following a symlink, naming ELOOP clearly. */
+function openNoFollow(path: string, flags: number, mode: number, action: string): number {
+  try {
+    return openFile(path, flags | O.NOFOLLOW | O.CLOEXEC | O.NONBLOCK | O.NOCTTY, mode);
+  } catch (e) {
+    if (e instanceof ErrnoError && e.errno === ELOOP) {
+      throw new Error(
+        `Cannot ${action}: ${path} is a symbolic link (refusing to follow it)`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+}
+
+/** Refuse anything at `path` that is not a plain regular file. */
+function checkPlainFile(path: string, action: string): Deno.FileInfo | null {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  if (info.isSymlink) {
+    throw new Error(`Cannot ${action}: ${path} is a symbolic link (refusing to follow it)`);
+  }
+  if (!info.isFile) throw new Error(`Cannot ${action}: ${path} is not a regular file`);
+  if ((info.nlink ?? 1) > 1) {
+    throw new Error(`Cannot ${action}: ${path} has ${info.nlink} hard links (refusing to use it)`);
+  }
+  return info;
+}
+
+/**
+ * Thrown by {@linkcode PidFile.acquire} when another process holds the pid
+ * file's lock. The message reads
+ * `Cannot start: already running with pid 1234 (pid file /run/myd.pid)`.
+ *
+ * @example
+ * ```ts ignore
+ * import { AlreadyRunningError, PidFile } from "./pidfile.ts";
+ * try {
+ *   PidFile.acquire("/run/myd.pid");
+ * } catch (e) {
+ *   if (e instanceof AlreadyRunningError) console.error(`pid ${e.pid} is running`);
+ * }
+ * ```
+ */
+export class AlreadyRunningError extends Error {
+  /** The pid written in the file, or null when it holds none (yet). */
+  readonly pid: number | null;
+  /** The pid file's path. */
+  readonly path: string;
+
+  /** Build the error for `pid` (null when unknown) and `path`. */
+  constructor(pid: number | null, path: string) {
+    super(
+      pid === null
+        ? `Cannot start: already running (pid file ${path} is locked)`
+        : `Cannot start: already running with pid ${pid} (pid file ${path})`,
+    );
+    this.name = "AlreadyRunningError";
+    this.pid = pid;
+    this.path = path;
+  }
+}
+
+/** Options for {@linkcode PidFile.acquire}. */
+export interface PidFileOptions {
+  /**
+   * The file's permission bits (default `0o644`). Group- or world-writable
+   * bits are refused; an existing file with wider bits is narrowed to these.
+   */
+  mode?: number;
+  /** The pid to write (default `Deno.pid`). */
+  pid?: number;
+}
+
+/**
+ * A locked pid file, held until {@linkcode PidFile.release}.
+ *
+ * {@linkcode PidFile.acquire} opens the path with
+ * `O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC` (a symlink is refused), takes
+ * `flock(LOCK_EX | LOCK_NB)` and, once it holds the lock, truncates the file
+ * and writes its pid. A file whose lock nobody holds is stale (its process
+ * died) and is taken over; {@linkcode PidFile.stalePid} tells which pid it
+ * named. After writing, the path is read back: if another process replaced
+ * the file in between (it released and unlinked it while this one was
+ * opening it), the attempt starts over on the new file.
+ *
+ * A lock is held by the open file description, so even a second
+ * `PidFile.acquire` of the same path in the same process is refused.
+ *
+ * @example
+ * ```ts ignore
+ * import { PidFile } from "./pidfile.ts";
+ * const pidFile = PidFile.acquire("/run/myd.pid");
+ * // ... serve ...
+ * pidFile.release(); // unlink, then close (which drops the lock)
+ * ```
+ */
+export class PidFile implements Disposable {
+  /** The pid file's path. */
+  readonly path: string;
+  /** The pid written in it. */
+  readonly pid: number;
+  /** The pid a stale file named when it was taken over, else null. */
+  readonly stalePid: number | null;
+  #fd: number;
+
+  private constructor(path: string, pid: number, fd: number, stalePid: number | null) {
+    this.path = path;
+    this.pid = pid;
+    this.#fd = fd;
+    this.stalePid = stalePid;
+  }
+
+  /**
+   * Create (or take over a stale) pid file at `path`, lock it and write the
+   * pid. Throws {@linkcode AlreadyRunningError} when another open file
+   * description holds its lock, and an `Error` for a symlink, a non-regular
+   * file or a file with several hard links at `path`.
+   *
+   * @example
+   * ```ts ignore
+   * import { PidFile } from "./pidfile.ts";
+   * using pidFile = PidFile.acquire("/run/myd.pid", { mode: 0o644 });
+   * ```
+   */
+  static acquire(path: string, options: PidFileOptions = {}): PidFile {
+    const mode = options.mode ?? 0o644;
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o777 || (mode & 0o022) !== 0) {
+      throw new RangeError(
+        `Cannot create pid file: mode 0o${
+          mode.toString(8)
+        } is not a mode without group/world write`,
+      );
+    }
+    const pid = options.pid ?? Deno.pid;
+    if (!Number.isInteger(pid) || pid <= 0) {
+      throw new RangeError(`Cannot create pid file: ${pid} is not a pid`);
+    }
+    const text = `${pid}\n`;
+    for (let attempt = 0;; attempt++) {
+      checkPlainFile(path, "create pid file");
+      // O_APPEND: after the content is read, the write still lands at the
+      // (truncated) end, which is offset 0; there is no lseek to rewind with.
+      const fd = openNoFollow(path, O.RDWR | O.CREAT | O.APPEND, mode, "create pid file");
+      let done = false;
+      try {
+        if (!flock(fd, LOCK.EX | LOCK.NB)) {
+          const holder = parsePid(readAll(fd, path));
+          // The holder may be a process that locked but has not written yet,
+          // or a `readPidFile` probe holding a shared lock for a moment: look
+          // again shortly unless the file names a live process.
+          if (attempt < 20 && (holder === null || !isAlive(holder))) {
+            sys.close(fd);
+            done = true; // closed
+            pause(5);
+            continue;
+          }
+          throw new AlreadyRunningError(holder, path);
+        }
+        const stale = parsePid(readAll(fd, path));
+        ftruncate(fd, 0, path);
+        const bytes = encoder.encode(text);
+        const n = sys.write(fd, bytes);
+        if (n < 0) throw new ErrnoError("write", -n, { detail: path });
+        if (n !== bytes.byteLength) {
+          throw new Error(`Cannot create pid file: short write to ${path}`);
+        }
+        // Is the file at `path` still the one this fd locked?
+        let current: string | null;
+        try {
+          current = Deno.readTextFileSync(path);
+        } catch (e) {
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+          current = null;
+        }
+        if (current !== text) {
+          if (attempt >= 20) {
+            throw new Error(`Cannot create pid file: ${path} keeps being replaced`);
+          }
+          sys.close(fd);
+          done = true;
+          continue;
+        }
+        const info = checkPlainFile(path, "create pid file");
+        if (info !== null && info.mode !== null && (info.mode & 0o777 & ~mode) !== 0) {
+          Deno.chmodSync(path, mode);
+        }
+        done = true;
+        return new PidFile(path, pid, fd, stale);
+      } finally {
+        if (!done) sys.close(fd);
+      }
+    }
+  }
+
+  /** The locked fd. Throws once released. */
+  get fd(): number {
+    if (this.#fd < 0) throw new Error("Cannot use pid file: it is released");
+    return this.#fd;
+  }
+
+  /** Whether {@linkcode PidFile.release} has run. */
+  get released(): boolean {
+    return this.#fd < 0;
+  }
+
+  /**
+   * Remove the pid file (when it still holds this pid) and then close the fd,
+   * which drops the lock. Unlinking first means no other process can lock
+   * the old file in between and then see it vanish. Idempotent.
+   *
+   * @example
+   * ```ts ignore
+   * pidFile.release();
+   * ```
+   */
+  release(): void {
+    const fd = this.#fd;
+    if (fd < 0) return;
+    this.#fd = -1;
+    try {
+      let current: string | null = null;
+      try {
+        current = Deno.readTextFileSync(this.path);
+      } catch { /* gone or unreadable: nothing of ours to remove */ }
+      if (current === `${this.pid}\n`) {
+        try {
+          unlink(this.path);
+        } catch (e) {
+          if (!(e instanceof ErrnoError && e.errno === ENOENT)) throw e;
+        }
+      }
+    } finally {
+      sys.close(fd);
+    }
+  }
+
+  /** Same as {@linkcode PidFile.release}. */
+  [Symbol.dispose](): void {
+    this.release();
+  }
+}
+
+/** What {@linkcode readPidFile} found. */
+export interface PidFileStatus {
+  /** Whether a file exists at the path. */
+  exists: boolean;
+  /** The pid written in it, or null (no file, empty or not a number). */
+  pid: number | null;
+  /** Whether some process holds the file's lock: the daemon is running. */
+  running: boolean;
+}
+
+/**
+ * Read a pid file without taking it: its pid, and whether the daemon is
+ * running, decided by its lock (probed with `flock(LOCK_SH | LOCK_NB)` on a
+ * separate, read-only open, released at once), not by whether the pid
+ * exists. For `serve status` and `serve stop`.
+ *
+ * @example
+ * ```ts ignore
+ * import { readPidFile } from "./pidfile.ts";
+ * const { pid, running } = readPidFile("/run/myd.pid");
+ * if (running && pid !== null) Deno.kill(pid, "SIGTERM");
+ * ```
+ */
+export function readPidFile(path: string): PidFileStatus {
+  let fd: number;
+  try {
+    fd = openNoFollow(path, O.RDONLY, 0, "read pid file");
+  } catch (e) {
+    if (e instanceof ErrnoError && e.errno === ENOENT) {
+      return { exists: false, pid: null, running: false };
+    }
+    throw e;
+  }
+  try {
+    const pid = parsePid(readAll(fd, path));
+    const free = flock(fd, LOCK.SH | LOCK.NB);
+    if (free) flock(fd, LOCK.UN);
+    return { exists: true, pid, running: !free };
+  } finally {
+    sys.close(fd);
+  }
+}

@@ -1,0 +1,37 @@
+/**
+ * The seeds' epoll echo server, on ffinet's public API: every byte a client
+ * sends comes back. Backpressure: when a client stops reading, the server
+ * stops reading from it until its queue drains.
+ *
+ *     deno run --allow-ffi examples/echo_server.ts --host 127.0.0.1 --port 9000
+ *
+ * @module
+ */
+import { Listener, Reactor } from "../mod.ts";
+import { parseArgs } from "./_args.ts";
+
+const args = parseArgs(Deno.args, {
+  usage: "echo_server.ts [--host H] [--port P] [--reuse-port]",
+  defaults: { host: "127.0.0.1", port: 9000 },
+  booleans: ["reuse-port"],
+});
+
+const reactor = new Reactor({ busyWaitMs: Number(Deno.env.get("FFINET_BUSY_WAIT_MS") ?? 0) });
+const listener = Listener.listen(
+  reactor,
+  { host: args.host, port: args.port, reusePort: args.booleans.has("reuse-port") },
+  (conn) => {
+    conn.onData = (data) => {
+      if (!conn.write(data)) conn.pause();
+    };
+    conn.onDrain = () => conn.resume();
+  },
+);
+const addr = listener.address();
+console.log(`listening on ${args.host}:${"port" in addr ? addr.port : args.port}`);
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  reactor.addSignalListener(sig, () => reactor.stop());
+}
+await reactor.run();
+listener.close();
+reactor.close();

@@ -1,0 +1,975 @@
+/**
+ * Tests of the example HTTP server's request parser and response writer,
+ * with a time-bounded, seeded fuzz test.
+ *
+ * Set `FUZZ_SEED` (with --allow-env) to replay a fuzz failure; the seed of a
+ * failing case is printed in the failure message.
+ *
+ * @module
+ */
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertMatch,
+  assertStrictEquals,
+  assertThrows,
+} from "@std/assert";
+import {
+  HttpHeaders,
+  HttpParseError,
+  HttpParser,
+  type HttpParserOptions,
+  type HttpRequest,
+} from "../../examples/http/parser.ts";
+import {
+  errorResponse,
+  helloWorldResponse,
+  httpDate,
+  STATUS_TEXT,
+  writeResponse,
+} from "../../examples/http/response.ts";
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/** Latin-1 encoding: one byte per char (test inputs may hold any byte). */
+function bytes(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
+  return out;
+}
+
+function latin1(b: Uint8Array): string {
+  let s = "";
+  for (const x of b) s += String.fromCharCode(x);
+  return s;
+}
+
+interface PlainRequest {
+  method: string;
+  target: string;
+  version: string;
+  headers: [string, string][];
+  body: string;
+  keepAlive: boolean;
+}
+
+function plain(req: HttpRequest): PlainRequest {
+  return {
+    method: req.method,
+    target: req.target,
+    version: req.version,
+    headers: [...req.headers],
+    body: latin1(req.body),
+    keepAlive: req.keepAlive,
+  };
+}
+
+interface Outcome {
+  requests: PlainRequest[];
+  error: { status: number; reason: string } | null;
+  idle: boolean;
+}
+
+/**
+ * Feed `input` cut at `cuts` (sorted offsets), draining after each chunk.
+ * Each chunk goes through one reused scratch buffer that is scribbled over
+ * after the drain, as a server's read buffer would be.
+ */
+function run(input: Uint8Array, cuts: number[] = [], options?: HttpParserOptions): Outcome {
+  const parser = new HttpParser(options);
+  const requests: PlainRequest[] = [];
+  const scratch = new Uint8Array(input.length);
+  let calls = 0;
+  let start = 0;
+  try {
+    for (const end of [...cuts, input.length]) {
+      if (end < start) continue;
+      const chunk = scratch.subarray(0, end - start);
+      chunk.set(input.subarray(start, end));
+      start = end;
+      parser.feed(chunk);
+      for (let req = parser.next(); req !== null; req = parser.next()) {
+        requests.push(plain(req));
+        if (++calls > input.length + 1) throw new Error("parser produced more requests than bytes");
+      }
+      chunk.fill(0xaa);
+    }
+  } catch (e) {
+    if (!(e instanceof HttpParseError)) throw e;
+    assertStrictEquals(parser.error, e);
+    return { requests, error: { status: e.status, reason: e.reason }, idle: parser.idle };
+  }
+  return { requests, error: null, idle: parser.idle };
+}
+
+function parseOne(s: string, options?: HttpParserOptions): PlainRequest {
+  const out = run(bytes(s), [], options);
+  assertEquals(out.error, null);
+  assertEquals(out.requests.length, 1);
+  return out.requests[0]!;
+}
+
+function parseError(s: string, options?: HttpParserOptions): { status: number; reason: string } {
+  const out = run(bytes(s), [], options);
+  if (out.error === null) throw new Error(`Expected an error for ${JSON.stringify(s)}`);
+  return out.error;
+}
+
+/** Check that `response` is a well-formed HTTP/1.1 response; returns its head fields. */
+function checkResponse(response: Uint8Array, omitBody = false): Map<string, string> {
+  const text = latin1(response);
+  const headEnd = text.indexOf("\r\n\r\n");
+  assert(headEnd > 0, "response has no end of head");
+  const lines = text.slice(0, headEnd).split("\r\n");
+  assertMatch(lines[0]!, /^HTTP\/1\.1 [1-9]\d\d [^\r\n]*$/);
+  const status = Number(lines[0]!.slice(9, 12));
+  const fields = new Map<string, string>();
+  for (const line of lines.slice(1)) {
+    assertMatch(line, /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n\0]*$/);
+    const colon = line.indexOf(":");
+    const name = line.slice(0, colon).toLowerCase();
+    assert(!fields.has(name), `duplicate response header ${name}`);
+    fields.set(name, line.slice(colon + 2));
+  }
+  assertMatch(
+    fields.get("date") ?? "",
+    /^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$/,
+  );
+  const bodyLength = response.length - (headEnd + 4);
+  if (status < 200 || status === 204 || status === 304) {
+    assert(!fields.has("content-length"));
+    assertEquals(bodyLength, 0);
+  } else if (omitBody) {
+    assertEquals(bodyLength, 0);
+    assertMatch(fields.get("content-length") ?? "", /^\d+$/);
+  } else {
+    assertEquals(fields.get("content-length"), String(bodyLength));
+  }
+  return fields;
+}
+
+const WRK_GET = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+
+// ---------------------------------------------------------------------------
+// Parsing
+
+Deno.test("HttpParser parses a simple GET", () => {
+  assertEquals(parseOne(WRK_GET), {
+    method: "GET",
+    target: "/",
+    version: "1.1",
+    headers: [["host", "127.0.0.1:8080"]],
+    body: "",
+    keepAlive: true,
+  });
+});
+
+Deno.test("HttpParser lowercases names, trims values and keeps field order", () => {
+  const parser = new HttpParser();
+  parser.feed(bytes(
+    "GET /a/b?c=d&e=%20 HTTP/1.1\r\n" +
+      "HOST: example.com\r\n" +
+      "X-Custom-Thing:\t  spaced value \t \r\n" +
+      "Accept: text/html\r\n" +
+      "accept: application/json\r\n" +
+      "X-Empty:\r\n" +
+      "X-Latin: caf\xe9\r\n" +
+      "\r\n",
+  ));
+  const req = parser.next()!;
+  assertEquals(req.target, "/a/b?c=d&e=%20");
+  assertEquals([...req.headers], [
+    ["host", "example.com"],
+    ["x-custom-thing", "spaced value"],
+    ["accept", "text/html"],
+    ["accept", "application/json"],
+    ["x-empty", ""],
+    ["x-latin", "caf\xe9"],
+  ]);
+  assertEquals(req.headers.size, 6);
+  assertEquals(req.headers.get("Host"), "example.com");
+  assertEquals(req.headers.get("accept"), "text/html, application/json");
+  assertEquals(req.headers.getAll("ACCEPT"), ["text/html", "application/json"]);
+  assertEquals(req.headers.get("x-empty"), "");
+  assertEquals(req.headers.get("missing"), null);
+  assert(req.headers.has("X-EMPTY"));
+  assert(!req.headers.has("missing"));
+  assertEquals(parser.next(), null);
+  assert(parser.idle);
+  assertEquals(new HttpHeaders().size, 0);
+});
+
+Deno.test("HttpParser interns repeated strings", () => {
+  const parser = new HttpParser();
+  parser.feed(bytes(WRK_GET + WRK_GET));
+  const a = parser.next()!;
+  const b = parser.next()!;
+  assertStrictEquals(a.method, b.method);
+  assertStrictEquals(a.headers.get("host"), "127.0.0.1:8080");
+  assertStrictEquals(a.body, b.body);
+  assertEquals(a.body.length, 0);
+});
+
+const MIXED = WRK_GET +
+  "POST /submit HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\nContent-Type: text/plain\r\n\r\n" +
+  "hello world" +
+  "\r\n" + // a stray empty line between requests is skipped
+  "PUT /chunks HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" +
+  "5;name=value\r\nhello\r\nA\r\n, chunked!\r\n0\r\nX-Trailer: t\r\n\r\n" +
+  "GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" +
+  "DELETE /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+
+const MIXED_EXPECTED: PlainRequest[] = [
+  {
+    method: "GET",
+    target: "/",
+    version: "1.1",
+    headers: [["host", "127.0.0.1:8080"]],
+    body: "",
+    keepAlive: true,
+  },
+  {
+    method: "POST",
+    target: "/submit",
+    version: "1.1",
+    headers: [["host", "h"], ["content-length", "11"], ["content-type", "text/plain"]],
+    body: "hello world",
+    keepAlive: true,
+  },
+  {
+    method: "PUT",
+    target: "/chunks",
+    version: "1.1",
+    headers: [["host", "h"], ["transfer-encoding", "chunked"]],
+    body: "hello, chunked!",
+    keepAlive: true,
+  },
+  {
+    method: "GET",
+    target: "/old",
+    version: "1.0",
+    headers: [["connection", "keep-alive"]],
+    body: "",
+    keepAlive: true,
+  },
+  {
+    method: "DELETE",
+    target: "/x",
+    version: "1.1",
+    headers: [["host", "h"], ["connection", "close"]],
+    body: "",
+    keepAlive: false,
+  },
+];
+
+Deno.test("HttpParser gives the same result for a split at every byte offset", () => {
+  const input = bytes(MIXED);
+  const whole = run(input);
+  assertEquals(whole, { requests: MIXED_EXPECTED, error: null, idle: true });
+  for (let k = 0; k <= input.length; k++) {
+    assertEquals(run(input, [k]), whole, `split at ${k}`);
+  }
+  const everyByte = Array.from({ length: input.length }, (_, i) => i);
+  assertEquals(run(input, everyByte), whole, "one byte at a time");
+});
+
+Deno.test("HttpParser gives the same errors for a split at every byte offset", () => {
+  const cases = [
+    "GET / HTTP/1.1\r\nHost: h\r\nBad Header: x\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n",
+    "GET / HTTP/1.1\nHost: h\r\n\r\n",
+    "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
+  ];
+  for (const text of cases) {
+    const input = bytes(text);
+    const whole = run(input);
+    assert(whole.error !== null, text);
+    for (let k = 0; k <= input.length; k++) assertEquals(run(input, [k]), whole, `split at ${k}`);
+    const everyByte = Array.from({ length: input.length }, (_, i) => i);
+    assertEquals(run(input, everyByte), whole);
+  }
+});
+
+Deno.test("HttpParser parses 16 pipelined requests from one chunk", () => {
+  const parser = new HttpParser();
+  parser.feed(bytes(WRK_GET.repeat(16)));
+  let n = 0;
+  for (let req = parser.next(); req !== null; req = parser.next()) {
+    assertEquals(req.method, "GET");
+    assertEquals(req.target, "/");
+    assertEquals(req.headers.get("host"), "127.0.0.1:8080");
+    assert(req.keepAlive);
+    n++;
+  }
+  assertEquals(n, 16);
+  assert(parser.idle);
+  // A partial 17th request is kept for the next chunk.
+  parser.feed(bytes(WRK_GET.repeat(2) + "GET / HT"));
+  assert(parser.next() !== null);
+  assert(parser.next() !== null);
+  assertEquals(parser.next(), null);
+  assert(!parser.idle);
+  parser.feed(bytes("TP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"));
+  assertEquals(parser.next()?.target, "/");
+  assert(parser.idle);
+});
+
+Deno.test("HttpParser assembles Content-Length bodies split across chunks", () => {
+  const body = "x".repeat(1000) + "END";
+  const text = `POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+  const input = bytes(text + WRK_GET);
+  const cuts = [10, 50, text.length - body.length + 1, text.length - 500, text.length - 1];
+  const out = run(input, cuts);
+  assertEquals(out.error, null);
+  assertEquals(out.requests.length, 2);
+  assertEquals(out.requests[0]!.body, body);
+  assertEquals(out.requests[1]!.target, "/");
+
+  // The body is the parser's own copy, not a view of the fed chunk.
+  const parser = new HttpParser();
+  const chunk = bytes("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc");
+  parser.feed(chunk);
+  const req = parser.next()!;
+  chunk.fill(0);
+  assertEquals(latin1(req.body), "abc");
+  assert(req.body.buffer !== chunk.buffer);
+});
+
+Deno.test("HttpParser applies HTTP/1.0 and HTTP/1.1 keep-alive rules", () => {
+  const cases: [string, string, boolean][] = [
+    ["1.1", "", true],
+    ["1.1", "Connection: close\r\n", false],
+    ["1.1", "Connection: Close\r\n", false],
+    ["1.1", "Connection: keep-alive\r\n", true],
+    ["1.1", "Connection: upgrade, close\r\n", false],
+    ["1.1", "Connection: foo\r\nConnection: CLOSE\r\n", false],
+    ["1.0", "", false],
+    ["1.0", "Connection: keep-alive\r\n", true],
+    ["1.0", "Connection: Keep-Alive\r\n", true],
+    ["1.0", "Connection: keep-alive, close\r\n", false],
+    ["1.0", "Connection: close\r\n", false],
+  ];
+  for (const [version, header, keepAlive] of cases) {
+    const req = parseOne(`GET / HTTP/${version}\r\nHost: h\r\n${header}\r\n`);
+    assertEquals(req.keepAlive, keepAlive, `HTTP/${version} ${JSON.stringify(header)}`);
+    assertEquals(req.version, version);
+  }
+});
+
+Deno.test("HttpParser accepts the other valid forms", () => {
+  // HTTP/1.x with x > 1 is handled as 1.1 (RFC 9110 §6.2).
+  assertEquals(parseOne("GET / HTTP/1.2\r\nHost: h\r\n\r\n").version, "1.1");
+  // HTTP/1.0 needs no Host.
+  assertEquals(parseOne("GET / HTTP/1.0\r\n\r\n").headers, []);
+  // Leading empty lines are skipped.
+  assertEquals(parseOne("\r\n\r\n" + WRK_GET).target, "/");
+  // Other target forms.
+  assertEquals(parseOne("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n").target, "*");
+  assertEquals(parseOne("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n").target, "h:443");
+  assertEquals(
+    parseOne("GET http://h/p?q HTTP/1.1\r\nHost: h\r\n\r\n").target,
+    "http://h/p?q",
+  );
+  // Repeated equal Content-Lengths, in one field or several.
+  assertEquals(
+    parseOne("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 3\r\n\r\nabc").body,
+    "abc",
+  );
+  assertEquals(
+    parseOne("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc")
+      .body,
+    "abc",
+  );
+  assertEquals(parseOne("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n").body, "");
+  // Chunked: uppercase hex, extensions, whitespace before ";", trailers.
+  assertEquals(
+    parseOne(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n" +
+        '1A ;ext="q"\r\n' + "z".repeat(26) + "\r\n0\r\nT: 1\r\nU: 2\r\n\r\n",
+    ).body,
+    "z".repeat(26),
+  );
+});
+
+Deno.test("HttpParser rejects malformed requests with the right status", () => {
+  const cases: [string, number, RegExp][] = [
+    // request line
+    ["GET /\r\nHost: h\r\n\r\n", 400, /request line/],
+    ["GET  / HTTP/1.1\r\nHost: h\r\n\r\n", 400, /request line/],
+    ["GET / HTTP/1.1 \r\nHost: h\r\n\r\n", 400, /request line/],
+    [" GET / HTTP/1.1\r\nHost: h\r\n\r\n", 400, /request line/],
+    ["G@T / HTTP/1.1\r\nHost: h\r\n\r\n", 400, /request line/],
+    ["GET /a b HTTP/1.1\r\nHost: h\r\n\r\n", 400, /request line/],
+    ["GET /\x7f HTTP/1.1\r\nHost: h\r\n\r\n", 400, /request line/],
+    ["GET / http/1.1\r\nHost: h\r\n\r\n", 400, /request line/],
+    ["GET / HTTP/1.x\r\nHost: h\r\n\r\n", 400, /request line/],
+    ["GET / HTTP/11\r\nHost: h\r\n\r\n", 400, /request line/],
+    ["GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505, /not supported/],
+    // line endings
+    ["GET / HTTP/1.1\nHost: h\r\n\r\n", 400, /bare LF/],
+    ["GET / HTTP/1.1\r\nHost: h\n\r\n", 400, /bare LF/],
+    ["GET / HTTP/1.1\r\nHost: h\r\n\n", 400, /bare LF/],
+    ["\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", 400, /bare LF/],
+    ["GET /\r HTTP/1.1\r\nHost: h\r\n\r\n", 400, /bare CR/],
+    ["GET / HTTP/1.1\r\nHost: h\r\nX: a\rb\r\n\r\n", 400, /bare CR/],
+    ["GET / HTTP/1.1\r\nHost: h\r\nX\r: a\r\n\r\n", 400, /bare CR/],
+    // header lines
+    ["GET / HTTP/1.1\r\nHost: h\r\nNoColon\r\n\r\n", 400, /without a colon/],
+    ["GET / HTTP/1.1\r\nHost: h\r\nNo Colon\r\n\r\n", 400, /without a colon/],
+    ["GET / HTTP/1.1\r\nHost: h\r\nX-A : b\r\n\r\n", 400, /whitespace between/],
+    ["GET / HTTP/1.1\r\nHost: h\r\nX-A\t: b\r\n\r\n", 400, /whitespace between/],
+    ["GET / HTTP/1.1\r\nHost: h\r\nX(A): b\r\n\r\n", 400, /invalid character in header name/],
+    ["GET / HTTP/1.1\r\nHost: h\r\nX\xe9: b\r\n\r\n", 400, /invalid character in header name/],
+    ["GET / HTTP/1.1\r\nHost: h\r\n: b\r\n\r\n", 400, /empty header name/],
+    ["GET / HTTP/1.1\r\nHost: h\r\nX: a\x00b\r\n\r\n", 400, /invalid character in header value/],
+    ["GET / HTTP/1.1\r\nHost: h\r\nX: a\x7f\r\n\r\n", 400, /invalid character in header value/],
+    ["GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", 400, /line folding/],
+    // Host
+    ["GET / HTTP/1.1\r\n\r\n", 400, /missing Host/],
+    ["GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, /more than one Host/],
+    // Content-Length
+    ["POST / HTTP/1.1\r\nHost: h\r\nContent-Length: abc\r\n\r\n", 400, /invalid Content-Length/],
+    ["POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n", 400, /invalid Content-Length/],
+    ["POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\n", 400, /invalid Content-Length/],
+    ["POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1.0\r\n\r\n", 400, /invalid Content-Length/],
+    ["POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x1\r\n\r\n", 400, /invalid Content-Length/],
+    ["POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n\r\n", 400, /invalid Content-Length/],
+    ["POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1 2\r\n\r\n", 400, /invalid Content-Length/],
+    ["POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1, 2\r\n\r\n", 400, /conflicting|invalid/],
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+      400,
+      /conflicting Content-Length/,
+    ],
+    // Transfer-Encoding
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+      501,
+      /unsupported transfer coding "gzip"/,
+    ],
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+      400,
+      /chunked is not the final/,
+    ],
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+      400,
+      /chunked is not the final/,
+    ],
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+      400,
+      /more than once/,
+    ],
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+      400,
+      /both Transfer-Encoding and Content-Length/,
+    ],
+    ["POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, /HTTP\/1\.0/],
+    ["POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,\r\n\r\n", 400, /empty Transfer/],
+    ["POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: a@b, chunked\r\n\r\n", 400, /malformed/],
+    // chunked bodies
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nxyz\r\n",
+      400,
+      /invalid chunk size/,
+    ],
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5 x\r\n",
+      400,
+      /invalid chunk size/,
+    ],
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;a\x00\r\n",
+      400,
+      /invalid chunk extension/,
+    ],
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n",
+      400,
+      /not followed by CRLF/,
+    ],
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n",
+      400,
+      /bare LF/,
+    ],
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nBad T: x\r\n\r\n",
+      400,
+      /whitespace between/,
+    ],
+    [
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + "1".repeat(5000),
+      400,
+      /chunk size line is too long/,
+    ],
+  ];
+  for (const [text, status, reason] of cases) {
+    const error = parseError(text);
+    assertEquals(error.status, status, JSON.stringify(text));
+    assertMatch(error.reason, reason, JSON.stringify(text));
+  }
+});
+
+Deno.test("HttpParser rejects oversized heads with 431", () => {
+  const limit = { maxHeaderBytes: 64 };
+  const head = (n: number) => `GET / HTTP/1.1\r\nHost: h\r\nX: ${"a".repeat(n)}\r\n\r\n`;
+  const fits = head(64 - head(0).length);
+  assertEquals(fits.length, 64);
+  assertEquals(parseOne(fits, limit).headers[1]![1].length, 64 - head(0).length);
+  assertEquals(parseError(head(65 - head(0).length), limit).status, 431);
+  assertEquals(parseError(`GET /${"a".repeat(100)} HTTP/1.1\r\n\r\n`, limit).status, 431);
+  // Without an end of head: rejected as soon as the limit is passed.
+  const parser = new HttpParser(limit);
+  parser.feed(bytes("GET / HTTP/1.1\r\nX: " + "a".repeat(40)));
+  assertEquals(parser.next(), null);
+  parser.feed(bytes("a".repeat(10)));
+  assertThrows(() => parser.next(), HttpParseError, "request header fields are too large");
+  assertEquals(parser.error?.status, 431);
+  const lineParser = new HttpParser(limit);
+  lineParser.feed(bytes("GET /" + "a".repeat(59))); // 64 bytes: may still be fine
+  assertEquals(lineParser.next(), null);
+  lineParser.feed(bytes("a"));
+  assertThrows(() => lineParser.next(), HttpParseError, "request line");
+  assertEquals(lineParser.error?.status, 431);
+  // The default is 8 KiB.
+  assertEquals(
+    parseError(`GET / HTTP/1.1\r\nHost: h\r\nX: ${"a".repeat(8192)}\r\n\r\n`).status,
+    431,
+  );
+  // Trailers are bounded too.
+  assertEquals(
+    parseError(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: " +
+        "a".repeat(100) + "\r\n\r\n",
+      limit,
+    ).status,
+    431,
+  );
+});
+
+Deno.test("HttpParser rejects oversized bodies with 413", () => {
+  const limit = { maxBodyBytes: 10 };
+  const post = (n: number) =>
+    `POST / HTTP/1.1\r\nHost: h\r\nContent-Length: ${n}\r\n\r\n${"b".repeat(n)}`;
+  assertEquals(parseOne(post(10), limit).body, "b".repeat(10));
+  assertEquals(parseError(post(11), limit).status, 413);
+  // Reported as soon as the head is complete, before any body byte.
+  const parser = new HttpParser(limit);
+  parser.feed(bytes("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999\r\n\r\n"));
+  assertThrows(() => parser.next(), HttpParseError);
+  assertEquals(parser.error?.status, 413);
+  // Chunked bodies count every chunk.
+  const chunked = (sizes: number[]) =>
+    "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" +
+    sizes.map((n) => `${n.toString(16)}\r\n${"c".repeat(n)}\r\n`).join("") + "0\r\n\r\n";
+  assertEquals(parseOne(chunked([4, 6]), limit).body, "c".repeat(10));
+  assertEquals(parseError(chunked([4, 7]), limit).status, 413);
+  assertEquals(
+    parseError(
+      "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\n",
+    ).status,
+    413,
+  );
+  // The default is 1 MiB.
+  assertEquals(
+    parseError("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1048577\r\n\r\n").status,
+    413,
+  );
+});
+
+Deno.test("HttpParser stays failed after an error", () => {
+  const parser = new HttpParser();
+  parser.feed(bytes(WRK_GET + "BAD\r\n\r\n" + WRK_GET));
+  assertEquals(parser.next()?.target, "/"); // the valid request before the bad one
+  const error = assertThrows(() => parser.next(), HttpParseError);
+  assertEquals(error.status, 400);
+  assertMatch(error.message, /^Cannot parse HTTP request: /);
+  assertStrictEquals(parser.error, error);
+  parser.feed(bytes(WRK_GET)); // ignored
+  assertStrictEquals(assertThrows(() => parser.next(), HttpParseError), error);
+  parser.reset();
+  assertEquals(parser.error, null);
+  parser.feed(bytes(WRK_GET));
+  assertEquals(parser.next()?.target, "/");
+});
+
+Deno.test("HttpParser validates its options", () => {
+  assertThrows(() => new HttpParser({ maxHeaderBytes: 0 }), RangeError, "maxHeaderBytes");
+  assertThrows(() => new HttpParser({ maxBodyBytes: 1.5 }), RangeError, "maxBodyBytes");
+  assertInstanceOf(new HttpParser({ maxHeaderBytes: 1, maxBodyBytes: 1 }), HttpParser);
+});
+
+// ---------------------------------------------------------------------------
+// Responses
+
+Deno.test("writeResponse serializes status, headers, length and connection", () => {
+  const res = writeResponse(404, "not here\n", {
+    headers: { "X-A": "1", "x-b": "caf\xe9" },
+    keepAlive: false,
+  });
+  const fields = checkResponse(res);
+  const text = latin1(res);
+  assert(text.startsWith("HTTP/1.1 404 Not Found\r\n"));
+  assert(text.endsWith("\r\n\r\nnot here\n"));
+  assertEquals(fields.get("x-a"), "1");
+  assertEquals(fields.get("x-b"), "caf\xe9");
+  assertEquals(fields.get("content-type"), "text/plain; charset=utf-8");
+  assertEquals(fields.get("content-length"), "9");
+  assertEquals(fields.get("connection"), "close");
+  assertEquals(fields.get("date"), httpDate());
+
+  const json = writeResponse(200, new Uint8Array([1, 2, 3]), {
+    headers: [["Content-Type", "application/octet-stream"]],
+  });
+  const jsonFields = checkResponse(json);
+  assertEquals(jsonFields.get("content-type"), "application/octet-stream");
+  assertEquals(jsonFields.get("content-length"), "3");
+  assert(!jsonFields.has("connection"));
+  assertEquals([...json.subarray(json.length - 3)], [1, 2, 3]);
+
+  // UTF-8 bodies are measured in bytes.
+  assertEquals(checkResponse(writeResponse(200, "é")).get("content-length"), "2");
+  // HTTP/1.0 clients are told about keep-alive.
+  assertEquals(
+    checkResponse(writeResponse(200, "x", { version: "1.0" })).get("connection"),
+    "keep-alive",
+  );
+  // HEAD: the length of the body, not the body.
+  const head = writeResponse(200, "abcdef", { omitBody: true });
+  assertEquals(checkResponse(head, true).get("content-length"), "6");
+  // Bodiless statuses.
+  assert(!checkResponse(writeResponse(204)).has("content-length"));
+  assertEquals(checkResponse(writeResponse(200)).get("content-length"), "0");
+  // An unknown status has an empty reason phrase.
+  assert(latin1(writeResponse(299)).startsWith("HTTP/1.1 299 \r\n"));
+});
+
+Deno.test("writeResponse rejects what would corrupt the response", () => {
+  assertThrows(() => writeResponse(99), RangeError);
+  assertThrows(() => writeResponse(1000), RangeError);
+  assertThrows(() => writeResponse(200.5), RangeError);
+  assertThrows(() => writeResponse(200, "", { headers: { "X-A": "a\r\nb" } }), TypeError);
+  assertThrows(() => writeResponse(200, "", { headers: { "X A": "a" } }), TypeError);
+  assertThrows(() => writeResponse(200, "", { headers: { "": "a" } }), TypeError);
+  assertThrows(() => writeResponse(200, "", { headers: { "X-A": "\u0100" } }), TypeError);
+  assertThrows(
+    () => writeResponse(200, "", { headers: { "Content-Length": "5" } }),
+    TypeError,
+    "set by writeResponse",
+  );
+  assertThrows(() => writeResponse(200, "", { headers: [["connection", "x"]] }), TypeError);
+  assertThrows(() => writeResponse(200, "", { contentType: "a\nb" }), TypeError);
+  assertThrows(() => writeResponse(204, "x"), TypeError, "cannot have a body");
+});
+
+Deno.test("helloWorldResponse is cached and well-formed", () => {
+  const a = helloWorldResponse();
+  const b = helloWorldResponse({ keepAlive: true, version: "1.1" });
+  // The same bytes unless the second changed between the two calls.
+  if (latin1(a) === latin1(b)) assertStrictEquals(a, b);
+  const fields = checkResponse(a);
+  assertEquals(fields.get("content-length"), "13");
+  assertEquals(fields.get("content-type"), "text/plain");
+  assert(latin1(a).endsWith("\r\n\r\nHello, World!"));
+  assert(!fields.has("connection"));
+  assertEquals(checkResponse(helloWorldResponse({ keepAlive: false })).get("connection"), "close");
+  assertEquals(
+    checkResponse(helloWorldResponse({ keepAlive: true, version: "1.0" })).get("connection"),
+    "keep-alive",
+  );
+  // A parsed request fits as the options.
+  const parser = new HttpParser();
+  parser.feed(bytes("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"));
+  const req = parser.next()!;
+  assertEquals(checkResponse(helloWorldResponse(req)).get("connection"), "close");
+});
+
+Deno.test("httpDate is an IMF-fixdate recomputed once per second", () => {
+  assertEquals(httpDate(784111777000), "Sun, 06 Nov 1994 08:49:37 GMT");
+  const s = httpDate(784111777999);
+  assertStrictEquals(httpDate(784111777500), s);
+  assertEquals(httpDate(784111778000), "Sun, 06 Nov 1994 08:49:38 GMT");
+  assertMatch(httpDate(), /^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$/);
+});
+
+Deno.test("errorResponse answers every parse error status and closes", () => {
+  for (const status of [400, 404, 405, 413, 431, 500, 501, 503, 505]) {
+    assert(STATUS_TEXT[status] !== undefined);
+    const res = errorResponse(status);
+    const fields = checkResponse(res);
+    assertEquals(fields.get("connection"), "close");
+    assert(latin1(res).startsWith(`HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\n`));
+  }
+  assert(latin1(errorResponse(400, "bad header\n")).endsWith("\r\n\r\nbad header\n"));
+});
+
+// ---------------------------------------------------------------------------
+// Fuzzing
+
+/** mulberry32: a small, fast, seedable PRNG. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class Gen {
+  readonly #rand: () => number;
+  constructor(seed: number) {
+    this.#rand = prng(seed);
+  }
+  float(): number {
+    return this.#rand();
+  }
+  int(n: number): number {
+    return Math.floor(this.#rand() * n);
+  }
+  chance(p: number): boolean {
+    return this.#rand() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)]!;
+  }
+  string(alphabet: string, min: number, max: number): string {
+    let s = "";
+    const n = min + this.int(max - min + 1);
+    for (let i = 0; i < n; i++) s += alphabet[this.int(alphabet.length)]!;
+    return s;
+  }
+}
+
+const TCHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+let VCHARS = "";
+for (let c = 0x21; c < 0x7f; c++) VCHARS += String.fromCharCode(c);
+let VALUE_CHARS = VCHARS + "  \t";
+for (let c = 0x80; c < 0x100; c += 7) VALUE_CHARS += String.fromCharCode(c);
+const RESERVED_NAMES = new Set(["host", "content-length", "transfer-encoding", "connection"]);
+
+/** A random valid request and what the parser must make of it. */
+function validRequest(g: Gen): { text: string; expected: PlainRequest } {
+  const method = g.chance(0.8)
+    ? g.pick(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
+    : g.string(TCHARS, 1, 10);
+  const target = "/" + g.string(VCHARS, 0, 30);
+  const version = g.chance(0.8) ? "1.1" : "1.0";
+  let text = (g.chance(0.1) ? "\r\n" : "") + `${method} ${target} HTTP/${version}\r\n`;
+  const headers: [string, string][] = [];
+  const field = (name: string, value: string) => {
+    const ows = () => g.pick(["", "", " ", "\t", "  "]);
+    text += `${name}:${ows()}${value}${ows()}\r\n`;
+    headers.push([name.toLowerCase(), value]);
+  };
+  const others = () => {
+    for (let n = g.int(4); n > 0; n--) {
+      const name = g.string(TCHARS, 1, 12);
+      if (RESERVED_NAMES.has(name.toLowerCase())) continue;
+      const value = g.chance(0.2)
+        ? ""
+        : g.string(VCHARS, 1, 1) + g.string(VALUE_CHARS, 0, 30) + g.string(VCHARS, 1, 1);
+      field(name, value);
+    }
+  };
+  let hostSent = false;
+  if (version === "1.1" || g.chance(0.5)) {
+    others();
+    field(g.pick(["Host", "host", "HOST"]), g.pick(["127.0.0.1:8080", "example.com", "h"]));
+    hostSent = true;
+  }
+  others();
+  let keepAlive = version === "1.1";
+  const connection = g.pick(["", "", "close", "keep-alive", "Keep-Alive", "upgrade, CLOSE"]);
+  if (connection !== "") {
+    field("Connection", connection);
+    const tokens = connection.toLowerCase().split(",").map((t) => t.trim());
+    if (tokens.includes("close")) keepAlive = false;
+    else if (tokens.includes("keep-alive")) keepAlive = true;
+  }
+  const body = g.chance(0.5) ? "" : g.string(VALUE_CHARS + "\r\n\0", 0, 200);
+  const framing = body === "" ? g.pick(["none", "length"]) : g.pick(["length", "chunked"]);
+  let bodyText = "";
+  if (framing === "length") {
+    field("Content-Length", String(body.length));
+  } else if (framing === "chunked" && version === "1.1" && hostSent) {
+    field("Transfer-Encoding", g.pick(["chunked", "Chunked"]));
+    let rest = body;
+    while (rest.length > 0) {
+      const n = 1 + g.int(Math.min(rest.length, 64));
+      const hex = n.toString(16);
+      bodyText += `${g.chance(0.5) ? hex : hex.toUpperCase()}${g.chance(0.2) ? ";x=y" : ""}\r\n`;
+      bodyText += `${rest.slice(0, n)}\r\n`;
+      rest = rest.slice(n);
+    }
+    bodyText += "0\r\n" + (g.chance(0.3) ? "Trailer-Field: v\r\n" : "") + "\r\n";
+  } else if (framing === "chunked") {
+    field("Content-Length", String(body.length));
+  }
+  text += "\r\n" + (bodyText === "" ? body : bodyText);
+  const sentBody = framing === "none" ? "" : body;
+  return {
+    text,
+    expected: { method, target, version, headers, body: sentBody, keepAlive },
+  };
+}
+
+const INTERESTING = [
+  "GET",
+  "POST",
+  " ",
+  "\r\n",
+  "\r",
+  "\n",
+  ":",
+  "/",
+  "HTTP/1.1",
+  "HTTP/1.0",
+  "Host: h",
+  "Content-Length: ",
+  "Transfer-Encoding: chunked",
+  "Connection: close",
+  "0",
+  "5",
+  "ff",
+  "\r\n\r\n",
+  ";",
+  ",",
+  "\t",
+  "\0",
+  "\xff",
+];
+
+function mutate(g: Gen, input: string): string {
+  let s = input;
+  for (let n = 1 + g.int(4); n > 0; n--) {
+    const at = g.int(s.length + 1);
+    switch (g.int(6)) {
+      case 0: // flip a byte
+        if (s.length > 0) {
+          const i = Math.min(at, s.length - 1);
+          s = s.slice(0, i) + String.fromCharCode((s.charCodeAt(i) ^ (1 << g.int(8))) & 0xff) +
+            s.slice(i + 1);
+        }
+        break;
+      case 1: // insert a random byte
+        s = s.slice(0, at) + String.fromCharCode(g.int(256)) + s.slice(at);
+        break;
+      case 2: // insert an interesting token
+        s = s.slice(0, at) + g.pick(INTERESTING) + s.slice(at);
+        break;
+      case 3: // delete a run
+        s = s.slice(0, at) + s.slice(at + 1 + g.int(8));
+        break;
+      case 4: // truncate
+        s = s.slice(0, at);
+        break;
+      case 5: { // duplicate a run
+        const len = 1 + g.int(16);
+        s = s.slice(0, at) + s.slice(at, at + len) + s.slice(at);
+        break;
+      }
+    }
+  }
+  return s;
+}
+
+function randomCuts(g: Gen, length: number): number[] {
+  const mode = g.int(4);
+  if (mode === 0) return [];
+  if (mode === 1) return Array.from({ length }, (_, i) => i); // byte by byte
+  const cuts: number[] = [];
+  for (let n = g.int(mode === 2 ? 4 : 32); n > 0; n--) cuts.push(g.int(length + 1));
+  return cuts.sort((a, b) => a - b);
+}
+
+/** Build a response for each request (and error) the way a server would, and check it. */
+function respond(out: Outcome): void {
+  for (const req of out.requests) {
+    const echo = req.headers[0]?.[1] ?? "";
+    const res = writeResponse(200, req.target + req.body, {
+      headers: [["X-Method", req.method], ["X-Echo", echo]],
+      keepAlive: req.keepAlive,
+      version: req.version as "1.0" | "1.1",
+      omitBody: req.method === "HEAD",
+    });
+    const fields = checkResponse(res, req.method === "HEAD");
+    assertEquals(fields.get("x-echo"), echo);
+    assertEquals(fields.get("x-method"), req.method);
+    checkResponse(helloWorldResponse({ keepAlive: req.keepAlive, version: "1.1" }));
+  }
+  if (out.error !== null) checkResponse(errorResponse(out.error.status));
+}
+
+function fuzzSeed(): number {
+  const permission = Deno.permissions.querySync({ name: "env", variable: "FUZZ_SEED" });
+  const fromEnv = permission.state === "granted" ? Deno.env.get("FUZZ_SEED") : undefined;
+  return fromEnv === undefined ? 0x5eed_0001 : Number(fromEnv) >>> 0;
+}
+
+Deno.test("HttpParser survives fuzzing (seeded, about 2 seconds)", () => {
+  const base = fuzzSeed();
+  const deadline = performance.now() + 2000;
+  const counts = { valid: 0, mutated: 0, random: 0, requests: 0, errors: 0 };
+  for (let i = 0; performance.now() < deadline; i++) {
+    const seed = (base + Math.imul(i, 0x9e3779b1)) >>> 0;
+    const g = new Gen(seed);
+    let input = "";
+    try {
+      const kind = g.int(10);
+      const generated: PlainRequest[] = [];
+      if (kind < 8) {
+        for (let n = 1 + g.int(4); n > 0; n--) {
+          const r = validRequest(g);
+          input += r.text;
+          generated.push(r.expected);
+        }
+      } else {
+        input = kind === 8
+          ? g.string(
+            Array.from({ length: 256 }, (_, c) => String.fromCharCode(c)).join(""),
+            0,
+            200,
+          )
+          : Array.from({ length: g.int(40) }, () => g.pick(INTERESTING)).join("");
+      }
+      const mutated = kind < 8 && g.chance(0.6);
+      if (mutated) input = mutate(g, input);
+      const options: HttpParserOptions = mutated && g.chance(0.3)
+        ? { maxHeaderBytes: 16 + g.int(200), maxBodyBytes: 1 + g.int(200) }
+        : {};
+      const data = bytes(input);
+      const whole = run(data, [], options);
+      const cut = run(data, randomCuts(g, data.length), options);
+      assertEquals(cut, whole, "a different chunking gave a different result");
+      if (kind < 8 && !mutated) {
+        assertEquals(whole, { requests: generated, error: null, idle: true });
+        counts.valid++;
+      } else if (mutated) {
+        counts.mutated++;
+      } else {
+        counts.random++;
+      }
+      counts.requests += whole.requests.length;
+      if (whole.error !== null) counts.errors++;
+      respond(whole);
+    } catch (e) {
+      const shown = JSON.stringify(input.length > 400 ? input.slice(0, 400) + "..." : input);
+      throw new Error(
+        `Fuzz case failed: seed ${seed} (iteration ${i} of base seed ${base}; ` +
+          `replay with FUZZ_SEED=${base}); input ${shown}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+  }
+  assert(counts.valid > 100 && counts.mutated > 100 && counts.random > 10, JSON.stringify(counts));
+  assert(counts.errors > 50 && counts.requests > 500, JSON.stringify(counts));
+});

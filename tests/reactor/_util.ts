@@ -1,0 +1,78 @@
+/**
+ * Helpers for the reactor tests: real fd pairs, fd-number reuse, and running
+ * a reactor for a bounded time.
+ *
+ * @module
+ */
+import { Socket } from "../../ffi/socket.ts";
+import { closeFd, setNonBlocking } from "../../ffi/fd.ts";
+import type { InetAddress } from "../../ffi/sockaddr.ts";
+import type { Reactor } from "../../reactor/mod.ts";
+import { waitFor } from "../_helpers.ts";
+
+/**
+ * Open fds with `open` until one gets the number `fd` (Linux hands out the
+ * lowest free number, so holes below it are filled first), close the extras,
+ * and return it. Throws if the number never comes back.
+ */
+export function reopenAt(fd: number, open: () => number): number {
+  const extras: number[] = [];
+  try {
+    for (let i = 0; i < 1000; i++) {
+      const got = open();
+      if (got === fd) return got;
+      extras.push(got);
+      if (got > fd) break;
+    }
+    throw new Error(`Cannot reopen fd ${fd}: the number was taken by someone else`);
+  } finally {
+    for (const e of extras) closeFd(e);
+  }
+}
+
+/**
+ * A connected loopback TCP pair `[client, server]`, both non-blocking. The
+ * listener is closed before returning.
+ */
+export async function tcpPair(): Promise<[Socket, Socket]> {
+  using listener = Socket.create("inet", "stream");
+  listener.bind({ family: "inet", address: "127.0.0.1", port: 0 });
+  listener.listen(4);
+  const addr = listener.localAddress() as InetAddress;
+  // A blocking connect returns once the handshake is done; then go non-blocking.
+  const client = Socket.create("inet", "stream", { nonblocking: false });
+  let server: Socket | null = null;
+  try {
+    client.connect(addr);
+    await waitFor(() => (server = listener.accept()) !== null, 2000, "the accepted connection");
+    setNonBlocking(client.fd, true);
+    return [client, server!];
+  } catch (e) {
+    client.close();
+    (server as Socket | null)?.close();
+    throw e;
+  }
+}
+
+/**
+ * Run `reactor` until `stop()` or at most `ms` milliseconds, whichever comes
+ * first; resolves (or rejects) with `run()`.
+ */
+export async function runFor(reactor: Reactor, ms: number): Promise<void> {
+  const guard = reactor.setTimeout(() => reactor.stop(), ms);
+  try {
+    await reactor.run();
+  } finally {
+    guard.cancel();
+  }
+}
+
+/** Bytes of a string. */
+export function bytes(text: string): Uint8Array {
+  return new TextEncoder().encode(text);
+}
+
+/** A string of bytes. */
+export function text(buf: Uint8Array, n = buf.byteLength): string {
+  return new TextDecoder().decode(buf.subarray(0, n));
+}

@@ -1,0 +1,420 @@
+/**
+ * The reactor with real fds: level/edge/oneshot/exclusive semantics, event
+ * buffer growth, and how it shares the thread with Deno's event loop
+ * (timers, signals, fetch) while busy and while parked.
+ */
+import { assert, assertEquals, assertGreaterOrEqual, assertRejects, assertThrows } from "@std/assert";
+import { EAGAIN } from "../../ffi/errno.ts";
+import { closeFd, eventfd, eventfdRead, eventfdWrite, isOpen, pipe } from "../../ffi/fd.ts";
+import { Socket } from "../../ffi/socket.ts";
+import * as sys from "../../ffi/syscalls.ts";
+import { Interest, Reactor, type Readiness } from "../../reactor/mod.ts";
+import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
+import { bytes, runFor, text } from "./_util.ts";
+
+Deno.test("level-triggered: reports on every wait while data is unread, then stops", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor();
+    const [r, w] = pipe({ nonblock: true });
+    let calls = 0;
+    let last: Readiness | undefined;
+    const reg = reactor.register(r, Interest.READABLE, (ready) => {
+      last = ready;
+      if (++calls === 5) reactor.stop(); // never reads: LT keeps reporting
+    });
+    sys.write(w, bytes("x"));
+    await runFor(reactor, 2000);
+    assertEquals(calls, 5);
+    assert(last?.readable);
+    assertEquals(last?.toString(), "readable");
+
+    // Drained: no more reports.
+    assertEquals(sys.read(r, new Uint8Array(8)), 1);
+    calls = 0;
+    await runFor(reactor, 40);
+    assertEquals(calls, 0);
+    reg.deregister();
+    closeFd(r);
+    closeFd(w);
+  }));
+
+Deno.test("edge-triggered: one report per arrival; a reader that drains until EAGAIN gets all", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor();
+    const [r, w] = pipe({ nonblock: true });
+    let calls = 0;
+    const reg = reactor.register(r, Interest.READABLE | Interest.EDGE, () => {
+      calls++; // reads nothing: the data stays, ET does not repeat
+    });
+    const done = reactor.run();
+    sys.write(w, bytes("a"));
+    await waitFor(() => calls === 1, 2000, "first edge");
+    await sleep(40);
+    assertEquals(calls, 1, "unread data is not reported again in ET");
+
+    sys.write(w, bytes("b"));
+    await waitFor(() => calls === 2, 2000, "second edge");
+    await sleep(40);
+    assertEquals(calls, 2);
+
+    // Now a callback that drains until EAGAIN: it gets the old bytes too.
+    let got = "";
+    let sawEagain = false;
+    const buf = new Uint8Array(2);
+    reg.callback = () => {
+      calls++;
+      for (;;) {
+        const n = sys.read(r, buf);
+        if (n > 0) {
+          got += text(buf, n);
+          continue;
+        }
+        sawEagain = n === -EAGAIN;
+        break;
+      }
+    };
+    sys.write(w, bytes("cde"));
+    await waitFor(() => calls === 3, 2000, "third edge");
+    assertEquals(got, "abcde");
+    assert(sawEagain);
+    await sleep(40);
+    assertEquals(calls, 3, "a drained fd stays silent");
+
+    sys.write(w, bytes("f"));
+    await waitFor(() => calls === 4, 2000, "fourth edge");
+    assertEquals(got, "abcdef");
+
+    reactor.stop();
+    await done;
+    reg.deregister();
+    closeFd(r);
+    closeFd(w);
+  }));
+
+Deno.test("oneshot: reports once until rearm(), even while still readable", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor();
+    const efd = eventfd();
+    let calls = 0;
+    const reg = reactor.register(efd, Interest.READABLE | Interest.ONESHOT, () => {
+      calls++; // never reads: LT would repeat, ONESHOT must not
+    });
+    assert(reg.armed);
+    const done = reactor.run();
+    eventfdWrite(efd);
+    await waitFor(() => calls === 1, 2000, "first report");
+    await sleep(40);
+    assertEquals(calls, 1);
+    assertEquals(reg.armed, false);
+    assertEquals(reg.state, "added", "a disarmed oneshot fd stays in the set");
+
+    eventfdWrite(efd); // more data does not re-arm it
+    await sleep(30);
+    assertEquals(calls, 1);
+
+    reg.rearm(); // while the reactor is parked: the wait ends with the event
+    assert(reg.armed);
+    await waitFor(() => calls === 2, 2000, "report after rearm");
+    await sleep(30);
+    assertEquals(calls, 2);
+    assertEquals(reg.armed, false);
+
+    reg.modify(Interest.READABLE | Interest.ONESHOT); // modify re-arms too
+    await waitFor(() => calls === 3, 2000, "report after modify");
+
+    reactor.stop();
+    await done;
+    assertEquals(eventfdRead(efd), 2);
+    reg.deregister();
+    closeFd(efd);
+  }));
+
+Deno.test("exclusive: dispatches, but modify() with or of an EXCLUSIVE registration is a TypeError", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor();
+    const a = eventfd();
+    const b = eventfd();
+    let calls = 0;
+    const ex = reactor.register(a, Interest.READABLE | Interest.EXCLUSIVE, () => {
+      calls++;
+      eventfdRead(a);
+      reactor.stop();
+    });
+    const plain = reactor.register(b, Interest.READABLE, () => {});
+
+    const e1 = assertThrows(() => ex.modify(Interest.READABLE), TypeError);
+    assert(e1.message.includes("EPOLLEXCLUSIVE"), e1.message);
+    assert(e1.message.startsWith(`Cannot modify registration of fd ${a}`), e1.message);
+    const e2 = assertThrows(
+      () => plain.modify(Interest.READABLE | Interest.EXCLUSIVE),
+      TypeError,
+    );
+    assert(e2.message.includes("only valid when the fd is added"), e2.message);
+    assertEquals(plain.interest, Interest.READABLE, "a refused modify changes nothing");
+
+    eventfdWrite(a);
+    await runFor(reactor, 2000);
+    assertEquals(calls, 1);
+    ex.deregister();
+    plain.deregister();
+    closeFd(a);
+    closeFd(b);
+  }));
+
+Deno.test("modify to an empty interest takes the fd out of the set; a non-empty one puts it back", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor();
+    const efd = eventfd({ initial: 1 });
+    let calls = 0;
+    const reg = reactor.register(efd, Interest.READABLE, () => {
+      if (++calls === 3) reactor.stop();
+    });
+    reg.modify(0);
+    assertEquals(reg.state, "deleted");
+    assert(reg.registered);
+    await runFor(reactor, 40);
+    assertEquals(calls, 0);
+    reg.modify(Interest.READABLE);
+    assertEquals(reg.state, "added");
+    await runFor(reactor, 2000);
+    assertEquals(calls, 3);
+    reg.deregister();
+    closeFd(efd);
+  }));
+
+Deno.test("the events buffer grows: 300 ready eventfds with initialCapacity 4 are all dispatched", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor({ initialCapacity: 4 });
+    const count = 300;
+    const fds: number[] = [];
+    const seen = new Set<number>();
+    try {
+      for (let i = 0; i < count; i++) {
+        const efd = eventfd({ initial: 1 });
+        fds.push(efd);
+        reactor.register(efd, Interest.READABLE, (_ready, reg) => {
+          eventfdRead(reg.fd); // drain: each fd reports once
+          seen.add(reg.fd);
+          if (seen.size === count) reactor.stop();
+        });
+      }
+      assertEquals(reactor.stats.registrations, count);
+      await runFor(reactor, 5000);
+      assertEquals(seen.size, count);
+      assertEquals(reactor.stats.events, count);
+      // With a fixed buffer of 4 that would take >= 75 waits; growing
+      // (4, 8, 16, ... 256) takes about 7.
+      assert(reactor.stats.polls < 20, `too many waits: ${reactor.stats.polls}`);
+    } finally {
+      for (const efd of fds) {
+        reactor.registrationOf(efd)?.deregister();
+        closeFd(efd);
+      }
+    }
+    assertEquals(reactor.stats.registrations, 0);
+  }));
+
+Deno.test("Deno's event loop keeps running while the reactor is busy (ping-pong on a socketpair)", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor();
+    const [a, b] = Socket.pair();
+    const buf = new Uint8Array(16);
+    let bounces = 0;
+    const bounce = (from: Socket) => () => {
+      while (from.read(buf) !== null) { /* drain */ }
+      bounces++;
+      from.write(buf.subarray(0, 1));
+    };
+    const ra = reactor.register(a.fd, Interest.READABLE, bounce(a));
+    const rb = reactor.register(b.fd, Interest.READABLE, bounce(b));
+    a.write(bytes("p"));
+
+    let ticks = 0;
+    let tickTimer: ReturnType<typeof setTimeout> | undefined;
+    const tick = () => {
+      ticks++;
+      tickTimer = setTimeout(tick, 10);
+    };
+    tickTimer = setTimeout(tick, 10);
+    const t0 = performance.now();
+    reactor.setTimeout(() => reactor.stop(), 300);
+    await reactor.run();
+    const elapsed = performance.now() - t0;
+    clearTimeout(tickTimer);
+
+    assert(bounces > 1000, `the reactor was not busy: ${bounces} bounces`);
+    // ~30 ticks fit in 300 ms; a starved loop would get 0 or 1.
+    assertGreaterOrEqual(ticks, 10, `only ${ticks} timer ticks in ${elapsed.toFixed(0)} ms`);
+    assert(reactor.stats.parks > 10, "the reactor yields by parking briefly");
+    ra.deregister();
+    rb.deregister();
+    a.close();
+    b.close();
+  }));
+
+Deno.test("Deno's event loop keeps running while the reactor is parked", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor();
+    const done = reactor.run(); // nothing registered: parks with no timeout
+    let ticks = 0;
+    for (let i = 0; i < 5; i++) {
+      await sleep(10);
+      ticks++;
+    }
+    assertEquals(ticks, 5);
+    assert(reactor.running);
+    reactor.stop();
+    await done;
+    assertEquals(reactor.running, false);
+  }));
+
+Deno.test("a signal listener added through the reactor fires (SIGUSR1 to self) while it runs", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor();
+    let fired = 0;
+    reactor.addSignalListener("SIGUSR1", () => {
+      fired++;
+      reactor.stop();
+    });
+    const guard = setTimeout(() => reactor.stop(), 5000);
+    const done = reactor.run();
+    await sleep(10);
+    Deno.kill(Deno.pid, "SIGUSR1");
+    await done;
+    clearTimeout(guard);
+    assertEquals(fired, 1);
+    // close() (through `await using`) removes the Deno signal listener.
+  }));
+
+Deno.test("a fetch to a loopback Deno.serve server completes while the reactor is busy", () =>
+  withFdCheck(async () => {
+    const ac = new AbortController();
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+      () => new Response("pong"),
+    );
+    try {
+      await using reactor = new Reactor();
+      const efd = eventfd({ initial: 1 });
+      let spins = 0;
+      const reg = reactor.register(efd, Interest.READABLE, () => {
+        spins++; // LT, never drained: the reactor never idles
+      });
+      const done = reactor.run();
+      try {
+        // `connection: close`: Deno's fetch would otherwise pool the socket (an fd).
+        const init = { headers: { connection: "close" } };
+        const res = await fetch(`http://127.0.0.1:${server.addr.port}/`, init);
+        assertEquals(await res.text(), "pong");
+        // And once more while parked.
+        reg.modify(0);
+        await sleep(5);
+        const res2 = await fetch(`http://127.0.0.1:${server.addr.port}/`, init);
+        assertEquals(await res2.text(), "pong");
+      } finally {
+        reactor.stop();
+        await done;
+      }
+      assert(spins > 100, `the reactor was not busy: ${spins}`);
+      reg.deregister();
+      closeFd(efd);
+    } finally {
+      ac.abort();
+      await server.finished;
+    }
+  }));
+
+Deno.test("stop() from a callback, from a timer and from outside ends run() with no pending op", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor();
+    // From outside, while parked with no timeout.
+    const done = reactor.run();
+    await sleep(5);
+    reactor.stop();
+    await done;
+
+    // From a reactor timer.
+    reactor.setTimeout(() => reactor.stop(), 5);
+    await reactor.run();
+
+    // From a callback.
+    const efd = eventfd({ initial: 1 });
+    const reg = reactor.register(efd, Interest.READABLE, () => reactor.stop());
+    await reactor.run();
+    reg.deregister();
+    closeFd(efd);
+
+    // run() can start again after each stop, but not twice at once.
+    const again = reactor.run();
+    await assertRejects(() => reactor.run(), Error, "already running");
+    assertThrows(() => reactor.close(), Error, "it is running");
+    reactor.stop();
+    await again;
+  }));
+
+Deno.test("`await using` disposal stops a running reactor and closes its fds", () =>
+  withFdCheck(async () => {
+    let epfd = -1;
+    let waker = -1;
+    let done: Promise<void> | undefined;
+    {
+      await using reactor = new Reactor();
+      epfd = reactor.epfd;
+      waker = reactor.wakerFd;
+      done = reactor.run();
+      await sleep(5);
+    }
+    await done; // already settled by the disposal
+    assertEquals(isOpen(epfd), false);
+    assertEquals(isOpen(waker), false);
+
+    const reactor = new Reactor();
+    reactor.close();
+    reactor.close(); // idempotent
+    await assertRejects(() => reactor.run(), Error, "Cannot run reactor: it is closed");
+    assertThrows(() => reactor.register(0, Interest.READABLE, () => {}), Error, "closed");
+  }));
+
+Deno.test("an exception in a callback rejects run() when no onError is given", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor();
+    const efd = eventfd({ initial: 1 });
+    const reg = reactor.register(efd, Interest.READABLE, () => {
+      throw new Error("boom");
+    });
+    await assertRejects(() => runFor(reactor, 2000), Error, "boom");
+    assertEquals(reactor.running, false);
+    reg.deregister();
+    closeFd(efd);
+  }));
+
+Deno.test("with onError, a throwing callback is reported with its registration and the loop goes on", () =>
+  withFdCheck(async () => {
+    const errors: [unknown, unknown][] = [];
+    await using reactor = new Reactor({ onError: (e, reg) => errors.push([e, reg]) });
+    const efd = eventfd({ initial: 1 });
+    let calls = 0;
+    const reg = reactor.register(efd, Interest.READABLE, () => {
+      if (++calls === 3) reactor.stop();
+      throw new Error(`boom ${calls}`);
+    });
+    await runFor(reactor, 2000);
+    assertEquals(calls, 3);
+    assertEquals(errors.length, 3);
+    assertEquals((errors[0]![0] as Error).message, "boom 1");
+    assertEquals(errors[0]![1], reg);
+    reg.deregister();
+    closeFd(efd);
+  }));
+
+Deno.test("wake() from another thread's view: writing the waker fd ends a parked wait", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor();
+    const done = reactor.run();
+    await sleep(5);
+    const before = reactor.stats.wakeups;
+    eventfdWrite(reactor.wakerFd); // what another thread would do
+    await waitFor(() => reactor.stats.wakeups > before, 2000, "the waker");
+    reactor.stop();
+    await done;
+  }));
