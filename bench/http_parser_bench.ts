@@ -8,20 +8,29 @@
  * @module
  */
 import { HttpParser } from "../examples/http/parser.ts";
-import { helloWorldResponse, writeResponse } from "../examples/http/response.ts";
+import { helloWorldResponse, ResponseBuffer, writeResponse } from "../examples/http/response.ts";
 
 const WRK_GET = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
 const BATCH = new TextEncoder().encode(WRK_GET.repeat(16));
-const BROWSER_GET = new TextEncoder().encode(
-  "GET /index.html?user=42 HTTP/1.1\r\n" +
-    "Host: 127.0.0.1:8080\r\n" +
-    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n" +
-    "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n" +
-    "Accept-Language: en-US,en;q=0.5\r\n" +
-    "Accept-Encoding: gzip, deflate, br\r\n" +
-    "Connection: keep-alive\r\n" +
-    "\r\n",
+// Sixteen different targets: every head is parsed in full (no identical-head shortcut).
+const VARIED = new TextEncoder().encode(
+  Array.from({ length: 16 }, (_, i) => `GET /${i} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n`)
+    .join(""),
 );
+const browserGet = (target: string) =>
+  new TextEncoder().encode(
+    `GET ${target} HTTP/1.1\r\n` +
+      "Host: 127.0.0.1:8080\r\n" +
+      "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0\r\n" +
+      "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n" +
+      "Accept-Language: en-US,en;q=0.5\r\n" +
+      "Accept-Encoding: gzip, deflate, br\r\n" +
+      "Connection: keep-alive\r\n" +
+      "\r\n",
+  );
+// Alternating targets: every head is parsed in full.
+const BROWSER_GETS = [browserGet("/index.html?user=42"), browserGet("/style.css")];
+let browserTurn = 0;
 
 const parser = new HttpParser();
 let sink = 0;
@@ -49,14 +58,31 @@ Deno.bench({
 });
 
 Deno.bench({
-  name: "parse 1 browser-like GET (7 headers)",
+  name: "parse 16 pipelined GETs, 16 different targets (full parse)",
   group: "parse",
   fn() {
-    parser.feed(BROWSER_GET);
+    parser.feed(VARIED);
+    for (let req = parser.next(); req !== null; req = parser.next()) sink += req.target.length;
+  },
+});
+
+Deno.bench({
+  name: "parse 1 browser-like GET (7 headers, full parse)",
+  group: "parse",
+  fn() {
+    parser.feed(BROWSER_GETS[browserTurn ^= 1]!);
     for (let req = parser.next(); req !== null; req = parser.next()) sink += req.headers.size;
   },
 });
 
+Deno.bench({
+  name: "parse 1 browser-like GET (7 headers, identical head)",
+  group: "parse",
+  fn() {
+    parser.feed(BROWSER_GETS[0]!);
+    for (let req = parser.next(); req !== null; req = parser.next()) sink += req.headers.size;
+  },
+});
 Deno.bench({
   name: "helloWorldResponse x16 (cached)",
   group: "respond",
@@ -71,5 +97,27 @@ Deno.bench({
   group: "respond",
   fn() {
     for (let i = 0; i < 16; i++) sink += writeResponse(200, "Hello, World!").length;
+  },
+});
+
+const out = new ResponseBuffer();
+
+Deno.bench({
+  name: "ResponseBuffer.writeHelloWorld x16",
+  group: "respond",
+  fn() {
+    for (let i = 0; i < 16; i++) out.writeHelloWorld();
+    sink += out.length;
+    out.clear();
+  },
+});
+
+Deno.bench({
+  name: "ResponseBuffer.write x16 (200, 13-byte string body)",
+  group: "respond",
+  fn() {
+    for (let i = 0; i < 16; i++) out.write(200, "Hello, World!");
+    sink += out.length;
+    out.clear();
   },
 });

@@ -48,7 +48,15 @@ import {
 
 const ESRCH = Errno.ESRCH!;
 
-/** The default pid file of `--daemon`, `stop` and `status`. */
+/**
+ * The default pid file of `--daemon`, `stop` and `status`.
+ *
+ * @example
+ * ```ts ignore
+ * import { DEFAULT_PIDFILE } from "./cli.ts";
+ * console.log(DEFAULT_PIDFILE); // "/tmp/ffinet-serve.pid"
+ * ```
+ */
 export const DEFAULT_PIDFILE = "/tmp/ffinet-serve.pid";
 
 const HELP = `Usage:
@@ -118,7 +126,19 @@ export interface ServeOptions {
   timeoutMs: number;
 }
 
-/** A command-line mistake: printed to stderr, exit code 2. */
+/**
+ * A command-line mistake: printed to stderr, exit code 2.
+ *
+ * @example
+ * ```ts ignore
+ * import { parseServeArgs, UsageError } from "./cli.ts";
+ * try {
+ *   parseServeArgs(["--port", "x"]);
+ * } catch (e) {
+ *   if (e instanceof UsageError) console.error(e.message);
+ * }
+ * ```
+ */
 export class UsageError extends Error {
   /** Build it with the message to print. */
   constructor(message: string) {

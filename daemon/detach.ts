@@ -68,12 +68,26 @@ import { Interest } from "../reactor/interest.ts";
 import { Reactor } from "../reactor/reactor.ts";
 import { notify } from "./sd_notify.ts";
 
-/** The environment variable that marks a process started by {@linkcode daemonize}. */
+/**
+ * The environment variable that marks a process started by {@linkcode daemonize}.
+ *
+ * @example
+ * ```ts ignore
+ * import { DAEMON_ENV } from "./detach.ts";
+ * Deno.env.get(DAEMON_ENV); // "1" in the daemon
+ * ```
+ */
 export const DAEMON_ENV = "FFINET_DAEMONIZED";
 
 /**
  * The permission flags the daemon is started with by default: those of
  * `deno task serve`.
+ *
+ * @example
+ * ```ts ignore
+ * import { daemonize, DAEMON_PERMISSIONS } from "./detach.ts";
+ * await daemonize({ denoFlags: [...DAEMON_PERMISSIONS, "--unstable-net"] });
+ * ```
  */
 export const DAEMON_PERMISSIONS: readonly string[] = Object.freeze([
   "--allow-ffi",
@@ -109,7 +123,19 @@ export interface DaemonizeResult {
   status: string | null;
 }
 
-/** Why a daemon did not come up, as {@linkcode daemonize} rejects. */
+/**
+ * Why a daemon did not come up, as {@linkcode daemonize} rejects.
+ *
+ * @example
+ * ```ts ignore
+ * import { daemonize, DaemonizeError } from "./detach.ts";
+ * try {
+ *   await daemonize();
+ * } catch (e) {
+ *   if (e instanceof DaemonizeError) console.error(e.reason, e.errno, e.exitCode);
+ * }
+ * ```
+ */
 export class DaemonizeError extends Error {
   /** The daemon's pid, or null when it could not be started. */
   readonly pid: number | null;

@@ -18,9 +18,8 @@
  * @module
  */
 import { LOCK, O } from "../ffi/constants.ts";
-import { EAGAIN, EINTR, ENOENT, Errno, errnoCell, ErrnoError } from "../ffi/errno.ts";
-import { libc } from "../ffi/libc.ts";
-import { flock, kill, openFile, unlink } from "../ffi/process.ts";
+import { EAGAIN, ENOENT, Errno, ErrnoError } from "../ffi/errno.ts";
+import { flock, ftruncate, kill, openFile, unlink } from "../ffi/process.ts";
 import * as sys from "../ffi/syscalls.ts";
 
 const ELOOP = Errno.ELOOP!;
@@ -28,15 +27,6 @@ const EPERM = Errno.EPERM!;
 const ESRCH = Errno.ESRCH!;
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
-
-/** `ftruncate(2)` (not in `ffi/process.ts`); throws an {@linkcode ErrnoError}. */
-function ftruncate(fd: number, length: number, path: string): void {
-  for (;;) {
-    if (libc.ftruncate(fd, BigInt(length)) >= 0) return;
-    const e = errnoCell[0]!;
-    if (e !== EINTR) throw new ErrnoError("ftruncate", e, { detail: path });
-  }
-}
 
 /** Read the whole (small) file behind `fd` from its current offset. */
 function readAll(fd: number, path: string): string {

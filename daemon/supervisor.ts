@@ -4,7 +4,9 @@
  * replaces them one at a time on reload.
  *
  * - **Workers** are started with `Deno.Command` (never `fork`), one per slot
- *   `0..workers-1`; each gets `FFINET_WORKER_ID=<slot>` in its environment
+ *   `0..workers-1`, each in a session of its own (so a terminal's Ctrl-C
+ *   reaches only the supervisor, which drains them); each gets
+ *   `FFINET_WORKER_ID=<slot>` in its environment
  *   and loses the service manager's variables (`NOTIFY_SOCKET`,
  *   `LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`, `WATCHDOG_USEC`,
  *   `WATCHDOG_PID`), which belong to the supervisor.
@@ -48,10 +50,18 @@
  *
  * @module
  */
-import type { Logger } from "./syslog.ts";
-
-/** What a {@linkcode Supervisor} logs through: a subset of `Logger`. */
-export type SupervisorLogger = Pick<Logger, "info" | "warning" | "error">;
+/**
+ * What a {@linkcode Supervisor} logs through: a subset of the `Logger` of
+ * `syslog.ts`, which can be passed as it is.
+ */
+export interface SupervisorLogger {
+  /** Routine events: started, stopping, rolling restart. */
+  info(message: unknown, ...args: unknown[]): void;
+  /** A worker exited unexpectedly, or had to be killed. */
+  warning(message: unknown, ...args: unknown[]): void;
+  /** A crash loop, a worker given up, a failed reload. */
+  error(message: unknown, ...args: unknown[]): void;
+}
 
 /** Where a worker slot is in its life. */
 export type WorkerState =
@@ -235,6 +245,12 @@ function explainFailure(stderrLines: readonly string[]): string | null {
   return last === undefined ? null : last.trim();
 }
 
+/** How a worker reports to its supervisor. */
+interface WorkerHooks {
+  listening(w: Worker): void;
+  output(line: string, stream: "stdout" | "stderr", w: Worker): void;
+}
+
 /** One worker process. */
 class Worker {
   readonly slot: Slot;
@@ -254,7 +270,10 @@ class Worker {
   readonly exited: Promise<WorkerExit>;
   startTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(slot: Slot, child: Deno.ChildProcess, replacement: boolean) {
+  readonly #hooks: WorkerHooks;
+
+  constructor(slot: Slot, child: Deno.ChildProcess, replacement: boolean, hooks: WorkerHooks) {
+    this.#hooks = hooks;
     this.slot = slot;
     this.child = child;
     this.pid = child.pid;
@@ -281,14 +300,14 @@ class Worker {
       if (line.endsWith("\r")) line = line.slice(0, -1);
       if (which === "stdout" && this.listeningOn === null && line.startsWith(READY_PREFIX)) {
         this.listeningOn = line.slice(READY_PREFIX.length).trim();
-        this.slot.supervisor._listening(this);
+        this.#hooks.listening(this);
         return;
       }
       if (which === "stderr") {
         this.stderrTail.push(line);
         if (this.stderrTail.length > STDERR_TAIL) this.stderrTail.shift();
       }
-      this.slot.supervisor._output(line, which, this);
+      this.#hooks.output(line, which, this);
     };
     try {
       for await (const chunk of stream) {
@@ -307,7 +326,6 @@ class Worker {
 
 /** One of the N places a worker runs in. */
 class Slot {
-  readonly supervisor: Supervisor;
   readonly id: number;
   current: Worker | null = null;
   next: Worker | null = null;
@@ -321,8 +339,7 @@ class Slot {
   lastExit: WorkerExit | null = null;
   stableTimer: ReturnType<typeof setTimeout> | undefined;
 
-  constructor(supervisor: Supervisor, id: number, initialDelay: number) {
-    this.supervisor = supervisor;
+  constructor(id: number, initialDelay: number) {
     this.id = id;
     this.nextDelay = initialDelay;
   }
@@ -385,7 +402,10 @@ export class Supervisor implements AsyncDisposable {
   #reloadAgain = false;
   #signalHandlers: [Deno.Signal, () => void][] = [];
 
-  /** Check the options; nothing starts before {@linkcode Supervisor.start}. */
+  /**
+   * Check the options; nothing starts before {@linkcode Supervisor.start}.
+   * Throws `RangeError` for a bad number.
+   */
   constructor(options: SupervisorOptions) {
     this.#command = options.command;
     this.#args = [...(options.args ?? [])];
@@ -419,15 +439,15 @@ export class Supervisor implements AsyncDisposable {
     });
     this.#handleSignals = options.handleSignals ?? false;
     this.#detached = options.detached ?? true;
-    for (let i = 0; i < workers; i++) this.#slots.push(new Slot(this, i, this.#restartDelayMs));
+    for (let i = 0; i < workers; i++) this.#slots.push(new Slot(i, this.#restartDelayMs));
   }
 
-  /** The supervisor's state. */
+  /** The supervisor's state. @example `sup.state === "running"` */
   get state(): SupervisorState {
     return this.#state;
   }
 
-  /** Resolves once the supervisor has stopped (by `stop()` or a signal). */
+  /** Resolves once the supervisor has stopped (by `stop()` or a signal). @example `await sup.finished` */
   get finished(): Promise<void> {
     return this.#finished.promise;
   }
@@ -444,7 +464,7 @@ export class Supervisor implements AsyncDisposable {
     return { state: this.#state, workers: this.#slots.map((s) => s.status()) };
   }
 
-  /** The pids of the running worker processes (including ones being replaced). */
+  /** The pids of the running worker processes (including ones being replaced). @example `sup.pids` */
   get pids(): number[] {
     return [...this.#live].filter((w) => w.alive).map((w) => w.pid);
   }
@@ -553,7 +573,7 @@ export class Supervisor implements AsyncDisposable {
     return this.#stopping;
   }
 
-  /** Same as {@linkcode Supervisor.stop}. */
+  /** Same as {@linkcode Supervisor.stop}. @example `await using sup = new Supervisor(options)` */
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }
@@ -639,7 +659,7 @@ export class Supervisor implements AsyncDisposable {
     if (this.#uid !== undefined) options.uid = this.#uid;
     if (this.#gid !== undefined) options.gid = this.#gid;
     const child = new Deno.Command(this.#command, options).spawn();
-    const w = new Worker(slot, child, replacement);
+    const w = new Worker(slot, child, replacement, this.#hooks);
     this.#live.add(w);
     if (replacement) slot.next = w;
     else {
@@ -667,8 +687,12 @@ export class Supervisor implements AsyncDisposable {
     return w;
   }
 
-  /** Called by a worker's stdout reader. */
-  _listening(w: Worker): void {
+  readonly #hooks: WorkerHooks = {
+    listening: (w) => this.#listening(w),
+    output: (line, stream, w) => this.#output(line, stream, w),
+  };
+
+  #listening(w: Worker): void {
     clearTimeout(w.startTimer);
     w.startTimer = undefined;
     const slot = w.slot;
@@ -681,8 +705,7 @@ export class Supervisor implements AsyncDisposable {
     w.listening.resolve(true);
   }
 
-  /** Called by a worker's output readers. */
-  _output(line: string, stream: "stdout" | "stderr", w: Worker): void {
+  #output(line: string, stream: "stdout" | "stderr", w: Worker): void {
     try {
       this.#onOutput(line, stream, { ...w.slot.status(), pid: w.pid });
     } catch { /* never let output handling kill the supervisor */ }

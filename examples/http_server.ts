@@ -76,14 +76,20 @@ function route(req: HttpRequest, conn: Connection, state: HttpConn): Uint8Array 
       reactor: reactor.stats,
       listener: listener.stats,
     });
-    return writeResponse(200, body, { contentType: "application/json", keepAlive, version: req.version });
+    return writeResponse(200, body, {
+      contentType: "application/json",
+      keepAlive,
+      version: req.version,
+    });
   }
   if (target === "/slow" && req.method === "GET") {
     state.pending++;
     reactor.setTimeout(() => {
       state.pending--;
       if (conn.state !== "open") return;
-      conn.write(writeResponse(200, "slow\n", { keepAlive: keepAlive && !draining, version: req.version }));
+      conn.write(
+        writeResponse(200, "slow\n", { keepAlive: keepAlive && !draining, version: req.version }),
+      );
       if (!keepAlive || draining) conn.close();
     }, 500);
     return null;
@@ -125,7 +131,7 @@ function onData(data: Uint8Array, conn: Connection): void {
     if (!(e instanceof HttpParseError)) throw e;
     const res = errorResponse(e.status, `${e.status} ${e.reason}\n`);
     if (used > 0) conn.write(scratch.subarray(0, used));
-    conn.write(res);
+    if (conn.state === "open") conn.write(res); // not when that write found the peer gone
     conn.close();
     return;
   }
@@ -174,7 +180,8 @@ if (headerTimeoutMs > 0) {
     for (const conn of conns) {
       const state = conn.context as HttpConn;
       if (state.started >= 0 && now - state.started > headerTimeoutMs) {
-        conn.write(errorResponse(408));
+        // A connection already closing (flushing its last responses) only closes.
+        if (conn.state === "open") conn.write(errorResponse(408));
         conn.close();
       }
     }

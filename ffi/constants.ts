@@ -95,7 +95,7 @@ export const EPOLL = {
   EXCLUSIVE: 1 << 28,
   WAKEUP: 1 << 29,
   ONESHOT: 1 << 30,
-  ET: 1 << 31 >>> 0,
+  ET: 1 << 31,
   CLOEXEC: 0o2000000,
   CTL_ADD: 1,
   CTL_DEL: 2,

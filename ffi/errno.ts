@@ -262,6 +262,7 @@ export class ErrnoError extends Error {
   /** The call that failed, e.g. `"bind"`. */
   readonly syscall: string;
 
+  /** An error for `syscall` failing with `errno`. */
   constructor(syscall: string, errno: number, options: ErrnoErrorOptions = {}) {
     const code = errnoName(errno);
     const detail = options.detail === undefined ? "" : ` [${options.detail}]`;

@@ -356,3 +356,22 @@ export function setgroups(gids: readonly number[]): void {
     throw new ErrnoError("setgroups", errnoCell[0]!, { detail: `[${gids.join(", ")}]` });
   }
 }
+
+/**
+ * `ftruncate(2)`, retried on EINTR; throws an {@linkcode ErrnoError}
+ * (with `detail`, e.g. the path, in its message).
+ *
+ * @example
+ * ```ts ignore
+ * ftruncate(fd, 0, "/run/app.pid");
+ * ```
+ */
+export function ftruncate(fd: number, length: number, detail?: string): void {
+  for (;;) {
+    if (libc.ftruncate(fd, BigInt(length)) >= 0) return;
+    const e = errnoCell[0]!;
+    if (e !== EINTR) {
+      throw new ErrnoError("ftruncate", e, detail === undefined ? {} : { detail });
+    }
+  }
+}

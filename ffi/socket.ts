@@ -98,7 +98,9 @@ export class Socket implements Disposable {
   ): Socket {
     const domain = FAMILIES[family];
     const base = TYPES[type];
-    if (domain === undefined) throw new TypeError(`Cannot create socket: unknown family "${family}"`);
+    if (domain === undefined) {
+      throw new TypeError(`Cannot create socket: unknown family "${family}"`);
+    }
     if (base === undefined) throw new TypeError(`Cannot create socket: unknown type "${type}"`);
     const flags = (options.nonblocking ?? true ? SOCK.NONBLOCK : 0) |
       (options.cloexec ?? true ? SOCK.CLOEXEC : 0);
@@ -256,7 +258,10 @@ export class Socket implements Disposable {
 
   /** `shutdown(2)`: `"read"`, `"write"` or `"both"`. @example `sock.shutdown("write")` */
   shutdown(how: "read" | "write" | "both" = "write"): void {
-    const r = sys.shutdown(this.fd, how === "read" ? SHUT.RD : how === "write" ? SHUT.WR : SHUT.RDWR);
+    const r = sys.shutdown(
+      this.fd,
+      how === "read" ? SHUT.RD : how === "write" ? SHUT.WR : SHUT.RDWR,
+    );
     if (r < 0) throw new ErrnoError("shutdown", -r);
   }
 

@@ -15,14 +15,19 @@ export interface Linger {
   seconds: number;
 }
 
-interface OptionKinds {
+/** The JavaScript type of each kind of option value. */
+export interface SocketOptionKinds {
+  /** An `int` used as a flag. */
   bool: boolean;
+  /** A plain `int`. */
   int: number;
+  /** `struct linger`. */
   linger: Linger | null;
+  /** `struct timeval`, as milliseconds. */
   timeval: number;
 }
 
-type Kind = keyof OptionKinds;
+type Kind = keyof SocketOptionKinds;
 
 interface OptionSpec {
   level: number;
@@ -89,7 +94,7 @@ export const SOCKET_OPTIONS = {
 export type SocketOptionName = keyof typeof SOCKET_OPTIONS;
 /** The value type of option `N`. */
 export type SocketOptionValue<N extends SocketOptionName> =
-  OptionKinds[(typeof SOCKET_OPTIONS)[N]["kind"]];
+  SocketOptionKinds[(typeof SOCKET_OPTIONS)[N]["kind"]];
 /** Names of the options that can be set. */
 export type WritableSocketOptionName = {
   [N in SocketOptionName]: (typeof SOCKET_OPTIONS)[N] extends { readonly: true } ? never : N;
@@ -120,7 +125,10 @@ function encode(optName: string, kind: Kind, value: unknown): Uint8Array {
       valueView.setInt32(0, value as number, true);
       return valueBuf.subarray(0, 4);
     case "linger": {
-      if (value !== null && (typeof value !== "object" || typeof (value as Linger).seconds !== "number")) {
+      if (
+        value !== null &&
+        (typeof value !== "object" || typeof (value as Linger).seconds !== "number")
+      ) {
         fail("{ seconds: number } or null");
       }
       const l = value as Linger | null;

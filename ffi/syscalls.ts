@@ -29,7 +29,6 @@ import { libc } from "./libc.ts";
 import { EINTR, errnoCell } from "./errno.ts";
 import { IOCTL } from "./constants.ts";
 
-
 /**
  * `socket(2)`: a new socket fd, or -errno.
  *
@@ -569,4 +568,3 @@ export function epollWaitAsync(
 ): Promise<number> {
   return libc.epoll_wait_nonblocking(epfd, events, maxEvents, timeoutMs);
 }
-

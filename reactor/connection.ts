@@ -174,7 +174,10 @@ export class Connection {
       if (this.#state === "closed") return;
       const idle = this.reactor.now - this.#lastActive;
       if (idle >= this.#idleTimeoutMs) {
-        this.#destroy(new ErrnoError("read", 110 /* ETIMEDOUT */, { detail: "idle timeout" }), true);
+        this.#destroy(
+          new ErrnoError("read", 110, /* ETIMEDOUT */ { detail: "idle timeout" }),
+          true,
+        );
       } else {
         this.#armIdle(this.#idleTimeoutMs - idle);
       }
@@ -250,7 +253,9 @@ export class Connection {
    * ```
    */
   sendFds(fds: readonly number[], data: Uint8Array): void {
-    if (this.#state !== "open") throw new Error(`Cannot send fds: the connection is ${this.#state}`);
+    if (this.#state !== "open") {
+      throw new Error(`Cannot send fds: the connection is ${this.#state}`);
+    }
     if (this.#queued > 0) {
       throw new Error("Cannot send fds: output is still queued; wait for onDrain");
     }

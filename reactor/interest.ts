@@ -48,7 +48,7 @@ const EVENT_BITS = EPOLL.IN | EPOLL.OUT | EPOLL.PRI | EPOLL.RDHUP;
 const ALL_BITS = EVENT_BITS | EPOLL.ET | EPOLL.ONESHOT | EPOLL.EXCLUSIVE;
 
 /**
- * Check an interest value and return it as an unsigned 32-bit number.
+ * Check an interest value and return it as a signed 32-bit number, as `|` makes it.
  * Throws `TypeError` for unknown bits.
  *
  * @example
@@ -60,10 +60,12 @@ const ALL_BITS = EVENT_BITS | EPOLL.ET | EPOLL.ONESHOT | EPOLL.EXCLUSIVE;
 export function validateInterest(interest: number, action = "register fd"): number {
   if (!Number.isInteger(interest) || (interest >>> 0 & ~ALL_BITS) !== 0) {
     throw new TypeError(
-      `Cannot ${action}: interest 0x${(interest >>> 0).toString(16)} has bits that are not Interest flags`,
+      `Cannot ${action}: interest 0x${
+        (interest >>> 0).toString(16)
+      } has bits that are not Interest flags`,
     );
   }
-  return interest >>> 0;
+  return interest | 0;
 }
 
 /**

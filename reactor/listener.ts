@@ -233,9 +233,11 @@ export class Listener {
     try {
       this.onConnection(conn);
     } catch (e) {
+      // One connection's failure (e.g. a peer that reset before
+      // remoteAddress() could be read) must not take the listener down.
       conn.abort(e as Error);
       if (this.onError) this.onError(e as Error);
-      else throw e;
+      else console.error(`ffinet listener: onConnection threw: ${(e as Error)?.message ?? e}`);
     }
   }
 
@@ -326,7 +328,7 @@ function adoptListeningFd(fd: number): Socket {
   if (!Number.isInteger(fd) || fd < 0) {
     throw new RangeError(`Cannot listen on fd ${fd}: not a valid file descriptor`);
   }
-  const flags = sys.fcntl(fd, 3 /* F_GETFL */, 0);
+  const flags = sys.fcntl(fd, 3, /* F_GETFL */ 0);
   if (flags < 0) throw new ErrnoError("fcntl", -flags, { detail: `inherited fd ${fd}` });
   const socket = new Socket(fd);
   let listening: boolean;
@@ -340,9 +342,9 @@ function adoptListeningFd(fd: number): Socket {
     socket.release();
     throw new Error(`Cannot listen on fd ${fd}: it is not a listening socket`);
   }
-  const r = sys.fcntl(fd, 4 /* F_SETFL */, flags | O.NONBLOCK);
+  const r = sys.fcntl(fd, 4, /* F_SETFL */ flags | O.NONBLOCK);
   if (r < 0) throw new ErrnoError("fcntl", -r, { detail: `inherited fd ${fd}` });
-  sys.fcntl(fd, 2 /* F_SETFD */, 1 /* FD_CLOEXEC */);
+  sys.fcntl(fd, 2, /* F_SETFD */ 1 /* FD_CLOEXEC */);
   return socket;
 }
 

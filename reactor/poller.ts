@@ -12,7 +12,7 @@
  */
 import { EPOLL, TFD } from "../ffi/constants.ts";
 import { EPOLL_EVENT } from "../ffi/epoll_event.ts";
-import { EBADF, EEXIST, EINTR, EINVAL, ENOENT, ErrnoError } from "../ffi/errno.ts";
+import { EBADF, EEXIST, EINTR, EINVAL, EMFILE, ENFILE, ENOENT, ErrnoError } from "../ffi/errno.ts";
 import * as sys from "../ffi/syscalls.ts";
 import { formatInterest } from "./interest.ts";
 
@@ -63,6 +63,7 @@ export class Poller {
   /** Word offset of the token within an event; the generation follows it. */
   readonly dataWord: number = EPOLL_EVENT.dataOffset / 4;
 
+  /** Create the epoll instance (`epoll_create1(EPOLL_CLOEXEC)`). */
   constructor(options: PollerOptions = {}) {
     this.#capacity = Math.max(1, options.initialCapacity ?? 256);
     this.#maxCapacity = Math.max(this.#capacity, options.maxCapacity ?? 4096);
@@ -195,18 +196,26 @@ export class Poller {
    * outlasts the tick, so Deno parks and serves its macrotasks.
    */
   async #yieldToDeno(): Promise<void> {
-    if (this.#yieldEpfd < 0) this.#openYield();
+    if (this.#yieldEpfd < 0 && !this.#openYield()) {
+      // No fd to spare (EMFILE/ENFILE): a timer yields to Deno too. The
+      // yield fds are tried again next time.
+      await new Promise<void>((resolve) => setTimeout(resolve, 0));
+      return;
+    }
     sys.timerfd_settime(this.#yieldTimer, 0, this.#yieldSpec);
     await sys.epollWaitAsync(this.#yieldEpfd, this.#yieldEvents, 1, 10);
     sys.read(this.#yieldTimer, this.#yieldDrain, 8); // reset the expiry count
   }
 
-  #openYield(): void {
+  /** Open the yield fds; false when no fd is left (EMFILE/ENFILE). */
+  #openYield(): boolean {
     const ep = sys.epoll_create1(EPOLL.CLOEXEC);
+    if (ep === -EMFILE || ep === -ENFILE) return false;
     if (ep < 0) throw new ErrnoError("epoll_create1", -ep);
     const tfd = sys.timerfd_create(TFD.CLOCK_MONOTONIC, TFD.NONBLOCK | TFD.CLOEXEC);
     if (tfd < 0) {
       sys.close(ep);
+      if (tfd === -EMFILE || tfd === -ENFILE) return false;
       throw new ErrnoError("timerfd_create", -tfd);
     }
     const ev = new Uint8Array(EPOLL_EVENT.size);
@@ -219,6 +228,7 @@ export class Poller {
     }
     this.#yieldEpfd = ep;
     this.#yieldTimer = tfd;
+    return true;
   }
 
   /**

@@ -135,6 +135,7 @@ export class Reactor implements AsyncDisposable {
     timersFired: 0,
   };
 
+  /** Create the epoll instance and its eventfd waker. */
   constructor(options: ReactorOptions = {}) {
     this.#sliceMs = options.sliceMs ?? 2;
     this.#busyWaitMs = options.busyWaitMs ?? 0;
@@ -462,7 +463,10 @@ export class Reactor implements AsyncDisposable {
         stats.parks++;
         n = await poller.pollAsync(0);
         sliceStart = this.#now = performance.now();
-        if (n > 0) this.#dispatch(n);
+        if (n > 0) {
+          this.#dispatch(n);
+          await undefined; // promise continuations run before the next batch
+        }
         continue;
       }
       let timeout = this.#timers.nextTimeout(now);
@@ -490,6 +494,10 @@ export class Reactor implements AsyncDisposable {
       if (n > 0) {
         lastBusy = sliceStart;
         this.#dispatch(n);
+        // Let promise continuations run before the next batch, as after every
+        // other batch: e.g. `await connect()` must get to attach onData
+        // before the new connection's first read is dispatched.
+        await undefined;
       }
     }
     if (this.#failure !== undefined) throw this.#failure.error;
@@ -532,4 +540,3 @@ export class Reactor implements AsyncDisposable {
     this.close();
   }
 }
-

@@ -80,7 +80,14 @@ export class Readiness {
    * ```
    */
   toString(): string {
-    const names = ["readable", "writable", "priority", "error", "readClosed", "writeClosed"] as const;
+    const names = [
+      "readable",
+      "writable",
+      "priority",
+      "error",
+      "readClosed",
+      "writeClosed",
+    ] as const;
     const set = names.filter((n) => this[n]);
     return set.length === 0 ? "none" : set.join("|");
   }

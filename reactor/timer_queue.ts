@@ -90,10 +90,14 @@ export class TimerQueue {
    */
   schedule(delayMs: number, intervalMs: number, cb: () => void): Timer {
     if (!(delayMs >= 0) || !Number.isFinite(delayMs)) {
-      throw new RangeError(`Cannot schedule timer: delay ${delayMs} ms is not a finite number >= 0`);
+      throw new RangeError(
+        `Cannot schedule timer: delay ${delayMs} ms is not a finite number >= 0`,
+      );
     }
     if (!(intervalMs >= 0) || !Number.isFinite(intervalMs)) {
-      throw new RangeError(`Cannot schedule timer: interval ${intervalMs} ms is not a finite number >= 0`);
+      throw new RangeError(
+        `Cannot schedule timer: interval ${intervalMs} ms is not a finite number >= 0`,
+      );
     }
     const t = new Timer(this, performance.now() + delayMs, intervalMs, this.#seq++, cb);
     this.#push(t);

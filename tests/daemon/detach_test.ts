@@ -4,6 +4,7 @@
  * timeout), each reported by the launcher with the daemon's reason.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
+import { closeFd, listOpenFds, pipe } from "../../ffi/fd.ts";
 import {
   alive,
   killAll,
@@ -31,9 +32,14 @@ Deno.test("detach: the daemon runs in its own session, in /, with its umask, onc
   const dir = await Deno.makeTempDir({ prefix: "ffinet-detach-" });
   const report = `${dir}/report.json`;
   let pid = 0;
+  // An fd the launcher inherits (not close-on-exec) must not reach the daemon.
+  const [leakR, leakW] = pipe({ cloexec: false });
+  const leaked = listOpenFds().get(leakR)!;
   try {
     const t0 = Date.now();
     const r = await launch("ok", report);
+    closeFd(leakR);
+    closeFd(leakW);
     assertEquals(r.code, 0, r.stderr);
     const m = /^pid (\d+)$/m.exec(r.stdout);
     if (m === null) throw new Error(`no pid in ${r.stdout}`);
@@ -73,6 +79,8 @@ Deno.test("detach: the daemon runs in its own session, in /, with its umask, onc
     for (const f of fds) {
       if (f.fd > 2) assert(f.cloexec, `fd ${f.fd} (${f.target}) is close-on-exec`);
     }
+    assertMatch(leaked, /^pipe:/);
+    assert(!fds.some((f) => f.target === leaked), "the launcher's inherited pipe did not leak");
     // The notify socket's directory is gone.
     const leftovers = [...Deno.readDirSync("/tmp")].filter((e) =>
       e.name.startsWith("ffinet-daemonize-") &&
@@ -82,6 +90,11 @@ Deno.test("detach: the daemon runs in its own session, in /, with its umask, onc
     Deno.kill(pid, "SIGTERM");
     await waitUntil(() => !alive(pid), 5000, "the daemon to exit");
   } finally {
+    for (const fd of [leakR, leakW]) {
+      try {
+        closeFd(fd);
+      } catch { /* closed above */ }
+    }
     if (pid) killAll([pid]);
     await Deno.remove(dir, { recursive: true });
   }

@@ -212,3 +212,43 @@ Deno.test("supervisor: reload() replaces every worker without refusing a connect
     killAll(seen);
   }
 });
+
+Deno.test("supervisor: a failed reload keeps the old workers serving", async () => {
+  const port = freePort();
+  const crashFile = await Deno.makeTempFile({ prefix: "ffinet-crash-" });
+  await Deno.remove(crashFile);
+  const { sup, rec, seen } = supervise(port, {}, ["--crash-file", crashFile]);
+  try {
+    await sup.start();
+    const before = sup.status().workers.map((w) => w.pid!);
+    await Deno.writeTextFile(crashFile, "crash"); // every new worker now fails
+    assertEquals(await sup.reload(), false);
+    assertEquals(sup.status().workers.map((w) => w.pid), before, "old workers kept");
+    assertEquals(sup.status().state, "running");
+    assert(rec.logs.some((l) => l.level === "error" && l.message.includes("keeping the old one")));
+    assert(await answers(port));
+  } finally {
+    await sup.stop();
+    killAll(seen);
+    await Deno.remove(crashFile).catch(() => {});
+  }
+});
+
+Deno.test("supervisor: a worker that never listens fails start() after startTimeoutMs", async () => {
+  const { sup, seen } = supervise(0, {
+    command: "/bin/sh",
+    args: ["-c", "echo starting; exec sleep 30"],
+    workers: 1,
+    startTimeoutMs: 300,
+  });
+  try {
+    const t0 = Date.now();
+    const err = await assertRejects(() => sup.start(), Error);
+    assert(err.message.includes(`did not print "listening on" within 300 ms`), err.message);
+    assert(Date.now() - t0 < 3000);
+    for (const pid of seen) assert(!alive(pid));
+  } finally {
+    await sup.stop();
+    killAll(seen);
+  }
+});

@@ -2,7 +2,13 @@
  * Registrations with real fds: stale events for a reused fd number, fds
  * closed while registered, and the errors for misuse.
  */
-import { assert, assertEquals, assertInstanceOf, assertStringIncludes, assertThrows } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
 import { O } from "../../ffi/constants.ts";
 import { ErrnoError } from "../../ffi/errno.ts";
 import { libc } from "../../ffi/libc.ts";
@@ -110,7 +116,11 @@ Deno.test("an fd closed while registered and its number reused: the old registra
       const e = assertThrows(() => oldReg.deregister(), Error);
       assertStringIncludes(e.message, `Cannot deregister fd ${old}`);
       assertStringIncludes(e.message, "closed while still registered");
-      assertEquals(reactor.registrationOf(fresh), freshReg, "the stale handle did not touch the new one");
+      assertEquals(
+        reactor.registrationOf(fresh),
+        freshReg,
+        "the stale handle did not touch the new one",
+      );
 
       eventfdWrite(fresh);
       await runFor(reactor, 2000);
@@ -168,7 +178,11 @@ Deno.test("invalid registrations are refused before any system call", () =>
   withFdCheck(async () => {
     await using reactor = new Reactor();
     const cb = () => {};
-    assertThrows(() => reactor.register(-1, Interest.READABLE, cb), RangeError, "not a valid file descriptor");
+    assertThrows(
+      () => reactor.register(-1, Interest.READABLE, cb),
+      RangeError,
+      "not a valid file descriptor",
+    );
     assertThrows(() => reactor.register(1.5, Interest.READABLE, cb), RangeError);
     assertThrows(() => reactor.register(0, 0x40, cb), TypeError, "not Interest flags");
     assertThrows(
@@ -176,8 +190,16 @@ Deno.test("invalid registrations are refused before any system call", () =>
       TypeError,
       "callback is not a function",
     );
-    assertThrows(() => reactor.register(reactor.wakerFd, Interest.READABLE, cb), Error, "reactor itself");
-    assertThrows(() => reactor.register(reactor.epfd, Interest.READABLE, cb), Error, "reactor itself");
+    assertThrows(
+      () => reactor.register(reactor.wakerFd, Interest.READABLE, cb),
+      Error,
+      "reactor itself",
+    );
+    assertThrows(
+      () => reactor.register(reactor.epfd, Interest.READABLE, cb),
+      Error,
+      "reactor itself",
+    );
     assertEquals(reactor.stats.registrations, 0);
 
     // A kernel refusal frees the token: regular files cannot be polled.
@@ -207,8 +229,10 @@ Deno.test("registration data, state and the registry lookups", () =>
     const reg = reactor.register(efd, Interest.READABLE | Interest.EDGE, () => {}, { name: "x" });
     assertEquals(reg.data, { name: "x" });
     assertEquals(reg.state, "added");
-    // Interest bits are kept as an unsigned 32-bit number (EDGE is bit 31).
-    assertEquals(reg.interest, (Interest.READABLE | Interest.EDGE) >>> 0);
+    // Interest bits are kept as a signed 32-bit number, exactly as `|` makes
+    // them (EDGE is bit 31), so they compare equal to what the caller passed.
+    assertEquals(reg.interest, Interest.READABLE | Interest.EDGE);
+    assertEquals(reg.interest & Interest.EDGE, Interest.EDGE);
     assertEquals(reactor.registrationOf(efd), reg);
     const modeOnly = eventfd();
     const idle = reactor.register(modeOnly, Interest.EDGE, () => {});

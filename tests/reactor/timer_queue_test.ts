@@ -2,7 +2,13 @@
  * Timers: the heap on its own, and reactor timers (one-shot, repeating,
  * cancel, ordering, firing while the reactor is parked).
  */
-import { assert, assertEquals, assertGreaterOrEqual, assertRejects, assertThrows } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertGreaterOrEqual,
+  assertRejects,
+  assertThrows,
+} from "@std/assert";
 import { Reactor, TimerQueue } from "../../reactor/mod.ts";
 import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
 import { runFor } from "./_util.ts";

@@ -1,0 +1,46 @@
+/**
+ * An echo server on a Unix stream socket: a filesystem path (created with
+ * `--mode`, removed on exit, a stale file from a dead server replaced), or
+ * a Linux abstract name written `@name` (no file at all).
+ *
+ *     deno run --allow-ffi --allow-read --allow-write examples/unix_echo.ts --path /tmp/echo.sock
+ *     deno run --allow-ffi examples/unix_echo.ts --path @ffinet-echo
+ *     # then: nc -U /tmp/echo.sock   (or: socat - ABSTRACT-CONNECT:ffinet-echo)
+ *
+ * `--host`/`--port` are accepted like every example's, and unused here.
+ *
+ * @module
+ */
+import { formatAddress, Listener, Reactor } from "../mod.ts";
+import { parseArgs } from "./_args.ts";
+
+const args = parseArgs(Deno.args, {
+  usage: "unix_echo.ts [--path PATH | --path @abstract-name] [--mode OCTAL]",
+  strings: { path: "/tmp/ffinet-echo.sock", mode: "" },
+});
+const given = args.strings.path!;
+const path = given.startsWith("@") ? `\0${given.slice(1)}` : given;
+const modeText = args.strings.mode!;
+if (modeText !== "" && !/^[0-7]{3,4}$/.test(modeText)) {
+  console.error(`--mode ${modeText} is not an octal file mode such as 660`);
+  Deno.exit(2);
+}
+
+const reactor = new Reactor();
+const listener = Listener.listen(
+  reactor,
+  modeText === "" ? { path } : { path, mode: parseInt(modeText, 8) },
+  (conn) => {
+    conn.onData = (data) => {
+      if (!conn.write(data)) conn.pause();
+    };
+    conn.onDrain = () => conn.resume();
+  },
+);
+console.log(`listening on ${formatAddress(listener.address())}`);
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  reactor.addSignalListener(sig, () => reactor.stop());
+}
+await reactor.run();
+listener.close(); // removes the socket file
+reactor.close();

@@ -1,0 +1,374 @@
+/**
+ * `daemon/cli.ts` (what `deno task serve` runs) with real processes and
+ * signals, using the fixture worker (`FFINET_SERVE_WORKER`): the daemon's
+ * process properties, worker restarts, rolling restart on SIGHUP, draining
+ * stop, start-up failure, `status`/`stop`, usage errors and the foreground
+ * mode.
+ */
+import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
+import {
+  alive,
+  answers,
+  childrenOf,
+  CLI_SCRIPT,
+  freePort,
+  httpGet,
+  killAll,
+  procFds,
+  procLink,
+  procRead,
+  procStat,
+  SERVE_FLAGS,
+  sleep,
+  waitUntil,
+  WORKER_SCRIPT,
+} from "./fixtures/helpers.ts";
+
+const decoder = new TextDecoder();
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `cli.ts args` to completion, with the fixture as the worker. */
+async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...SERVE_FLAGS, CLI_SCRIPT, ...args],
+    env: { FFINET_SERVE_WORKER: WORKER_SCRIPT, NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+function readPid(path: string): number | null {
+  try {
+    return Number(Deno.readTextFileSync(path).trim());
+  } catch {
+    return null;
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("cli: --help exits 0; bad flags and commands exit 2 with a message", async () => {
+  const help = await cli(["--help"]);
+  assertEquals(help.code, 0);
+  for (const word of ["--port", "--host", "--workers", "--daemon", "--pidfile", "--umask"]) {
+    assertStringIncludes(help.stdout, word);
+  }
+  for (const word of ["--user", "--group", "stop", "status", "SIGHUP"]) {
+    assertStringIncludes(help.stdout, word);
+  }
+  const cases: [string[], string][] = [
+    [["--bogus"], "unknown flag --bogus"],
+    [["--port", "http"], `Cannot parse --port: "http" is not an integer from 1 to 65535`],
+    [["--port"], "Cannot parse --port: it needs a value"],
+    [["--workers=0"], "Cannot parse --workers"],
+    [["--umask", "999"], "Cannot parse --umask"],
+    [["--user", "no-such-user-ffinet"], `Cannot resolve user "no-such-user-ffinet"`],
+    [["frobnicate"], `unknown command "frobnicate"`],
+    [["stop", "--daemon"], "--daemon does not go with"],
+  ];
+  const runs = await Promise.all(cases.map(([args]) => cli(args)));
+  runs.forEach((r, i) => {
+    const [args, message] = cases[i]!;
+    assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assertStringIncludes(r.stderr, message);
+    assertStringIncludes(r.stderr, "--help");
+    assertEquals(r.stdout, "");
+  });
+});
+
+Deno.test("cli: --daemon serves detached; restarts, rolls and drains; stop leaves nothing", async (t) => {
+  const port = freePort();
+  const dir = await Deno.makeTempDir({ prefix: "ffinet-cli-" });
+  const pidfile = `${dir}/serve.pid`;
+  const seen = new Set<number>();
+  let sup = 0;
+  const workers = () => childrenOf(sup).filter((p) => alive(p));
+  try {
+    await t.step("the launcher returns the daemon's pid once it listens", async () => {
+      const t0 = Date.now();
+      const r = await cli([
+        "--daemon",
+        "--port",
+        String(port),
+        "--pidfile",
+        pidfile,
+        "--umask",
+        "027",
+        "--drain-timeout",
+        "5000",
+      ]);
+      assertEquals(r.code, 0, r.stderr);
+      sup = Number(r.stdout.trim());
+      assert(Number.isInteger(sup) && sup > 0, r.stdout);
+      seen.add(sup);
+      assertEquals(readPid(pidfile), sup, "the pid file names the supervisor");
+      assert(Date.now() - t0 < 15_000);
+      // Ready means listening: it answers at once.
+      assertEquals((await httpGet(port)).body, "Hello, World!");
+    });
+
+    await t.step("it is a daemon: own session, no tty, cwd /, umask, only intended fds", () => {
+      const stat = procStat(sup); // [state, ppid, pgrp, session, tty_nr, ...]
+      assertEquals(Number(stat[3]), sup, "session id == pid");
+      assertEquals(Number(stat[2]), sup, "process group id == pid");
+      assertEquals(Number(stat[4]), 0, "tty_nr == 0: no controlling terminal");
+      assertEquals(procLink(`/proc/${sup}/cwd`), "/");
+      assertStringIncludes(procRead(`/proc/${sup}/status`), "Umask:\t0027");
+      const fds = procFds(sup);
+      assertEquals(
+        fds.filter((f) => f.fd <= 2).map((f) => f.target),
+        ["/dev/null", "/dev/null", "/dev/null"],
+      );
+      const unexpected = fds.filter((f) =>
+        f.fd > 2 &&
+        !/^(socket|pipe|anon_inode):/.test(f.target) &&
+        f.target !== "/dev/null" && // Deno's own close-on-exec copies of stdio
+        f.target !== pidfile &&
+        !/\/deno\/[a-z0-9_]+_cache_v\d+(-wal|-shm)?$/.test(f.target) // Deno's module caches
+      );
+      assertEquals(unexpected, [], "no unexpected fds");
+      assert(fds.some((f) => f.target === pidfile), "the pid file is held open (locked)");
+      const inheritable = fds.filter((f) => f.fd > 2 && !f.cloexec);
+      assertEquals(inheritable, [], "every fd above 2 is close-on-exec");
+      const ws = workers();
+      assertEquals(ws.length, 2, "two workers");
+      for (const w of ws) {
+        seen.add(w);
+        assertEquals(procStat(w)[4], "0", "workers have no controlling terminal either");
+        assertStringIncludes(procRead(`/proc/${w}/status`), "Umask:\t0027");
+      }
+    });
+
+    await t.step("a second daemon with the same pid file is refused", async () => {
+      const r = await cli(["--daemon", "--port", String(freePort()), "--pidfile", pidfile]);
+      assertEquals(r.code, 1);
+      assertStringIncludes(r.stderr, `already running with pid ${sup}`);
+      const st = await cli(["status", "--pidfile", pidfile]);
+      assertEquals(st.code, 0);
+      assertEquals(st.stdout.trim(), `running (pid ${sup})`);
+    });
+
+    await t.step("a SIGKILLed worker is back and serving within the backoff", async () => {
+      const before = workers();
+      const victim = before[0]!;
+      const t0 = Date.now();
+      Deno.kill(victim, "SIGKILL");
+      await waitUntil(
+        () => {
+          const now = workers();
+          now.forEach((p) => seen.add(p));
+          return now.length === 2 && !now.includes(victim);
+        },
+        5000,
+        "a replacement worker",
+      );
+      await waitUntil(() => answers(port), 5000, "the port to answer");
+      assert(!alive(victim));
+      assert(Date.now() - t0 < 3000, `back in ${Date.now() - t0} ms`);
+      // Give the new worker time to print "listening on" before the reload.
+      await sleep(300);
+    });
+
+    await t.step("SIGHUP: rolling restart, no connection refused, new pids", async () => {
+      const before = workers();
+      let stop = false;
+      let ok = 0;
+      const failures: string[] = [];
+      const client = (async () => {
+        const end = Date.now() + 6000;
+        while (!stop && Date.now() < end) {
+          try {
+            const r = await httpGet(port, "/", 2000);
+            if (r.status === 200) ok++;
+            else failures.push(`status ${r.status}`);
+          } catch (e) {
+            failures.push(e instanceof Error ? e.message : String(e));
+          }
+        }
+      })();
+      await sleep(100);
+      Deno.kill(sup, "SIGHUP");
+      try {
+        await waitUntil(
+          () => {
+            const now = workers();
+            now.forEach((p) => seen.add(p));
+            return now.length === 2 && now.every((p) => !before.includes(p));
+          },
+          5000,
+          "both workers to be replaced",
+        );
+      } finally {
+        await sleep(200);
+        stop = true;
+        await client;
+      }
+      assertEquals(failures, [], "no connection failed");
+      assertGreater(ok, 10);
+      for (const p of before) assert(!alive(p), `old worker ${p} exited`);
+    });
+
+    await t.step("serve stop drains an in-flight request and leaves nothing", async () => {
+      const ws = workers();
+      ws.forEach((p) => seen.add(p));
+      const slow = httpGet(port, "/slow", 5000);
+      await sleep(150);
+      const stopped = await cli(["stop", "--pidfile", pidfile]);
+      assertEquals(stopped.code, 0, stopped.stderr);
+      assertEquals(stopped.stdout.trim(), `stopped (pid ${sup})`);
+      const reply = await slow;
+      assertEquals(reply.body, "slow done", "the in-flight response arrived complete");
+      for (const p of seen) assert(!alive(p), `pid ${p} is gone`);
+      assert(!exists(pidfile), "the pid file is removed");
+      assert(!(await answers(port)), "nothing listens any more");
+      const st = await cli(["status", "--pidfile", pidfile]);
+      assertEquals(st.code, 3);
+      assertEquals(st.stdout.trim(), "not running");
+      const again = await cli(["stop", "--pidfile", pidfile]);
+      assertEquals(again.code, 0);
+      assertStringIncludes(again.stdout, "not running");
+    });
+  } finally {
+    killAll(seen);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("cli: --daemon fails with the worker's EADDRINUSE when the port is taken", async () => {
+  const blocker = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (blocker.addr as Deno.NetAddr).port;
+  const dir = await Deno.makeTempDir({ prefix: "ffinet-cli-" });
+  const pidfile = `${dir}/serve.pid`;
+  try {
+    const r = await cli(["--daemon", "--port", String(port), "--pidfile", pidfile]);
+    assertEquals(r.code, 1, r.stdout);
+    assertStringIncludes(r.stderr, "Cannot bind: EADDRINUSE (Address already in use)");
+    assertStringIncludes(r.stderr, `127.0.0.1:${port}`);
+    assertEquals(r.stdout, "");
+    await waitUntil(() => !exists(pidfile), 2000, "the pid file to be removed");
+  } finally {
+    blocker.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A foreground `serve`, up to its first stdout line. */
+interface Foreground {
+  child: Deno.ChildProcess;
+  firstLine: string;
+  stderr: Promise<string>;
+  /** The rest of stdout, once it ends. */
+  rest(): Promise<string>;
+  /** Kill what is left and collect the status (for `finally`). */
+  cleanup(): Promise<void>;
+}
+
+async function foreground(args: string[], realWorker: boolean): Promise<Foreground> {
+  const env = Deno.env.toObject();
+  if (realWorker) delete env.FFINET_SERVE_WORKER; // examples/http_server.ts
+  else env.FFINET_SERVE_WORKER = WORKER_SCRIPT;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...SERVE_FLAGS, CLI_SCRIPT, ...args],
+    env: { ...env, NO_COLOR: "1" },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stderr = new Response(child.stderr).text();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000); // bound the wait
+  try {
+    while (!out.includes("\n")) {
+      const next = await reader.read();
+      if (next.done) break;
+      out += next.value;
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  const nl = out.indexOf("\n");
+  const rest = async () => {
+    let text = out.slice(nl + 1);
+    for (;;) {
+      const next = await reader.read();
+      if (next.done) return text;
+      text += next.value;
+    }
+  };
+  return {
+    child,
+    firstLine: nl < 0 ? out : out.slice(0, nl),
+    stderr,
+    rest,
+    cleanup: async () => {
+      killAll([child.pid, ...childrenOf(child.pid)]);
+      await reader.cancel().catch(() => {});
+      await child.status;
+      await stderr.catch(() => "");
+    },
+  };
+}
+
+Deno.test("cli: foreground with examples/http_server.ts: 'listening on', SIGTERM drains", async () => {
+  const port = freePort();
+  const fg = await foreground(["--port", String(port), "--workers", "1"], true);
+  const seen = new Set<number>([fg.child.pid]);
+  try {
+    assertEquals(fg.firstLine, `listening on 127.0.0.1:${port}`);
+    assertEquals((await httpGet(port)).body, "Hello, World!");
+    childrenOf(fg.child.pid).forEach((p) => seen.add(p));
+    assertEquals(seen.size, 2);
+    const slow = httpGet(port, "/slow", 5000);
+    await sleep(150);
+    fg.child.kill("SIGTERM");
+    const reply = await slow;
+    assertEquals(reply.status, 200, "the in-flight /slow request completed");
+    assertEquals((await fg.child.status).code, 0);
+    for (const p of seen) assert(!alive(p), `pid ${p} is gone`);
+    assertEquals(await fg.rest(), "");
+    assertStringIncludes(await fg.stderr, "supervisor: stopped");
+  } finally {
+    await fg.cleanup();
+  }
+});
+
+Deno.test({
+  name: "cli: --user runs the workers as that user, the supervisor keeps its own",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    const port = freePort();
+    const fg = await foreground(
+      ["--port", String(port), "--workers", "1", "--user", "nobody"],
+      false,
+    );
+    try {
+      assertEquals(fg.firstLine, `listening on 127.0.0.1:${port}`);
+      const worker = childrenOf(fg.child.pid)[0];
+      if (worker === undefined) throw new Error("no worker process");
+      assertEquals(/^Uid:\s+(\d+)/m.exec(procRead(`/proc/${worker}/status`))?.[1], "65534");
+      assertEquals(/^Uid:\s+(\d+)/m.exec(procRead(`/proc/${fg.child.pid}/status`))?.[1], "0");
+      assert(await answers(port));
+      fg.child.kill("SIGINT");
+      assertEquals((await fg.child.status).code, 0);
+      assert(!alive(worker));
+    } finally {
+      await fg.cleanup();
+    }
+  },
+});

@@ -1,0 +1,496 @@
+/**
+ * The Deno-shaped adapters against code written for `Deno.listen` and
+ * `Deno.connect`, and against real Deno peers: the `for await` server loop
+ * with `readable.pipeTo(writable)`, an adapter client to a real Deno server,
+ * read/write/closeWrite/close semantics, backpressure on both paths,
+ * errors as `Deno.errors` classes, Unix sockets, and the shared reactor
+ * letting the process exit once everything is closed.
+ */
+import { assert, assertEquals, assertInstanceOf, assertRejects, assertThrows } from "@std/assert";
+import { ErrnoError } from "../../ffi/errno.ts";
+import {
+  connect,
+  defaultReactorIdle,
+  type FfiConn,
+  FfiListener,
+  listen,
+} from "../../reactor/deno_conn.ts";
+import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Reject if `p` takes longer than `ms`. */
+async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Run `fn`, then wait for the shared reactor to stop and close its fds. */
+function adapterTest(fn: () => Promise<void>, limitMs = 20_000): () => Promise<void> {
+  return () =>
+    withFdCheck(async () => {
+      try {
+        await bounded(fn(), limitMs, "the test body");
+      } finally {
+        await bounded(defaultReactorIdle(), 5000, "the shared reactor to stop");
+      }
+    });
+}
+
+function randomBytes(n: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(n);
+  for (let off = 0; off < n; off += 65536) {
+    crypto.getRandomValues(out.subarray(off, Math.min(n, off + 65536)));
+  }
+  return out;
+}
+
+/** Read `conn` (Deno's or ours) until EOF. */
+async function readAll(conn: { read(p: Uint8Array): Promise<number | null> }): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  const buf = new Uint8Array(32 * 1024);
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    parts.push(buf.slice(0, n));
+    total += n;
+  }
+  const out = new Uint8Array(total);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}
+
+/** Write all of `data` with a `Deno.Writer`-style `write` that may be partial. */
+async function writeAll(conn: { write(p: Uint8Array): Promise<number> }, data: Uint8Array) {
+  for (let off = 0; off < data.byteLength;) {
+    off += await conn.write(data.subarray(off, Math.min(data.byteLength, off + 100_000)));
+  }
+}
+
+function assertSameBytes(actual: Uint8Array, expected: Uint8Array): void {
+  assertEquals(actual.byteLength, expected.byteLength, "lengths differ");
+  const at = actual.findIndex((b, i) => b !== expected[i]);
+  assertEquals(at, -1, `bytes differ from offset ${at}`);
+}
+
+Deno.test(
+  "a Deno.listen-style server loop on the adapter serves real Deno.connect clients",
+  adapterTest(async () => {
+    const listener = listen({ hostname: "127.0.0.1", port: 0 });
+    assertInstanceOf(listener, FfiListener);
+    assertEquals(listener.addr.transport, "tcp");
+    assertEquals(listener.addr.hostname, "127.0.0.1");
+    const pipes: Promise<void>[] = [];
+    // Code written for Deno.listen, unchanged:
+    const serving = (async () => {
+      for await (const conn of listener) {
+        pipes.push(conn.readable.pipeTo(conn.writable));
+      }
+    })();
+    const clients = [1, 2, 3].map(async (i) => {
+      const payload = randomBytes(i * 512 * 1024);
+      const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+      try {
+        const [, echoed] = await Promise.all([
+          writeAll(client, payload).then(() => client.closeWrite()),
+          readAll(client),
+        ]);
+        assertSameBytes(echoed, payload);
+      } finally {
+        client.close();
+      }
+    });
+    await Promise.all(clients);
+    listener.close();
+    await serving; // the loop ends when the listener closes
+    await Promise.all(pipes);
+  }),
+);
+
+Deno.test(
+  "the connect adapter talks to a real Deno.listen server",
+  adapterTest(async () => {
+    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const serving = (async () => {
+      const conn = await server.accept();
+      // Deno's own echo; its readable closes the conn at EOF.
+      await conn.readable.pipeTo(conn.writable);
+    })();
+    try {
+      const conn = await connect({ hostname: "127.0.0.1", port: server.addr.port });
+      assertEquals(conn.remoteAddr, {
+        transport: "tcp",
+        hostname: "127.0.0.1",
+        port: server.addr.port,
+      });
+      assertEquals(conn.localAddr.transport, "tcp");
+      const payload = randomBytes(2 * 1024 * 1024);
+      const [, echoed] = await Promise.all([
+        writeAll(conn, payload).then(() => conn.closeWrite()),
+        readAll(conn),
+      ]);
+      assertSameBytes(echoed, payload);
+      conn.close();
+      await serving;
+    } finally {
+      server.close();
+    }
+  }),
+);
+
+Deno.test(
+  "read/write/closeWrite/close semantics match Deno.Conn",
+  adapterTest(async () => {
+    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const connecting = connect({ port: server.addr.port });
+      const peer = await server.accept();
+      const conn = await connecting;
+      try {
+        // Data that arrives while no read is pending is kept.
+        await peer.write(enc.encode("hello, world"));
+        await waitFor(() => conn.bufferedLength === 12, 2000, "buffered input");
+        assertEquals(await conn.read(new Uint8Array(0)), 0);
+        const small = new Uint8Array(5);
+        assertEquals(await conn.read(small), 5); // a partial read
+        assertEquals(dec.decode(small), "hello");
+        const rest = new Uint8Array(64);
+        assertEquals(await conn.read(rest), 7);
+        assertEquals(dec.decode(rest.subarray(0, 7)), ", world");
+        // A pending read is satisfied by the next arrival.
+        const pending = conn.read(rest);
+        await sleep(20);
+        await peer.write(enc.encode("later"));
+        assertEquals(await pending, 5);
+        // write resolves to the whole length.
+        assertEquals(await conn.write(enc.encode("to the peer")), 11);
+        const got = new Uint8Array(64);
+        assertEquals(dec.decode(got.subarray(0, (await peer.read(got))!)), "to the peer");
+        // closeWrite: the peer reads EOF but can still send to us.
+        await conn.closeWrite();
+        assertEquals(await peer.read(got), null);
+        await assertRejects(() => conn.write(enc.encode("x")), Deno.errors.BrokenPipe);
+        await peer.write(enc.encode("after your EOF"));
+        const n = await conn.read(rest);
+        assertEquals(dec.decode(rest.subarray(0, n!)), "after your EOF");
+        // The peer closes: EOF (null), again and again.
+        peer.close();
+        assertEquals(await conn.read(rest), null);
+        assertEquals(await conn.read(rest), null);
+      } finally {
+        conn.close();
+      }
+      await assertRejects(() => conn.read(new Uint8Array(1)), Deno.errors.BadResource);
+      await assertRejects(() => conn.write(new Uint8Array(1)), Deno.errors.BadResource);
+      assertThrows(() => conn.close(), Deno.errors.BadResource, "Cannot close");
+      conn[Symbol.dispose](); // never throws
+    } finally {
+      server.close();
+    }
+  }),
+);
+
+Deno.test(
+  "close() interrupts a pending read; close() flushes queued writes first",
+  adapterTest(async () => {
+    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const connecting = connect({ port: server.addr.port });
+      const peer = await server.accept();
+      const conn = await connecting;
+      const pending = conn.read(new Uint8Array(8));
+      conn.close();
+      await assertRejects(() => pending, Deno.errors.Interrupted);
+      assertEquals(await peer.read(new Uint8Array(8)), null);
+      peer.close();
+
+      // Written, then closed at once: the peer still gets every byte.
+      const connecting2 = connect({ port: server.addr.port });
+      const peer2 = await server.accept();
+      const conn2 = await connecting2;
+      const payload = randomBytes(4 * 1024 * 1024);
+      const writing = conn2.write(payload);
+      conn2.close();
+      const [received] = await Promise.all([readAll(peer2), writing]);
+      assertSameBytes(received, payload);
+      peer2.close();
+    } finally {
+      server.close();
+    }
+  }),
+);
+
+Deno.test(
+  "backpressure: write() waits for a drain; unread input stops at readBufferLimit",
+  adapterTest(async () => {
+    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const connecting = connect({
+        port: server.addr.port,
+        highWaterMark: 64 * 1024,
+        readBufferLimit: 128 * 1024,
+      });
+      const peer = await server.accept();
+      const conn = await connecting;
+      try {
+        // Output: the peer does not read, so a big write stays pending.
+        let written = false;
+        const payload = randomBytes(8 * 1024 * 1024);
+        const writing = conn.write(payload).then((n) => {
+          written = true;
+          return n;
+        });
+        await sleep(200);
+        assertEquals(written, false, "write() resolved while the peer read nothing");
+        const [received, n] = await Promise.all([
+          (async () => {
+            const buf = new Uint8Array(payload.byteLength);
+            let off = 0;
+            while (off < buf.byteLength) {
+              const got = await peer.read(buf.subarray(off));
+              if (got === null) throw new Error("early EOF");
+              off += got;
+            }
+            return buf;
+          })(),
+          writing,
+        ]);
+        assertEquals(n, payload.byteLength);
+        assertSameBytes(received, payload);
+
+        // Input: we do not read; the adapter stops reading near its limit and
+        // the peer's writes stall in the kernel buffers.
+        let peerSent = 0;
+        const flood = new Uint8Array(64 * 1024);
+        const peerWriting = (async () => {
+          while (peerSent < 16 * 1024 * 1024) {
+            peerSent += await peer.write(flood.subarray(0, 16 * 1024 * 1024 - peerSent));
+          }
+          await peer.closeWrite();
+        })();
+        await sleep(300);
+        assert(conn.bufferedLength >= 128 * 1024, `only ${conn.bufferedLength} buffered`);
+        assert(
+          conn.bufferedLength <= 128 * 1024 + 64 * 1024,
+          `${conn.bufferedLength} bytes buffered past the limit`,
+        );
+        assert(peerSent < 16 * 1024 * 1024, "the peer was never held back");
+        const all = await readAll(conn);
+        await peerWriting;
+        assertEquals(all.byteLength, 16 * 1024 * 1024);
+      } finally {
+        conn.close();
+        peer.close();
+      }
+    } finally {
+      server.close();
+    }
+  }, 30_000),
+);
+
+Deno.test(
+  "readable: a byte stream (BYOB too) with backpressure; writable half-closes",
+  adapterTest(async () => {
+    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    try {
+      const connecting = connect({ port: server.addr.port, readBufferLimit: 64 * 1024 });
+      const peer = await server.accept();
+      const conn = await connecting;
+      try {
+        const total = 4 * 1024 * 1024;
+        let peerSent = 0;
+        const peerWriting = (async () => {
+          const chunk = new Uint8Array(32 * 1024).fill(7);
+          while (peerSent < total) {
+            peerSent += await peer.write(chunk.subarray(0, total - peerSent));
+          }
+          await peer.closeWrite();
+        })();
+        const reader = conn.readable.getReader({ mode: "byob" });
+        await assertRejects(() => conn.read(new Uint8Array(1)), TypeError, "readable stream");
+        await sleep(200); // nobody reads: the stream's queue fills, reading pauses
+        assert(peerSent < total, "the stream's queue did not hold the peer back");
+        let got = 0;
+        let sevens = true;
+        for (;;) {
+          const { value, done } = await reader.read(new Uint8Array(10_000));
+          if (done) break;
+          got += value.byteLength;
+          sevens &&= value.every((b) => b === 7);
+        }
+        await peerWriting;
+        assertEquals(got, total);
+        assert(sevens);
+        // Closing the writable half-closes: the peer sees EOF, and since our
+        // read side already ended the connection closes by itself.
+        const writer = conn.writable.getWriter();
+        await writer.write(enc.encode("bye"));
+        await writer.close();
+        const back = await readAll(peer);
+        assertEquals(dec.decode(back), "bye");
+      } finally {
+        conn.close();
+        peer.close();
+      }
+    } finally {
+      server.close();
+    }
+  }),
+);
+
+Deno.test(
+  "errors are Deno.errors classes with the errno as code and the ErrnoError as cause",
+  adapterTest(async () => {
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = probe.addr.port;
+    // In use: AddrInUse from the adapter's listen.
+    const inUse = assertThrows(() => listen({ hostname: "127.0.0.1", port }));
+    assertInstanceOf(inUse, Deno.errors.AddrInUse);
+    assertEquals((inUse as Error & { code: string }).code, "EADDRINUSE");
+    assertInstanceOf(inUse.cause, ErrnoError);
+    probe.close();
+    // Nothing listens now: ConnectionRefused, as Deno.connect would say.
+    const refused = await assertRejects(() => connect({ hostname: "127.0.0.1", port }));
+    assertInstanceOf(refused, Deno.errors.ConnectionRefused);
+    assertEquals((refused as Error & { code: string }).code, "ECONNREFUSED");
+    assert((refused as Error).message.startsWith("Cannot connect: ECONNREFUSED"));
+    // accept() after close, and a second close.
+    const listener = listen({ hostname: "127.0.0.1", port: 0 });
+    const waiting = listener.accept();
+    listener.close();
+    await assertRejects(() => waiting, Deno.errors.BadResource);
+    await assertRejects(() => listener.accept(), Deno.errors.BadResource);
+    assertThrows(() => listener.close(), Deno.errors.BadResource);
+  }),
+);
+
+Deno.test(
+  "Unix sockets: the adapter listener with Deno.connect, and the connect adapter",
+  adapterTest(async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "ffinet-deno-conn-" });
+    const path = `${dir}/echo.sock`;
+    try {
+      const listener = listen({ transport: "unix", path });
+      assertEquals(listener.addr, { transport: "unix", path });
+      const serving = (async () => {
+        for await (const conn of listener) {
+          assertEquals(conn.localAddr, { transport: "unix", path });
+          conn.readable.pipeTo(conn.writable).catch(() => {});
+        }
+      })();
+      for (const client of [await Deno.connect({ transport: "unix", path })]) {
+        await writeAll(client, enc.encode("deno client"));
+        await client.closeWrite();
+        assertEquals(dec.decode(await readAll(client)), "deno client");
+        client.close();
+      }
+      const ours: FfiConn<Deno.UnixAddr> = await connect({ transport: "unix", path });
+      assertEquals(ours.remoteAddr, { transport: "unix", path });
+      ours.setNoDelay(); // a no-op on Unix sockets
+      await ours.write(enc.encode("ffinet client"));
+      await ours.closeWrite();
+      assertEquals(dec.decode(await readAll(ours)), "ffinet client");
+      ours.close();
+      listener.close();
+      await serving;
+      assertThrows(() => Deno.lstatSync(path), Deno.errors.NotFound);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }),
+);
+
+Deno.test(
+  "TCP options and the explicit disposal path",
+  adapterTest(async () => {
+    using listener = listen({ hostname: "127.0.0.1", port: 0 });
+    const accepted = listener.accept();
+    using conn = await connect({ port: listener.addr.port });
+    using server = await accepted;
+    conn.setNoDelay(false);
+    assertEquals(conn.connection.socket.getOption("noDelay"), false);
+    conn.setNoDelay();
+    assertEquals(conn.connection.socket.getOption("noDelay"), true);
+    conn.setKeepAlive();
+    assertEquals(conn.connection.socket.getOption("keepAlive"), true);
+    assertEquals(server.remoteAddr, conn.localAddr);
+    conn.ref();
+    conn.unref();
+    listener.ref();
+    listener.unref();
+  }),
+);
+
+/** Run a script using the adapters in a child Deno; resolves with its status and output. */
+async function runScript(
+  body: string,
+  killAfterMs: number,
+): Promise<{ exited: boolean; code: number; stdout: string; stderr: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "ffinet-deno-conn-" });
+  const file = `${dir}/script.ts`;
+  const mod = new URL("../../reactor/deno_conn.ts", import.meta.url).href;
+  await Deno.writeTextFile(file, `import { connect, listen } from "${mod}";\n${body}`);
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-check", "--allow-ffi", "--allow-net", "--allow-read", file],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let exited = true;
+    const timer = setTimeout(() => {
+      exited = false;
+      child.kill("SIGKILL");
+    }, killAfterMs);
+    const out = await child.output();
+    clearTimeout(timer);
+    return {
+      exited,
+      code: out.code,
+      stdout: dec.decode(out.stdout),
+      stderr: dec.decode(out.stderr),
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("process: exits by itself once every adapter is closed; stays up while one is open", async () => {
+  const exchange = `
+    const listener = listen({ hostname: "127.0.0.1", port: 0 });
+    const serving = (async () => {
+      for await (const c of listener) c.readable.pipeTo(c.writable);
+    })();
+    const conn = await connect({ port: listener.addr.port });
+    await conn.write(new TextEncoder().encode("ping"));
+    await conn.closeWrite();
+    const buf = new Uint8Array(16);
+    const n = await conn.read(buf);
+    console.log(new TextDecoder().decode(buf.subarray(0, n ?? 0)));
+    await conn.read(buf);
+    conn.close();
+  `;
+  const done = await runScript(`${exchange}\nlistener.close();\nawait serving;\n`, 15_000);
+  assert(done.exited, `the process did not exit: ${done.stderr}`);
+  assertEquals(done.code, 0, done.stderr);
+  assertEquals(done.stdout.trim(), "ping");
+
+  // The same script without closing the listener: it keeps serving, like Deno.listen.
+  const open = await runScript(exchange, 3000);
+  assertEquals(open.stdout.trim(), "ping");
+  assertEquals(open.exited, false, "the process exited with a listener still open");
+});
