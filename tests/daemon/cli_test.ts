@@ -138,7 +138,8 @@ Deno.test("cli: --daemon serves detached; restarts, rolls and drains; stop leave
         !/^(socket|pipe|anon_inode):/.test(f.target) &&
         f.target !== "/dev/null" && // Deno's own close-on-exec copies of stdio
         f.target !== pidfile &&
-        !/\/deno\/[a-z0-9_]+_cache_v\d+(-wal|-shm)?$/.test(f.target) // Deno's module caches
+        // Deno's own module caches (sqlite files), in $DENO_DIR or ~/.cache/deno
+        !/\/[a-z0-9_]+_cache_v\d+(-wal|-shm|-journal)?$/.test(f.target)
       );
       assertEquals(unexpected, [], "no unexpected fds");
       assert(fds.some((f) => f.target === pidfile), "the pid file is held open (locked)");
