@@ -11,12 +11,18 @@ import { Listener, Reactor } from "../mod.ts";
 import { parseArgs } from "./_args.ts";
 
 const args = parseArgs(Deno.args, {
-  usage: "echo_server.ts [--host H] [--port P] [--reuse-port]",
+  usage: "echo_server.ts [--host H] [--port P] [--reuse-port] [--busy-wait-ms N]",
   defaults: { host: "127.0.0.1", port: 9000 },
   booleans: ["reuse-port"],
+  strings: { "busy-wait-ms": "2" },
 });
+const busyWaitMs = Number(args.strings["busy-wait-ms"]);
+if (!Number.isInteger(busyWaitMs) || busyWaitMs < 0) {
+  console.error(`--busy-wait-ms ${args.strings["busy-wait-ms"]} is not a whole number of milliseconds`);
+  Deno.exit(2);
+}
 
-const reactor = new Reactor({ busyWaitMs: Number(Deno.env.get("FFINET_BUSY_WAIT_MS") ?? 0) });
+const reactor = new Reactor({ busyWaitMs });
 const listener = Listener.listen(
   reactor,
   { host: args.host, port: args.port, reusePort: args.booleans.has("reuse-port") },
