@@ -12,8 +12,7 @@
  *
  * @module
  */
-import { openFile } from "../ffi/process.ts";
-import { close, read } from "../ffi/syscalls.ts";
+import { readProcFile } from "../ffi/process.ts";
 import { parseArgs } from "../examples/_args.ts";
 
 const args = parseArgs(Deno.args, {
@@ -36,18 +35,11 @@ async function has(cmd: string): Promise<boolean> {
   }
 }
 
-const statBuf = new Uint8Array(4096);
-/** CPU ticks (utime + stime) of a process, read through libc. */
+/** CPU ticks (utime + stime) of a process, from /proc/<pid>/stat read through libc. */
 function cpuTicks(pid: number): number {
-  const fd = openFile(`/proc/${pid}/stat`, 0);
-  try {
-    const n = read(fd, statBuf);
-    const text = new TextDecoder().decode(statBuf.subarray(0, Math.max(0, n)));
-    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[11]) + Number(fields[12]);
-  } finally {
-    close(fd);
-  }
+  const text = readProcFile(`/proc/${pid}/stat`);
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return Number(fields[11]) + Number(fields[12]);
 }
 
 interface Server {

@@ -18,7 +18,9 @@ const args = parseArgs(Deno.args, {
 });
 const busyWaitMs = Number(args.strings["busy-wait-ms"]);
 if (!Number.isInteger(busyWaitMs) || busyWaitMs < 0) {
-  console.error(`--busy-wait-ms ${args.strings["busy-wait-ms"]} is not a whole number of milliseconds`);
+  console.error(
+    `--busy-wait-ms ${args.strings["busy-wait-ms"]} is not a whole number of milliseconds`,
+  );
   Deno.exit(2);
 }
 

@@ -12,6 +12,7 @@
 import { EAGAIN, EINTR, errnoCell, ErrnoError } from "./errno.ts";
 import { LOCK } from "./constants.ts";
 import { libc } from "./libc.ts";
+import { close, read } from "./syscalls.ts";
 
 const encoder = new TextEncoder();
 
@@ -373,5 +374,33 @@ export function ftruncate(fd: number, length: number, detail?: string): void {
     if (e !== EINTR) {
       throw new ErrnoError("ftruncate", e, detail === undefined ? {} : { detail });
     }
+  }
+}
+
+/**
+ * Read a small file (up to 64 KiB) through libc: for `/proc/<pid>/...`
+ * files, which Deno refuses to read without `--allow-all`.
+ *
+ * @example
+ * ```ts
+ * import { readProcFile } from "./process.ts";
+ * const status = readProcFile("/proc/self/status");
+ * ```
+ */
+export function readProcFile(path: string): string {
+  const fd = openFile(path, 0o2000000 /* O_RDONLY | O_CLOEXEC */);
+  try {
+    const buf = new Uint8Array(65536);
+    let len = 0;
+    for (;;) {
+      const n = read(fd, buf.subarray(len));
+      if (n < 0) throw new ErrnoError("read", -n, { detail: path });
+      if (n === 0 || len + n === buf.byteLength) {
+        return new TextDecoder().decode(buf.subarray(0, len + n));
+      }
+      len += n;
+    }
+  } finally {
+    close(fd);
   }
 }

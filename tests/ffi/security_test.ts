@@ -9,10 +9,9 @@
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { AlreadyRunningError, PidFile } from "../../daemon/pidfile.ts";
 import { Logger } from "../../daemon/syslog.ts";
-import { O } from "../../ffi/constants.ts";
 import { closeFd, eventfd, isCloexec, listOpenFds, pipe } from "../../ffi/fd.ts";
 import { recvFds, sendFds } from "../../ffi/msghdr.ts";
-import { getuid, openFile, umask } from "../../ffi/process.ts";
+import { getuid, readProcFile, umask } from "../../ffi/process.ts";
 import type { InetAddress } from "../../ffi/sockaddr.ts";
 import { Socket } from "../../ffi/socket.ts";
 import * as sys from "../../ffi/syscalls.ts";
@@ -35,23 +34,6 @@ async function inTempDir(fn: (dir: string) => unknown): Promise<void> {
     await fn(dir);
   } finally {
     Deno.removeSync(dir, { recursive: true });
-  }
-}
-
-/** Read a small /proc file through libc (Deno refuses /proc without --allow-all). */
-function readProcFile(path: string): string {
-  const fd = openFile(path, O.RDONLY | O.CLOEXEC);
-  try {
-    const buf = new Uint8Array(16384);
-    let len = 0;
-    for (;;) {
-      const n = sys.read(fd, buf.subarray(len));
-      if (n < 0) throw new Error(`Cannot read ${path}: errno ${-n}`);
-      if (n === 0 || len + n === buf.byteLength) return decoder.decode(buf.subarray(0, len + n));
-      len += n;
-    }
-  } finally {
-    sys.close(fd);
   }
 }
 

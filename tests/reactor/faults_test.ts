@@ -15,111 +15,20 @@ import { ErrnoError } from "../../ffi/errno.ts";
 import { listOpenFds } from "../../ffi/fd.ts";
 import { getrlimit, kill, setrlimit } from "../../ffi/process.ts";
 import { Socket } from "../../ffi/socket.ts";
+import { type ExampleServer, startExample } from "../_example_server.ts";
 import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
 
-const EXAMPLES = new URL("../../examples/", import.meta.url);
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** An example server running as a child process. */
-interface Server {
-  readonly pid: number;
-  readonly port: number;
-  /** Whether the process has exited. */
-  readonly exited: boolean;
-  /** Its stdout and stderr so far. */
-  output(): string;
-  /** Resolves when it has exited and its output is read. */
-  readonly status: Promise<Deno.CommandStatus>;
-  /** SIGTERM (SIGKILL after 10 s), then wait for it and its output. */
-  stop(): Promise<Deno.CommandStatus>;
-}
-
-/**
- * Start `examples/<name>` on an ephemeral loopback port, optionally under
- * `ulimit -n nofile`, and wait for its `listening on HOST:PORT` line.
- */
-async function startServer(name: string, args: string[] = [], nofile?: number): Promise<Server> {
-  const denoArgs = [
-    "run",
-    "--allow-ffi",
-    "--allow-env",
-    new URL(name, EXAMPLES).pathname,
-    "--port",
-    "0",
-    ...args,
-  ];
-  const options = { stdin: "null", stdout: "piped", stderr: "piped" } as const;
-  const child = nofile === undefined
-    ? new Deno.Command(Deno.execPath(), { args: denoArgs, ...options }).spawn()
-    : new Deno.Command("sh", {
-      args: ["-c", `ulimit -n ${nofile} && exec "$@"`, "sh", Deno.execPath(), ...denoArgs],
-      ...options,
-    }).spawn();
-  let out = "";
-  let exited = false;
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) out += chunk;
-  };
-  const done = Promise.all([child.status, pump(child.stdout), pump(child.stderr)]).then(
-    ([status]) => {
-      exited = true;
-      return status;
-    },
-  );
-  const stop = async (): Promise<Deno.CommandStatus> => {
-    if (!exited) {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* already gone */ }
-    }
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* already gone */ }
-    }, 10_000);
-    try {
-      return await done;
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-  let port = 0;
-  try {
-    await waitFor(
-      () => {
-        const m = out.match(/^listening on \S+:(\d+)$/m);
-        if (m) port = Number(m[1]);
-        if (exited && port === 0) throw new Error(`${name} exited without listening:\n${out}`);
-        return port !== 0;
-      },
-      30_000,
-      `${name} to listen`,
-    );
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return {
-    pid: child.pid,
-    port,
-    get exited() {
-      return exited;
-    },
-    output: () => out,
-    status: done,
-    stop,
-  };
-}
 
 /** Run `fn` with a server; always stop it and wait for it. */
 async function withServer(
   name: string,
   args: string[],
   nofile: number | undefined,
-  fn: (server: Server) => Promise<void>,
+  fn: (server: ExampleServer) => Promise<void>,
 ): Promise<void> {
-  const server = await startServer(name, args, nofile);
+  const server = await startExample(name, args, nofile);
   try {
     await fn(server);
     assert(!server.exited, `the server exited:\n${server.output()}`);
@@ -132,14 +41,18 @@ async function withServer(
  * The server's open sockets, through libc (Deno refuses /proc without
  * --allow-all). Sockets only: the reactor opens its yield timer lazily.
  */
-function serverFds(server: Server): number {
+function serverFds(server: ExampleServer): number {
   let n = 0;
   for (const target of listOpenFds(server.pid).values()) if (target.startsWith("socket:")) n++;
   return n;
 }
 
 /** Wait until the server is back to (at most) `baseline` open fds. */
-async function waitForServerFds(server: Server, baseline: number, what: string): Promise<void> {
+async function waitForServerFds(
+  server: ExampleServer,
+  baseline: number,
+  what: string,
+): Promise<void> {
   let now = -1;
   try {
     await waitFor(() => (now = serverFds(server)) <= baseline, 15_000, what);
@@ -306,7 +219,7 @@ function postEcho(body: Uint8Array): Uint8Array {
 }
 
 /** `GET /` on a fresh connection: the server still serves. */
-function assertServes(server: Server): void {
+function assertServes(server: ExampleServer): void {
   const s = dial(server.port);
   try {
     sendAll(s, encoder.encode("GET / HTTP/1.1\r\nHost: faults\r\nConnection: close\r\n\r\n"));
@@ -632,7 +545,7 @@ async function loadClient(
 
 Deno.test("faults: SIGTERM while 24 clients load http_server: in-flight responses complete, none truncated, exit 0", () =>
   withFdCheck(async () => {
-    const server = await startServer("http_server.ts", ["--drain-ms", "5000"]);
+    const server = await startExample("http_server.ts", ["--drain-ms", "5000"]);
     try {
       const stats = { responses: 0, truncated: 0, unanswered: 0, slowDone: 0 };
       const slow = Array.from({ length: 4 }, () => ({ inFlightSince: -1 }));

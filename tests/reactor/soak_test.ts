@@ -11,14 +11,13 @@
  * Both print their numbers.
  */
 import { assert, assertEquals } from "@std/assert";
-import { O, RLIMIT } from "../../ffi/constants.ts";
+import { RLIMIT } from "../../ffi/constants.ts";
 import { listOpenFds } from "../../ffi/fd.ts";
-import { getrlimit, openFile, setrlimit } from "../../ffi/process.ts";
-import * as sys from "../../ffi/syscalls.ts";
+import { getrlimit, readProcFile, setrlimit } from "../../ffi/process.ts";
 import { connect, type Connection, Reactor } from "../../reactor/mod.ts";
+import { startExample } from "../_example_server.ts";
 import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
 
-const EXAMPLES = new URL("../../examples/", import.meta.url);
 const ECHOLOAD_SOURCE = new URL("../../../shared/bench/echoload.c", import.meta.url).pathname;
 const GIB = 2 ** 30;
 const MIB = 2 ** 20;
@@ -44,108 +43,6 @@ function echoloadMissing(): string | null {
 }
 const missing = echoloadMissing();
 if (missing !== null) console.warn(`soak_test.ts: skipping the 1 GiB echo soak: ${missing}`);
-
-/** An example server running as a child process. */
-interface Server {
-  readonly pid: number;
-  readonly port: number;
-  readonly exited: boolean;
-  output(): string;
-  stop(): Promise<Deno.CommandStatus>;
-}
-
-/** Start `examples/<name>` on an ephemeral port under `ulimit -n nofile` (or its hard limit). */
-async function startServer(name: string, nofile: number): Promise<Server> {
-  const child = new Deno.Command("sh", {
-    args: [
-      "-c",
-      `ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`,
-      "sh",
-      Deno.execPath(),
-      "run",
-      "--allow-ffi",
-      "--allow-env",
-      new URL(name, EXAMPLES).pathname,
-      "--port",
-      "0",
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let out = "";
-  let exited = false;
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) out += chunk;
-  };
-  const done = Promise.all([child.status, pump(child.stdout), pump(child.stderr)]).then(
-    ([status]) => {
-      exited = true;
-      return status;
-    },
-  );
-  const stop = async (): Promise<Deno.CommandStatus> => {
-    if (!exited) {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-    }
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* gone */ }
-    }, 10_000);
-    try {
-      return await done;
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-  let port = 0;
-  try {
-    await waitFor(
-      () => {
-        const m = out.match(/^listening on \S+:(\d+)$/m);
-        if (m) port = Number(m[1]);
-        if (exited && port === 0) throw new Error(`${name} exited without listening:\n${out}`);
-        return port !== 0;
-      },
-      30_000,
-      `${name} to listen`,
-    );
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return {
-    pid: child.pid,
-    port,
-    get exited() {
-      return exited;
-    },
-    output: () => out,
-    stop,
-  };
-}
-
-/** Read a small /proc file through libc (Deno refuses /proc without --allow-all). */
-function readProcFile(path: string): string {
-  const fd = openFile(path, O.RDONLY | O.CLOEXEC);
-  try {
-    const buf = new Uint8Array(16384);
-    let len = 0;
-    for (;;) {
-      const n = sys.read(fd, buf.subarray(len));
-      if (n < 0) throw new Error(`Cannot read ${path}: errno ${-n}`);
-      if (n === 0 || len + n === buf.byteLength) {
-        return new TextDecoder().decode(buf.subarray(0, len + n));
-      }
-      len += n;
-    }
-  } finally {
-    sys.close(fd);
-  }
-}
 
 /** VmRSS of `pid` in bytes. */
 function rssOf(pid: number): number {
@@ -183,7 +80,7 @@ Deno.test({
   fn: () =>
     withFdCheck(async () => {
       const dir = Deno.makeTempDirSync({ prefix: "ffinet-soak-" });
-      const server = await startServer("echo_server.ts", 1024);
+      const server = await startExample("echo_server.ts", [], 1024);
       const samples: number[] = [];
       const sampler = setInterval(() => {
         try {
@@ -282,7 +179,7 @@ Deno.test(`soak: ${CONNECTIONS} concurrent connections held ${HOLD_SECONDS} s wi
       assert(limit.hard >= want, `RLIMIT_NOFILE hard limit ${limit.hard} < ${want}`);
       setrlimit(RLIMIT.NOFILE, { soft: want, hard: limit.hard });
     }
-    const server = await startServer("echo_server.ts", CONNECTIONS + 5000);
+    const server = await startExample("echo_server.ts", [], CONNECTIONS + 5000);
     const reactor = new Reactor();
     const running = reactor.run();
     const clients: Client[] = [];

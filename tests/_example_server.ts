@@ -1,0 +1,111 @@
+/**
+ * Example servers as child processes, for tests that drive them for real:
+ * start one on an ephemeral loopback port, wait for its `listening on
+ * HOST:PORT` line, and stop it (SIGTERM, then SIGKILL).
+ *
+ * @module
+ */
+import { waitFor } from "./_helpers.ts";
+
+const EXAMPLES = new URL("../examples/", import.meta.url);
+
+/** An example server running as a child process. */
+export interface ExampleServer {
+  readonly pid: number;
+  readonly port: number;
+  /** Whether the process has exited. */
+  readonly exited: boolean;
+  /** Its stdout and stderr so far. */
+  output(): string;
+  /** Resolves when it has exited and its output is read. */
+  readonly status: Promise<Deno.CommandStatus>;
+  /** SIGTERM (SIGKILL after 10 s), then wait for it and its output. */
+  stop(): Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Start `examples/<name>` on an ephemeral loopback port, optionally under
+ * `ulimit -n nofile` (or the hard limit, if lower), and wait for its `listening on HOST:PORT` line.
+ */
+export async function startExample(
+  name: string,
+  args: string[] = [],
+  nofile?: number,
+): Promise<ExampleServer> {
+  const denoArgs = [
+    "run",
+    "--allow-ffi",
+    "--allow-env",
+    new URL(name, EXAMPLES).pathname,
+    "--port",
+    "0",
+    ...args,
+  ];
+  const options = { stdin: "null", stdout: "piped", stderr: "piped" } as const;
+  const child = nofile === undefined
+    ? new Deno.Command(Deno.execPath(), { args: denoArgs, ...options }).spawn()
+    : new Deno.Command("sh", {
+      args: [
+        "-c",
+        `ulimit -n ${nofile} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"`,
+        "sh",
+        Deno.execPath(),
+        ...denoArgs,
+      ],
+      ...options,
+    }).spawn();
+  let out = "";
+  let exited = false;
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) out += chunk;
+  };
+  const done = Promise.all([child.status, pump(child.stdout), pump(child.stderr)]).then(
+    ([status]) => {
+      exited = true;
+      return status;
+    },
+  );
+  const stop = async (): Promise<Deno.CommandStatus> => {
+    if (!exited) {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+    }
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+    }, 10_000);
+    try {
+      return await done;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  let port = 0;
+  try {
+    await waitFor(
+      () => {
+        const m = out.match(/^listening on \S+:(\d+)$/m);
+        if (m) port = Number(m[1]);
+        if (exited && port === 0) throw new Error(`${name} exited without listening:\n${out}`);
+        return port !== 0;
+      },
+      30_000,
+      `${name} to listen`,
+    );
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    pid: child.pid,
+    port,
+    get exited() {
+      return exited;
+    },
+    output: () => out,
+    status: done,
+    stop,
+  };
+}
