@@ -40,7 +40,9 @@ function pattern(seed: number): Uint8Array {
     s = (Math.imul(s, 1103515245) + 12345) >>> 0;
     p[i] = s >>> 16;
   }
-  p.copyWithin(PERIOD, 0, 65536); // so any window of up to 64 KiB is contiguous
+  // Repeat the start after the end, so any window of up to 64 KiB is contiguous.
+  // (Not copyWithin: its source range would overlap the bytes being written.)
+  for (let i = PERIOD; i < p.length; i++) p[i] = p[i - PERIOD]!;
   return p;
 }
 

@@ -36,6 +36,11 @@ export function writevChunks(
     const skip = i === first ? firstOffset : 0;
     const len = chunk.byteLength - skip;
     if (len <= 0) continue;
+    // V8 keeps small typed arrays on its movable heap; reading `.buffer`
+    // moves the bytes to a fixed off-heap store first. Without it the BigInt
+    // arithmetic below can trigger a scavenge that moves the bytes, and
+    // writev would send stale memory (seen: a few corrupted bytes per GiB).
+    void chunk.buffer;
     const p = Deno.UnsafePointer.of(chunk);
     const addr = p === null ? 0n : Deno.UnsafePointer.value(p) + BigInt(skip);
     iovView.setBigUint64(count * 16, addr, true);
