@@ -74,11 +74,9 @@ Serving options:
   --pidfile PATH       hold a locked pid file for the supervisor's life, removed on exit
                        (default ${DEFAULT_PIDFILE} with --daemon, none otherwise)
   --umask MASK         octal file mode creation mask (default 022 with --daemon)
-  --user USER          run the workers as this user (name or uid; needs root). The
-                       workers bind the port after the switch, so a port below 1024
-                       then needs CAP_NET_BIND_SERVICE or a lower
-                       net.ipv4.ip_unprivileged_port_start. The supervisor keeps its
-                       identity to manage the pid file and the workers.
+  --user USER          workers drop to this user (name or uid; needs root) right after
+                       binding, so a privileged port such as 80 works. The supervisor
+                       keeps its identity to manage the pid file and the workers.
   --group GROUP        run the workers with this group (default: the user's group)
   --drain-timeout MS   how long stopping workers may finish requests before SIGKILL
                        (default 10000)
@@ -465,11 +463,12 @@ async function serve(o: ServeOptions): Promise<number> {
         "--port",
         String(o.port),
         "--reuse-port",
+        // The worker binds first (a privileged port works as root), then drops.
+        ...(o.uid === null ? [] : ["--user-id", String(o.uid)]),
+        ...(o.gid === null ? [] : ["--group-id", String(o.gid)]),
       ],
       workers: o.workers,
       drainTimeoutMs: o.drainTimeoutMs,
-      ...(o.uid === null ? {} : { uid: o.uid }),
-      ...(o.gid === null ? {} : { gid: o.gid }),
       logger: log,
       handleSignals: true,
       ...(daemon

@@ -8,6 +8,9 @@
  * counters as JSON; `GET /slow` → answers after 500 ms (for drain tests);
  * `POST /echo` → the body back. Anything else → 404.
  *
+ * `--user-id`/`--group-id`: after binding (e.g. port 80 as root), drop to
+ * that uid/gid (supplementary groups cleared) before serving.
+ *
  * SIGTERM/SIGINT: stop accepting, finish in-flight requests (up to
  * `--drain-ms`), close idle keep-alive connections, exit 0.
  *
@@ -15,14 +18,14 @@
  *
  * @module
  */
-import { type Connection, Listener, Reactor } from "../mod.ts";
+import { type Connection, Listener, Reactor, setgid, setgroups, setuid } from "../mod.ts";
 import { parseArgs } from "./_args.ts";
 import { HttpParseError, HttpParser, type HttpRequest } from "./http/parser.ts";
 import { errorResponse, helloWorldResponse, writeResponse } from "./http/response.ts";
 
 const args = parseArgs(Deno.args, {
   usage: "http_server.ts [--host H] [--port P] [--reuse-port] [--idle-timeout-ms N] " +
-    "[--header-timeout-ms N] [--drain-ms N] [--busy-wait-ms N]",
+    "[--header-timeout-ms N] [--drain-ms N] [--busy-wait-ms N] [--user-id UID] [--group-id GID]",
   defaults: { host: "127.0.0.1", port: 8080 },
   booleans: ["reuse-port"],
   strings: {
@@ -30,6 +33,8 @@ const args = parseArgs(Deno.args, {
     "header-timeout-ms": "10000",
     "drain-ms": "10000",
     "busy-wait-ms": "2",
+    "user-id": "",
+    "group-id": "",
   },
 });
 const numberFlag = (name: string): number => {
@@ -169,6 +174,18 @@ try {
 } catch (e) {
   console.error((e as Error).message);
   reactor.close();
+  Deno.exit(1);
+}
+
+// Started as root to bind a privileged port: drop to the configured
+// user/group now that the socket is bound, before serving anything.
+try {
+  const gid = args.strings["group-id"]!, uid = args.strings["user-id"]!;
+  if (gid !== "" || uid !== "") setgroups([]);
+  if (gid !== "") setgid(Number(gid));
+  if (uid !== "") setuid(Number(uid));
+} catch (e) {
+  console.error(`Cannot drop privileges: ${(e as Error).message}`);
   Deno.exit(1);
 }
 

@@ -350,15 +350,16 @@ Deno.test("cli: foreground with examples/http_server.ts: 'listening on', SIGTERM
 });
 
 Deno.test({
-  name: "cli: --user runs the workers as that user, the supervisor keeps its own",
+  name: "cli: as root, workers bind a privileged port, then drop to --user",
   ignore: Deno.uid() !== 0,
   async fn() {
-    const port = freePort();
+    const port = freePrivilegedPort();
     const fg = await foreground(
       ["--port", String(port), "--workers", "1", "--user", "nobody"],
-      false,
+      true, // the real examples/http_server.ts: it binds, then drops
     );
     try {
+      assert(port < 1024);
       assertEquals(fg.firstLine, `listening on 127.0.0.1:${port}`);
       const worker = childrenOf(fg.child.pid)[0];
       if (worker === undefined) throw new Error("no worker process");
@@ -373,3 +374,14 @@ Deno.test({
     }
   },
 });
+
+/** A free TCP port below 1024 on 127.0.0.1 (only root can bind one). */
+function freePrivilegedPort(): number {
+  for (let port = 900; port < 1024; port++) {
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch { /* taken */ }
+  }
+  throw new Error("no free port below 1024");
+}
