@@ -20,7 +20,8 @@ import {
   Reactor,
   type Registration,
 } from "../../reactor/mod.ts";
-import { countFds, waitFor, withFdCheck } from "../_helpers.ts";
+import { startExample } from "../_example_server.ts";
+import { countFds, withFdCheck } from "../_helpers.ts";
 
 const EXAMPLES = new URL("../../examples/", import.meta.url);
 const encoder = new TextEncoder();
@@ -335,52 +336,15 @@ Deno.test("bad input: bad flags make the example servers exit 2 with a clear mes
     });
   }));
 
-/** http_server.ts as a child process on an ephemeral port. */
+/** http_server.ts as a child process on an ephemeral port; it must exit 0 on SIGTERM after. */
 async function withHttpServer(fn: (port: number) => unknown): Promise<void> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-env",
-      new URL("http_server.ts", EXAMPLES).pathname,
-      "--port",
-      "0",
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let out = "";
-  let exited = false;
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) out += chunk;
-  };
-  const done = Promise.all([child.status, pump(child.stdout), pump(child.stderr)]).then(
-    ([status]) => {
-      exited = true;
-      return status;
-    },
-  );
-  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const server = await startExample("http_server.ts");
   try {
-    let port = 0;
-    await waitFor(
-      () => {
-        const m = out.match(/^listening on \S+:(\d+)$/m);
-        if (m) port = Number(m[1]);
-        if (exited && port === 0) throw new Error(`http_server.ts exited:\n${out}`);
-        return port !== 0;
-      },
-      30_000,
-      "http_server.ts to listen",
-    );
-    await fn(port);
-    assert(!exited, `the server exited:\n${out}`);
+    await fn(server.port);
+    assert(!server.exited, `the server exited:\n${server.output()}`);
   } finally {
-    if (!exited) child.kill("SIGTERM");
-    const status = await done;
-    clearTimeout(timer);
-    assertEquals(status.code, 0, out);
+    const status = await server.stop();
+    assertEquals(status.code, 0, server.output());
   }
 }
 
