@@ -85,3 +85,22 @@ export function parseArgs(argv: string[], spec: ArgsSpec): Args {
   }
   return out;
 }
+
+/**
+ * Read string flag `name` as an integer of at least `min`, or exit 2 saying
+ * `--NAME VALUE is not <what>` (e.g. "a whole number of milliseconds").
+ *
+ * @example
+ * ```ts ignore
+ * const ms = integerFlag(args, "drain-ms", 0, "a whole number of milliseconds");
+ * ```
+ */
+export function integerFlag(args: Args, name: string, min: number, what: string): number {
+  const text = args.strings[name];
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < min) {
+    console.error(`--${name} ${text} is not ${what}`);
+    Deno.exit(2);
+  }
+  return v;
+}

@@ -11,17 +11,9 @@
  *
  * @module
  */
-import { type Connection, formatAddress, Listener, Reactor } from "../mod.ts";
+import { type Connection, Listener, Reactor } from "../mod.ts";
 import { parseArgs } from "./_args.ts";
-
-/** The peer's address as text, or "(gone)" when it reset before we could ask. */
-function peerName(conn: Connection): string {
-  try {
-    return formatAddress(conn.remoteAddress());
-  } catch {
-    return "(gone)";
-  }
-}
+import { peerName } from "./_peer.ts";
 
 const args = parseArgs(Deno.args, {
   usage: "chat_server.ts [--host H] [--port P] [--max-queue BYTES] [--max-line BYTES]",

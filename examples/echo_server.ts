@@ -8,7 +8,7 @@
  * @module
  */
 import { Listener, Reactor } from "../mod.ts";
-import { parseArgs } from "./_args.ts";
+import { integerFlag, parseArgs } from "./_args.ts";
 
 const args = parseArgs(Deno.args, {
   usage: "echo_server.ts [--host H] [--port P] [--reuse-port] [--busy-wait-ms N]",
@@ -16,13 +16,7 @@ const args = parseArgs(Deno.args, {
   booleans: ["reuse-port"],
   strings: { "busy-wait-ms": "2" },
 });
-const busyWaitMs = Number(args.strings["busy-wait-ms"]);
-if (!Number.isInteger(busyWaitMs) || busyWaitMs < 0) {
-  console.error(
-    `--busy-wait-ms ${args.strings["busy-wait-ms"]} is not a whole number of milliseconds`,
-  );
-  Deno.exit(2);
-}
+const busyWaitMs = integerFlag(args, "busy-wait-ms", 0, "a whole number of milliseconds");
 
 const reactor = new Reactor({ busyWaitMs });
 const listener = Listener.listen(

@@ -17,7 +17,7 @@
  * @module
  */
 import { getrlimit, Listener, listOpenFds, Reactor, RLIMIT, setrlimit } from "../mod.ts";
-import { parseArgs } from "./_args.ts";
+import { integerFlag, parseArgs } from "./_args.ts";
 
 const args = parseArgs(Deno.args, {
   usage: "emfile.ts [--host H] [--port P] [--limit N] [--clients N] [--seconds S] | " +
@@ -26,14 +26,7 @@ const args = parseArgs(Deno.args, {
   booleans: ["hammer"],
   strings: { limit: "64", clients: "0", seconds: "0" },
 });
-const wholeNumber = (name: string): number => {
-  const v = Number(args.strings[name]);
-  if (!Number.isInteger(v) || v < 0) {
-    console.error(`--${name} ${args.strings[name]} is not a whole number`);
-    Deno.exit(2);
-  }
-  return v;
-};
+const wholeNumber = (name: string): number => integerFlag(args, name, 0, "a whole number");
 const clients = wholeNumber("clients");
 const seconds = wholeNumber("seconds");
 

@@ -10,17 +10,9 @@
  *
  * @module
  */
-import { connect, Connection, formatAddress, Listener, Reactor, Socket } from "../mod.ts";
-import { parseArgs } from "./_args.ts";
-
-/** The peer's address as text, or "(gone)" when it reset before we could ask. */
-function peerName(conn: Connection): string {
-  try {
-    return formatAddress(conn.remoteAddress());
-  } catch {
-    return "(gone)";
-  }
-}
+import { connect, Connection, Listener, Reactor, Socket } from "../mod.ts";
+import { integerFlag, parseArgs } from "./_args.ts";
+import { peerName } from "./_peer.ts";
 
 const args = parseArgs(Deno.args, {
   usage: "fd_passing.ts [--host H] [--port P] [--workers N] | --child --socket PATH",
@@ -70,11 +62,7 @@ async function child(path: string): Promise<void> {
 
 /** The acceptor: spawn workers, accept, hand each fd over, keep nothing. */
 async function parent(): Promise<void> {
-  const count = Number(args.strings.workers);
-  if (!Number.isInteger(count) || count < 1) {
-    console.error(`--workers ${args.strings.workers} is not a positive whole number`);
-    Deno.exit(2);
-  }
+  const count = integerFlag(args, "workers", 1, "a positive whole number");
   const dir = Deno.makeTempDirSync({ prefix: "ffinet-fd-passing-" });
   const path = `${dir}/workers.sock`;
   const workers: Connection[] = [];

@@ -19,7 +19,7 @@
  * @module
  */
 import { type Connection, Listener, Reactor, setgid, setgroups, setuid } from "../mod.ts";
-import { parseArgs } from "./_args.ts";
+import { integerFlag, parseArgs } from "./_args.ts";
 import { HttpParseError, HttpParser, type HttpRequest } from "./http/parser.ts";
 import { errorResponse, helloWorldResponse, writeResponse } from "./http/response.ts";
 
@@ -37,14 +37,8 @@ const args = parseArgs(Deno.args, {
     "group-id": "",
   },
 });
-const numberFlag = (name: string): number => {
-  const v = Number(args.strings[name]);
-  if (!Number.isInteger(v) || v < 0) {
-    console.error(`--${name} ${args.strings[name]} is not a whole number of milliseconds`);
-    Deno.exit(2);
-  }
-  return v;
-};
+const numberFlag = (name: string): number =>
+  integerFlag(args, name, 0, "a whole number of milliseconds");
 const idleTimeoutMs = numberFlag("idle-timeout-ms");
 const headerTimeoutMs = numberFlag("header-timeout-ms");
 const drainMs = numberFlag("drain-ms");

@@ -28,7 +28,7 @@ import { check } from "../ffi/errno.ts";
 import { ipAddress } from "../ffi/sockaddr.ts";
 import { Socket } from "../ffi/socket.ts";
 import * as sys from "../ffi/syscalls.ts";
-import { parseArgs } from "./_args.ts";
+import { integerFlag, parseArgs } from "./_args.ts";
 import {
   OneshotShared,
   type OneshotWorkerConfig,
@@ -42,14 +42,8 @@ const args = parseArgs(Deno.args, {
   booleans: ["without-oneshot", "quiet"],
   strings: { workers: "3", clients: "0", messages: "5", "work-ms": "3" },
 });
-function count(name: string, min: number): number {
-  const v = Number(args.strings[name]);
-  if (!Number.isInteger(v) || v < min) {
-    console.error(`--${name} ${args.strings[name]} is not an integer >= ${min}`);
-    Deno.exit(2);
-  }
-  return v;
-}
+const count = (name: string, min: number): number =>
+  integerFlag(args, name, min, `an integer >= ${min}`);
 const workerCount = count("workers", 1);
 const clientCount = count("clients", 0);
 const messages = count("messages", 1);

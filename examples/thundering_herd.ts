@@ -27,7 +27,7 @@
  */
 import { Socket } from "../ffi/socket.ts";
 import { ipAddress } from "../ffi/sockaddr.ts";
-import { parseArgs } from "./_args.ts";
+import { integerFlag, parseArgs } from "./_args.ts";
 import {
   HerdCounters,
   type HerdMode,
@@ -41,14 +41,8 @@ const args = parseArgs(Deno.args, {
   defaults: { host: "127.0.0.1", port: 0 },
   strings: { workers: "4", connections: "40", "gap-ms": "5", modes: "plain,exclusive,reuseport" },
 });
-function count(name: string, min: number): number {
-  const v = Number(args.strings[name]);
-  if (!Number.isInteger(v) || v < min) {
-    console.error(`--${name} ${args.strings[name]} is not an integer >= ${min}`);
-    Deno.exit(2);
-  }
-  return v;
-}
+const count = (name: string, min: number): number =>
+  integerFlag(args, name, min, `an integer >= ${min}`);
 const workerCount = count("workers", 1);
 const connections = count("connections", 1);
 const gapMs = count("gap-ms", 0);

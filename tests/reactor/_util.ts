@@ -7,7 +7,7 @@
 import { Socket } from "../../ffi/socket.ts";
 import { closeFd, setNonBlocking } from "../../ffi/fd.ts";
 import type { InetAddress } from "../../ffi/sockaddr.ts";
-import type { Reactor } from "../../reactor/mod.ts";
+import { Reactor } from "../../reactor/mod.ts";
 import { waitFor } from "../_helpers.ts";
 
 /**
@@ -75,4 +75,47 @@ export function bytes(text: string): Uint8Array {
 /** A string of bytes. */
 export function text(buf: Uint8Array, n = buf.byteLength): string {
   return new TextDecoder().decode(buf.subarray(0, n));
+}
+
+/** Options for {@linkcode onReactor}. */
+export interface OnReactorOptions {
+  /** Fail after this long (default 20 s). */
+  limitMs?: number | undefined;
+  /** After `fn`, wait for every registration (connections still closing) to go. */
+  awaitRegistrations?: boolean;
+}
+
+/**
+ * Run `fn` with a new running reactor, for at most `limitMs`; then stop and
+ * close the reactor. A callback that throws (or the reactor stopping early)
+ * fails the test.
+ */
+export async function onReactor(
+  fn: (reactor: Reactor) => Promise<void>,
+  options: OnReactorOptions = {},
+): Promise<void> {
+  const limitMs = options.limitMs ?? 20_000;
+  const reactor = new Reactor();
+  const running = reactor.run();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([
+      fn(reactor).then(() =>
+        options.awaitRegistrations
+          ? waitFor(() => reactor.stats.registrations === 0, 3000, "every registration to close")
+          : undefined
+      ),
+      running.then(() => {
+        throw new Error("the reactor stopped early");
+      }),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Timed out after ${limitMs} ms`)), limitMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    reactor.stop();
+    await running;
+    reactor.close();
+  }
 }

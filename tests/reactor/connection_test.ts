@@ -12,39 +12,11 @@ import { Socket } from "../../ffi/socket.ts";
 import * as sys from "../../ffi/syscalls.ts";
 import { connect, type Connection, Listener, Reactor } from "../../reactor/mod.ts";
 import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
-import { bytes, text } from "./_util.ts";
+import { bytes, onReactor, text } from "./_util.ts";
 
-/**
- * Run `fn` with a running reactor, for at most `limitMs`; then wait for every
- * registration (connections the peer is still closing) to go, stop and
- * close the reactor. A callback that throws fails the test.
- */
-async function onReactor(
-  fn: (reactor: Reactor) => Promise<void>,
-  limitMs = 20_000,
-): Promise<void> {
-  const reactor = new Reactor();
-  const running = reactor.run();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      fn(reactor).then(() =>
-        waitFor(() => reactor.stats.registrations === 0, 3000, "every registration to close")
-      ),
-      running.then(() => {
-        throw new Error("the reactor stopped early");
-      }),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out after ${limitMs} ms`)), limitMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    reactor.stop();
-    await running;
-    reactor.close();
-  }
-}
+/** {@linkcode onReactor}, also waiting for every registration to close. */
+const onReactorWaiting = (fn: (reactor: Reactor) => Promise<void>, limitMs?: number) =>
+  onReactor(fn, { limitMs, awaitRegistrations: true });
 
 /** An echo handler with write()/onDrain discipline. */
 function echo(conn: Connection): void {
@@ -84,7 +56,7 @@ function tempSocketPath(name: string): { dir: string; path: string } {
 
 Deno.test("echo: 8 MiB through a slow, small-reading client arrives intact (checksum)", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       const listener = Listener.listen(reactor, { host: "127.0.0.1", port: 0 }, echo);
       const total = 8 * 1024 * 1024;
       const sent = new Uint8Array(total);
@@ -129,7 +101,7 @@ Deno.test("echo: 8 MiB through a slow, small-reading client arrives intact (chec
 
 Deno.test("connect: bytes the server sends at once reach onData set after `await connect()`", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       // Regression: the reactor used to dispatch the next batch (the new
       // connection's first read) before the awaiting caller could run.
       const listener = Listener.listen(reactor, { host: "127.0.0.1", port: 0 }, (conn) => {
@@ -151,7 +123,7 @@ Deno.test("connect: bytes the server sends at once reach onData set after `await
 
 Deno.test("backpressure: a stalled reader bounds the writer's queue; all 64 MiB arrive on resume", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       const hwm = 256 * 1024;
       const chunk = 64 * 1024;
       const total = 64 * 1024 * 1024;
@@ -225,7 +197,7 @@ Deno.test("backpressure: a stalled reader bounds the writer's queue; all 64 MiB 
 
 Deno.test("half-close: client end() -> server onEnd; the server still writes, then closes", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       const events: string[] = [];
       let serverClosed!: Promise<Error | undefined>;
       const listener = Listener.listen(
@@ -271,7 +243,7 @@ Deno.test("half-close: client end() -> server onEnd; the server still writes, th
 
 Deno.test("allowHalfOpen false (the default): the peer's EOF closes the connection", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       let server: Connection | undefined;
       let serverClosed!: Promise<Error | undefined>;
       let sawEnd = false;
@@ -301,7 +273,7 @@ Deno.test("allowHalfOpen false (the default): the peer's EOF closes the connecti
 
 Deno.test("idle timeout: an idle connection is closed with ETIMEDOUT; a busy one is not", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       const serverClosed = new Map<number, Promise<Error | undefined>>();
       const opened = new Map<number, number>();
       const listener = Listener.listen(
@@ -347,7 +319,7 @@ Deno.test("idle timeout: an idle connection is closed with ETIMEDOUT; a busy one
 
 Deno.test("abort(): the peer's read fails with ECONNRESET, by name", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       let serverClosed!: Promise<Error | undefined>;
       const listener = Listener.listen(reactor, { host: "127.0.0.1", port: 0 }, (conn) => {
         serverClosed = closed(conn);
@@ -369,7 +341,7 @@ Deno.test("abort(): the peer's read fails with ECONNRESET, by name", () =>
 
 Deno.test("write after close() or end() throws 'Cannot write'", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       const listener = Listener.listen(reactor, { host: "127.0.0.1", port: 0 }, echo);
       const port = portOf(listener.address());
       const a = await connect(reactor, { host: "127.0.0.1", port });
@@ -386,7 +358,7 @@ Deno.test("write after close() or end() throws 'Cannot write'", () =>
 
 Deno.test("connect: ECONNREFUSED by name for a closed port", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       const probe = Socket.create("inet", "stream");
       probe.bind({ family: "inet", address: "127.0.0.1", port: 0 });
       const port = portOf(probe.localAddress());
@@ -401,7 +373,7 @@ Deno.test("connect: ECONNREFUSED by name for a closed port", () =>
 
 Deno.test("connect: ETIMEDOUT by name against a listener whose backlog is full", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       // backlog 0 and never accepting: once the accept queue is full the
       // kernel drops further SYNs, so the handshake never completes.
       const listener = Listener.listen(reactor, { host: "127.0.0.1", port: 0, backlog: 0 });
@@ -435,7 +407,7 @@ Deno.test("connect: ETIMEDOUT by name against a listener whose backlog is full",
 
 Deno.test("Unix stream listeners: a path and an abstract name", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       const { dir, path } = tempSocketPath("echo.sock");
       const abstract = `\0ffinet-test-${Deno.pid}-${crypto.randomUUID()}`;
       try {
@@ -461,7 +433,7 @@ Deno.test("Unix stream listeners: a path and an abstract name", () =>
 
 Deno.test("a listener on an inherited fd", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       const raw = Socket.create("inet", "stream", { nonblocking: false });
       raw.setOption("reuseAddress", true);
       raw.bind({ family: "inet", address: "127.0.0.1", port: 0 });
@@ -492,7 +464,7 @@ Deno.test("a listener on an inherited fd", () =>
 
 Deno.test("IPv6: ::1, and dual-stack :: accepting an IPv4 client", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       const peers: SocketAddress[] = [];
       const serve = (conn: Connection) => {
         peers.push(conn.remoteAddress());
@@ -527,7 +499,7 @@ Deno.test("IPv6: ::1, and dual-stack :: accepting an IPv4 client", () =>
 
 Deno.test("SO_REUSEPORT: two listeners on one port both accept; without it, EADDRINUSE", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       const counts = [0, 0];
       const a = Listener.listen(reactor, { host: "127.0.0.1", port: 0, reusePort: true }, (c) => {
         counts[0]!++;
@@ -560,7 +532,7 @@ Deno.test("SO_REUSEPORT: two listeners on one port both accept; without it, EADD
 
 Deno.test("Unix socket file: mode applied, removed on close; a stale file is replaced", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       const { dir, path } = tempSocketPath("mode.sock");
       try {
         const listener = Listener.listen(reactor, { path, mode: 0o600 });
@@ -596,7 +568,7 @@ Deno.test("Unix socket file: mode applied, removed on close; a stale file is rep
 
 Deno.test("fd passing: a pipe sent with sendFds arrives through onFds and reads", () =>
   withFdCheck(() =>
-    onReactor(async (reactor) => {
+    onReactorWaiting(async (reactor) => {
       const { dir, path } = tempSocketPath("fds.sock");
       const received: number[] = [];
       let note = "";

@@ -7,35 +7,9 @@
 import { assert, assertEquals } from "@std/assert";
 import type { Inet6Address, InetAddress, SocketAddress } from "../../ffi/sockaddr.ts";
 import { Socket } from "../../ffi/socket.ts";
-import { DatagramSocket, Reactor } from "../../reactor/mod.ts";
+import { DatagramSocket } from "../../reactor/mod.ts";
 import { waitFor, withFdCheck } from "../_helpers.ts";
-import { bytes, text } from "./_util.ts";
-
-/** Run `fn` with a running reactor for at most `limitMs`, then stop and close it. */
-async function onReactor(
-  fn: (reactor: Reactor) => Promise<void>,
-  limitMs = 20_000,
-): Promise<void> {
-  const reactor = new Reactor();
-  const running = reactor.run();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    await Promise.race([
-      fn(reactor),
-      running.then(() => {
-        throw new Error("the reactor stopped early");
-      }),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out after ${limitMs} ms`)), limitMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-    reactor.stop();
-    await running;
-    reactor.close();
-  }
-}
+import { bytes, onReactor, text } from "./_util.ts";
 
 function ip(addr: SocketAddress): InetAddress | Inet6Address {
   assert(addr.family !== "unix", `expected an IP address, got ${addr.family}`);
