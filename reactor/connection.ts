@@ -207,29 +207,20 @@ export class Connection {
     // One read per report: the registration is level-triggered, so whatever
     // is left is reported by the next wait (as the C reference does). Reading
     // again after a full buffer would mostly cost an extra EAGAIN syscall.
-    if (this.#receiveFds > 0) {
-      this.#readWithFds();
+    if (this.#receiveFds === 0) {
+      this.#consume(sys.read(this.#fd, readBuf, READ_BUFFER_SIZE), "read");
       return;
     }
-    const n = sys.read(this.#fd, readBuf, READ_BUFFER_SIZE);
-    if (n > 0) {
-      this.bytesRead += n;
-      this.#lastActive = this.reactor.now;
-      this.onData?.(readBuf.subarray(0, n), this);
-    } else if (n === 0) {
-      this.#eof();
-    } else if (n !== -EAGAIN) {
-      this.#destroy(new ErrnoError("read", -n), false);
-    }
-  }
-
-  #readWithFds(): void {
     const got = recvFds(this.#fd, readBuf, this.#receiveFds);
-    const n = got.bytes;
     if (got.fds.length > 0) {
       if (this.onFds) this.onFds(got.fds, this);
       else for (const fd of got.fds) sys.close(fd);
     }
+    this.#consume(got.bytes, "recvmsg");
+  }
+
+  /** Hand `n` bytes of `readBuf` to `onData`, or handle EOF / -errno from `call`. */
+  #consume(n: number, call: string): void {
     if (n > 0) {
       this.bytesRead += n;
       this.#lastActive = this.reactor.now;
@@ -237,7 +228,7 @@ export class Connection {
     } else if (n === 0) {
       this.#eof();
     } else if (n !== -EAGAIN) {
-      this.#destroy(new ErrnoError("recvmsg", -n), false);
+      this.#destroy(new ErrnoError(call, -n), false);
     }
   }
 
