@@ -258,6 +258,81 @@ Deno.test("Deno's event loop keeps running while the reactor is busy (ping-pong 
     b.close();
   }));
 
+/**
+ * Steady, sparse traffic: a reactor timer writes a byte every millisecond and
+ * the other end of the socketpair reads it. Returns the reactor's counters
+ * and how often a chained 5 ms Deno timer ran, over `ms`.
+ */
+async function sparseTraffic(options: { busyWaitMs: number; sliceMs: number }, ms: number) {
+  await using reactor = new Reactor(options);
+  const [a, b] = Socket.pair();
+  const buf = new Uint8Array(64);
+  let reads = 0;
+  const rb = reactor.register(b.fd, Interest.READABLE, () => {
+    while (b.read(buf) !== null) reads++;
+  });
+  const writer = reactor.setInterval(() => a.write(bytes("x")), 1);
+  let ticks = 0;
+  let maxGap = 0;
+  let last = performance.now();
+  let tickTimer: ReturnType<typeof setTimeout> | undefined;
+  const tick = () => {
+    const now = performance.now();
+    maxGap = Math.max(maxGap, now - last);
+    last = now;
+    ticks++;
+    tickTimer = setTimeout(tick, 5);
+  };
+  tickTimer = setTimeout(tick, 5);
+  reactor.setTimeout(() => reactor.stop(), ms);
+  await reactor.run();
+  clearTimeout(tickTimer);
+  writer.cancel();
+  rb.deregister();
+  a.close();
+  b.close();
+  return { reads, ticks, maxGap, parks: reactor.stats.parks, polls: reactor.stats.polls };
+}
+
+Deno.test("busyWaitMs: with steady traffic the reactor waits on this thread, yet Deno's timers still run every slice", () =>
+  withFdCheck(async () => {
+    const parked = await sparseTraffic({ busyWaitMs: 0, sliceMs: 10 }, 400);
+    const busy = await sparseTraffic({ busyWaitMs: 10, sliceMs: 10 }, 400);
+    for (const r of [parked, busy]) {
+      assert(r.reads > 100, `traffic flowed: ${r.reads} reads`);
+      // ~80 ticks fit in 400 ms; a starved Deno loop would get none.
+      assertGreaterOrEqual(r.ticks, 20, `only ${r.ticks} Deno timer ticks`);
+    }
+    // Without busy-waiting every gap between bytes is an off-thread park;
+    // with it, the reactor parks (yields) about once per 10 ms slice.
+    assert(parked.parks > 200, `busyWaitMs 0 parks at every gap: ${parked.parks}`);
+    assert(
+      busy.parks * 3 < parked.parks,
+      `busyWaitMs 10 parks far less: ${busy.parks} vs ${parked.parks}`,
+    );
+    // The slice bounds how long Deno waits; generous slack for a loaded CI box.
+    assert(busy.maxGap < 150, `a Deno timer waited ${busy.maxGap.toFixed(0)} ms`);
+  }));
+
+Deno.test("invalid sliceMs and busyWaitMs are refused with a RangeError naming the option", () => {
+  for (const sliceMs of [0, -1, NaN, Infinity]) {
+    const e = assertThrows(() => new Reactor({ sliceMs }), RangeError);
+    assertEquals(
+      e.message.startsWith(`Cannot create reactor: sliceMs ${sliceMs}`),
+      true,
+      e.message,
+    );
+  }
+  for (const busyWaitMs of [-1, NaN, Infinity]) {
+    const e = assertThrows(() => new Reactor({ busyWaitMs }), RangeError);
+    assertEquals(
+      e.message.startsWith(`Cannot create reactor: busyWaitMs ${busyWaitMs}`),
+      true,
+      e.message,
+    );
+  }
+});
+
 Deno.test("Deno's event loop keeps running while the reactor is parked", () =>
   withFdCheck(async () => {
     await using reactor = new Reactor();
