@@ -32,6 +32,8 @@
 import { O } from "../ffi/constants.ts";
 import { Errno, ErrnoError } from "../ffi/errno.ts";
 import { kill, openFile } from "../ffi/process.ts";
+import { ipAddress } from "../ffi/sockaddr.ts";
+import { Socket } from "../ffi/socket.ts";
 import * as sys from "../ffi/syscalls.ts";
 import { PidFile, readPidFile } from "./pidfile.ts";
 import { createLogger, type Logger } from "./syslog.ts";
@@ -417,6 +419,25 @@ async function launch(o: ServeOptions): Promise<number> {
   }
 }
 
+/**
+ * Refuse a port another server already listens on. The workers bind with
+ * `SO_REUSEPORT`, and Linux lets any socket of the same user that set it
+ * too join that port: a second `serve` would quietly take a share of the
+ * first one's connections. A probe bound without `SO_REUSEPORT` gets
+ * EADDRINUSE instead (`SO_REUSEADDR` keeps TIME_WAIT leftovers from counting).
+ */
+function ensurePortFree(host: string, port: number): void {
+  const addr = ipAddress(host, port);
+  const probe = Socket.create(addr.family, "stream");
+  try {
+    probe.setOption("reuseAddress", true);
+    if (addr.family === "inet6") probe.setOption("v6Only", false);
+    probe.bind(addr);
+  } finally {
+    probe.close();
+  }
+}
+
 async function serve(o: ServeOptions): Promise<number> {
   const daemon = isDaemon();
   const script = workerScript(); // before chdir("/"): the override may be relative
@@ -448,6 +469,11 @@ async function serve(o: ServeOptions): Promise<number> {
       Deno.statSync(script);
     } catch {
       return fail(log, new Error(`Cannot start: worker script ${script} not found`));
+    }
+    try {
+      ensurePortFree(o.host, o.port);
+    } catch (e) {
+      return fail(log, e);
     }
     const sup = new Supervisor({
       command: Deno.execPath(),

@@ -163,6 +163,23 @@ Deno.test("cli: --daemon serves detached; restarts, rolls and drains; stop leave
       assertEquals(st.stdout.trim(), `running (pid ${sup})`);
     });
 
+    await t.step("a second daemon on the same port (another pid file) is refused", async () => {
+      // Its workers would set SO_REUSEPORT too, and the kernel would let them
+      // join the port and take a share of the first daemon's connections.
+      const other = `${dir}/other.pid`;
+      const r = await cli(["--daemon", "--port", String(port), "--pidfile", other]);
+      if (r.code === 0) { // it started after all: take it and its workers down
+        const stray = Number(r.stdout.trim());
+        [stray, ...childrenOf(stray)].forEach((p) => seen.add(p));
+      }
+      assertEquals(r.code, 1, r.stdout);
+      assertStringIncludes(r.stderr, "Cannot bind: EADDRINUSE (Address already in use)");
+      assertStringIncludes(r.stderr, `127.0.0.1:${port}`);
+      assertEquals(exists(other), false, "no pid file is left behind");
+      assertEquals(workers().length, 2);
+      for (let i = 0; i < 20; i++) assertEquals((await httpGet(port)).body, "Hello, World!");
+    });
+
     await t.step("a SIGKILLed worker is back and serving within the backoff", async () => {
       const before = workers();
       const victim = before[0]!;
