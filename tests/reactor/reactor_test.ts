@@ -300,12 +300,12 @@ Deno.test("busyWaitMs: with steady traffic the reactor waits on this thread, yet
     const busy = await sparseTraffic({ busyWaitMs: 10, sliceMs: 10 }, 400);
     for (const r of [parked, busy]) {
       assert(r.reads > 100, `traffic flowed: ${r.reads} reads`);
-      // ~80 ticks fit in 400 ms; a starved Deno loop would get none.
-      assertGreaterOrEqual(r.ticks, 20, `only ${r.ticks} Deno timer ticks`);
+      // 40 to 80 ticks fit in 400 ms; a starved Deno loop would get none.
+      assertGreaterOrEqual(r.ticks, 10, `only ${r.ticks} Deno timer ticks`);
     }
     // Without busy-waiting every gap between bytes is an off-thread park;
     // with it, the reactor parks (yields) about once per 10 ms slice.
-    assert(parked.parks > 200, `busyWaitMs 0 parks at every gap: ${parked.parks}`);
+    assert(parked.parks > 100, `busyWaitMs 0 parks at every gap: ${parked.parks}`);
     assert(
       busy.parks * 3 < parked.parks,
       `busyWaitMs 10 parks far less: ${busy.parks} vs ${parked.parks}`,
