@@ -5,8 +5,8 @@
  *   built with gcc), while the server's RSS, sampled every 500 ms, stays flat
  *   after warm-up;
  * - 10,000 concurrent connections opened with ffinet's own `connect()`, held
- *   with traffic for `FFINET_SOAK_SECONDS` (default 10; the issue's 60 s run
- *   is `FFINET_SOAK_SECONDS=60`), with zero errors.
+ *   with traffic for `FFINET_SOAK_SECONDS` (default 60, as the issue asks;
+ *   `FFINET_SOAK_SECONDS=5` for a quick run), with zero errors.
  *
  * Both print their numbers.
  */
@@ -157,7 +157,7 @@ Deno.test({
 });
 
 const CONNECTIONS = 10_000;
-const HOLD_SECONDS = Number(Deno.env.get("FFINET_SOAK_SECONDS") ?? "10");
+const HOLD_SECONDS = Number(Deno.env.get("FFINET_SOAK_SECONDS") ?? "60");
 
 /** The byte at offset `k` of connection `i`'s stream. */
 function streamByte(i: number, k: number): number {
