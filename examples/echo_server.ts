@@ -17,7 +17,6 @@ const args = parseArgs(Deno.args, {
   strings: { "busy-wait-ms": "10", "slice-ms": "10" },
 });
 const busyWaitMs = integerFlag(args, "busy-wait-ms", 0, "a whole number of milliseconds");
-
 const sliceMs = integerFlag(args, "slice-ms", 1, "a whole number of milliseconds");
 
 // A dedicated server: the reactor may keep this thread for up to 10 ms while

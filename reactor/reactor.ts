@@ -60,7 +60,7 @@ export interface ReactorOptions extends PollerOptions {
    * CPU), so a dedicated server whose Deno side has little to do runs
    * cheaper with a longer slice: the example servers use 10 (with
    * `busyWaitMs: 10`), which took the 64 KiB echo benchmark from 1.65x to
-   * about 1.2x the C server's CPU per message.
+   * 1.14–1.37x the C server's CPU per message.
    */
   sliceMs?: number;
   /**
