@@ -27,21 +27,46 @@ export interface ExampleServer {
  * Start `examples/<name>` on an ephemeral loopback port, optionally under
  * `ulimit -n nofile` (or the hard limit, if lower), and wait for its `listening on HOST:PORT` line.
  */
-export async function startExample(
+export function startExample(
   name: string,
   args: string[] = [],
   nofile?: number,
 ): Promise<ExampleServer> {
-  const denoArgs = [
-    "run",
-    "--allow-ffi",
-    "--allow-env",
-    new URL(name, EXAMPLES).pathname,
-    "--port",
-    "0",
-    ...args,
-  ];
-  const options = { stdin: "null", stdout: "piped", stderr: "piped" } as const;
+  return startScript(new URL(name, EXAMPLES).pathname, {
+    flags: ["--allow-ffi", "--allow-env"],
+    args: ["--port", "0", ...args],
+    nofile,
+  });
+}
+
+/** Options for {@linkcode startScript}. */
+export interface StartScriptOptions {
+  /** `deno run` flags before the script. */
+  flags: string[];
+  /** The script's own arguments. */
+  args?: string[];
+  /** Working directory of the child. */
+  cwd?: string | undefined;
+  /** Run under `ulimit -n nofile` (or the hard limit, if lower). */
+  nofile?: number | undefined;
+}
+
+/**
+ * Run any Deno server script as a child process and wait for its
+ * `listening on HOST:PORT` line.
+ */
+export async function startScript(
+  script: string,
+  { flags, args = [], cwd, nofile }: StartScriptOptions,
+): Promise<ExampleServer> {
+  const name = script.slice(script.lastIndexOf("/") + 1);
+  const denoArgs = ["run", ...flags, script, ...args];
+  const options = {
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    ...(cwd === undefined ? {} : { cwd }),
+  } as const;
   const child = nofile === undefined
     ? new Deno.Command(Deno.execPath(), { args: denoArgs, ...options }).spawn()
     : new Deno.Command("sh", {

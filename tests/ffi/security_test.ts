@@ -23,6 +23,7 @@ import {
   Listener,
   Reactor,
 } from "../../reactor/mod.ts";
+import { startScript } from "../_example_server.ts";
 import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
 
 const decoder = new TextDecoder();
@@ -305,37 +306,14 @@ listener.close();
 reactor.close();
 `,
         );
-        const child = new Deno.Command(Deno.execPath(), {
-          args: ["run", "--no-config", "--allow-ffi", script],
+        const server = await startScript(script, {
+          flags: ["--no-config", "--allow-ffi"],
           cwd: dir,
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
-        let out = "";
-        let exited = false;
-        const pump = async (stream: ReadableStream<Uint8Array>) => {
-          for await (const chunk of stream.pipeThrough(new TextDecoderStream())) out += chunk;
-        };
-        const done = Promise.all([child.status, pump(child.stdout), pump(child.stderr)]).then(
-          ([status]) => {
-            exited = true;
-            return status;
-          },
-        );
-        const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+        });
         try {
-          let port = 0;
-          await waitFor(
-            () => {
-              const m = out.match(/^listening on 127\.0\.0\.1:(\d+)$/m);
-              if (m) port = Number(m[1]);
-              if (exited && port === 0) throw new Error(`the child exited:\n${out}`);
-              return port !== 0;
-            },
-            30_000,
-            "the child to listen",
-          );
+          const port = server.port;
+          const out = server.output();
+          assertMatch(out, /^listening on 127\.0\.0\.1:\d+$/m);
           assert(port < 1024);
           const unprivilegedStart = Number(
             readProcFile("/proc/sys/net/ipv4/ip_unprivileged_port_start").trim(),
@@ -345,7 +323,7 @@ reactor.close();
           if (port - 1 < unprivilegedStart) assertEquals(rebind, "EACCES", "rebind after the drop");
           assertEquals(regain, "EPERM", "setuid(0) after the drop");
 
-          const status = readProcFile(`/proc/${child.pid}/status`);
+          const status = readProcFile(`/proc/${server.pid}/status`);
           assertMatch(status, /^Uid:\t65534\t65534\t65534\t65534$/m);
           assertMatch(status, /^Gid:\t65534\t65534\t65534\t65534$/m);
           assertMatch(status, /^Groups:[ \t]*$/m);
@@ -367,12 +345,10 @@ reactor.close();
           } finally {
             s.close();
           }
-          const result = await done;
-          assertEquals(result.code, 0, out);
+          const result = await server.status;
+          assertEquals(result.code, 0, server.output());
         } finally {
-          if (!exited) child.kill("SIGKILL");
-          await done;
-          clearTimeout(killer);
+          await server.stop();
         }
       })
     ),
