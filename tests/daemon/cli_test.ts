@@ -13,11 +13,13 @@ import {
   CLI_SCRIPT,
   freePort,
   httpGet,
+  keepRequesting,
   killAll,
   procFds,
   procLink,
   procRead,
   procStat,
+  type RequestTally,
   SERVE_FLAGS,
   sleep,
   waitUntil,
@@ -203,21 +205,8 @@ Deno.test("cli: --daemon serves detached; restarts, rolls and drains; stop leave
 
     await t.step("SIGHUP: rolling restart, no connection refused, new pids", async () => {
       const before = workers();
-      let stop = false;
-      let ok = 0;
-      const failures: string[] = [];
-      const client = (async () => {
-        const end = Date.now() + 6000;
-        while (!stop && Date.now() < end) {
-          try {
-            const r = await httpGet(port, "/", 2000);
-            if (r.status === 200) ok++;
-            else failures.push(`status ${r.status}`);
-          } catch (e) {
-            failures.push(e instanceof Error ? e.message : String(e));
-          }
-        }
-      })();
+      const client = keepRequesting(port, 6000);
+      let tally: RequestTally = { ok: 0, failures: [] };
       await sleep(100);
       Deno.kill(sup, "SIGHUP");
       try {
@@ -232,11 +221,10 @@ Deno.test("cli: --daemon serves detached; restarts, rolls and drains; stop leave
         );
       } finally {
         await sleep(200);
-        stop = true;
-        await client;
+        tally = await client.stop();
       }
-      assertEquals(failures, [], "no connection failed");
-      assertGreater(ok, 10);
+      assertEquals(tally.failures, [], "no connection failed");
+      assertGreater(tally.ok, 10);
       for (const p of before) assert(!alive(p), `old worker ${p} exited`);
     });
 

@@ -10,6 +10,7 @@ import {
   answers,
   freePort,
   httpGet,
+  keepRequesting,
   killAll,
   sleep,
   waitUntil,
@@ -178,26 +179,11 @@ Deno.test("supervisor: reload() replaces every worker without refusing a connect
   try {
     await sup.start();
     const before = sup.status().workers.map((w) => w.pid!);
-    let stop = false;
-    let ok = 0;
-    const failures: string[] = [];
-    const client = (async () => {
-      const end = Date.now() + 8000;
-      while (!stop && Date.now() < end) {
-        try {
-          const r = await httpGet(port, "/", 2000);
-          if (r.status === 200) ok++;
-          else failures.push(`status ${r.status}`);
-        } catch (e) {
-          failures.push(e instanceof Error ? e.message : String(e));
-        }
-      }
-    })();
+    const client = keepRequesting(port, 8000);
     await sleep(100);
     const reloaded = await sup.reload();
     await sleep(100);
-    stop = true;
-    await client;
+    const { ok, failures } = await client.stop();
     assert(reloaded, "the reload completed");
     const after = sup.status().workers.map((w) => w.pid!);
     assertEquals(failures, [], "no connection failed during the rolling restart");
