@@ -34,6 +34,7 @@ import {
   type OneshotWorkerConfig,
   type OneshotWorkerMessage,
 } from "./_oneshot_worker.ts";
+import { stopSignal } from "./_signals.ts";
 
 const args = parseArgs(Deno.args, {
   usage: "oneshot_workers.ts [--host H] [--port P] [--workers 3] [--clients 0] [--messages 5] " +
@@ -108,15 +109,7 @@ let clientsOk = true;
 if (clientCount > 0) {
   clientsOk = await runClients(port);
 } else {
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      Deno.removeSignalListener("SIGINT", stop);
-      Deno.removeSignalListener("SIGTERM", stop);
-      resolve();
-    };
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
-  });
+  await stopSignal();
 }
 
 // Stop: raise the flag, wait for every worker's report, then close what is left.

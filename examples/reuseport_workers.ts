@@ -14,6 +14,7 @@
  */
 import { parseArgs } from "./_args.ts";
 import type { ReuseportWorkerCommand, ReuseportWorkerReport } from "./_reuseport_worker.ts";
+import { stopSignal } from "./_signals.ts";
 
 /** Options for {@linkcode startReuseportWorkers}. */
 export interface ReuseportWorkersOptions {
@@ -147,15 +148,7 @@ if (import.meta.main) {
   }
   const pool = await startReuseportWorkers({ host: args.host, port: args.port, workers });
   console.log(`listening on ${args.host}:${pool.port}`);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      Deno.removeSignalListener("SIGINT", stop);
-      Deno.removeSignalListener("SIGTERM", stop);
-      resolve();
-    };
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
-  });
+  await stopSignal();
   for (const s of await pool.stop()) {
     console.log(`worker ${s.id}: ${s.served} connections, ${s.bytes} bytes echoed`);
   }
