@@ -1,18 +1,131 @@
 /**
- * ffinet: Linux networking for Deno through FFI — raw socket syscalls, an
- * epoll reactor you control, and servers that run as real Unix daemons.
+ * ffinet: Linux networking for Deno through FFI — an epoll reactor you
+ * control, TCP/Unix listeners and connections, datagram sockets, and
+ * servers that run as real Unix daemons.
+ *
+ * This module is the curated surface. Raw access (`sys`, `libc`, struct
+ * codecs, errno cells, constants) lives in `./ffi`: those calls pass
+ * pointers and lengths to libc and can corrupt memory when misused.
  *
  * @example An echo server
- * ```ts ignore
+ * ```ts
  * import { Listener, Reactor } from "./mod.ts";
- * const reactor = new Reactor();
- * Listener.listen(reactor, { host: "127.0.0.1", port: 9000 }, (conn) => {
+ * await using reactor = new Reactor();
+ * using _listener = Listener.listen(reactor, { host: "127.0.0.1", port: 0 }, (conn) => {
  *   conn.onData = (data) => conn.write(data);
  * });
- * await reactor.run();
+ * await reactor.run({ signal: AbortSignal.timeout(10) });
  * ```
  *
  * @module
  */
-export * from "./ffi/mod.ts";
-export * from "./reactor/mod.ts";
+
+// The reactor and its registrations.
+export {
+  Reactor,
+  type ReactorErrorHandler,
+  type ReactorOptions,
+  type ReactorStats,
+  type RunOptions,
+} from "./reactor/reactor.ts";
+export { Interest, type InterestBits } from "./reactor/interest.ts";
+export { Readiness } from "./reactor/readiness.ts";
+export {
+  type AnyRegistration,
+  type ReadyCallback,
+  Registration,
+  type RegistrationState,
+} from "./reactor/registration.ts";
+export { Timer } from "./reactor/timer_queue.ts";
+
+// Streams: listeners, connections, connect.
+export {
+  Connection,
+  type ConnectionOptions,
+  type ConnectionState,
+  type DataHandler,
+  type FdsInfo,
+} from "./reactor/connection.ts";
+export {
+  Listener,
+  type ListenerErrorHandler,
+  type ListenerStats,
+  type ListenOptions,
+  type ListenTarget,
+} from "./reactor/listener.ts";
+export { connect, type ConnectOptions, type ConnectTarget } from "./reactor/connect.ts";
+
+// Datagrams.
+export { type DatagramOptions, DatagramSocket, type DatagramStats } from "./reactor/datagram.ts";
+
+// PROXY protocol and edge options of listeners (helper "proxy" owns these modules).
+export type { EdgeListenOptions } from "./reactor/proxy_edge.ts";
+export type { ProxyGateStats, ProxyProtocolOptions } from "./reactor/proxy_gate.ts";
+export {
+  type ProxyHeader,
+  type ProxyInfo,
+  type ProxyParserOptions,
+  ProxyProtocolError,
+  type ProxyProtocolErrorKind,
+  type ProxyProtocolVersion,
+  type ProxySslInfo,
+  type ProxyTlv,
+} from "./reactor/proxy_protocol.ts";
+
+// Sockets and addresses.
+export {
+  type ConnectState,
+  Socket,
+  type SocketCreateOptions,
+  type SocketFamily,
+  type SocketType,
+} from "./ffi/socket.ts";
+export {
+  type Linger,
+  SOCKET_OPTIONS,
+  type SocketOptionKinds,
+  type SocketOptionName,
+  type SocketOptionValue,
+  type WritableSocketOptionName,
+} from "./ffi/sockopt.ts";
+export {
+  formatAddress,
+  type Inet6Address,
+  type InetAddress,
+  type SocketAddress,
+  type UnixAddress,
+} from "./ffi/sockaddr.ts";
+
+// Errors.
+export { ErrnoError, type ErrnoErrorOptions, errnoName } from "./ffi/errno.ts";
+export { AddressLookupError } from "./ffi/dns.ts";
+
+// systemd: readiness notification, watchdog, socket activation.
+export {
+  type ListenFd,
+  listenFds,
+  type ListenFdsOptions,
+  notify,
+  type NotifyOptions,
+  type NotifyState,
+  watchdogInterval,
+} from "./reactor/sd_notify.ts";
+
+// HTTP: a Deno.serve-shaped HTTP/1.1 server, and its low-level entry point.
+export {
+  type HttpServer,
+  type NetAddr,
+  prebuilt,
+  type RawHandler,
+  type RawResponder,
+  type RawServeOptions,
+  serve,
+  type ServeHandler,
+  type ServeHandlerInfo,
+  type ServeInit,
+  type ServeOptions,
+  serveRaw,
+  type UnixAddr,
+  upgradeConnection,
+  type UpgradedConnection,
+} from "./http/mod.ts";

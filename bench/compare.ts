@@ -1,14 +1,26 @@
 /**
  * `deno task bench`: ffinet's servers side by side with Deno's own
- * (`Deno.listen`, `Deno.serve`) and Node's (when `node` is installed), under
- * the same loopback load in one run. For each server and load it prints the
- * throughput and the server's CPU time per message or request (user + system,
- * from `/proc/<pid>/stat`), and the ratio of that CPU time to ffinet's.
+ * (`Deno.listen`, `Deno.serve`), Node's (when `node` is installed) and Bun's
+ * (when `bun` is on PATH or in $BUN), under the same loopback load in one run.
+ * For each server and load it prints the throughput and the server's CPU time
+ * per message or request (user + system, from `/proc/<pid>/stat`), and the
+ * ratio of that CPU time to the kind's base server (`x_base`): ffinet's echo
+ * server for echo, `Deno.serve` with the same handler for http and json.
+ *
+ * Kinds: `echo`; `http`: "Hello, World!" (`text/plain`), the handler of
+ * `../shared/bench/deno_http.ts`, on ffinet's `serve()` (ffinet_serve), its
+ * low-level `serveRaw()` (ffinet_raw), Deno.serve, Node and Bun; `json`:
+ * `Response.json({ message: "Hello, World!" })` on serve(), Deno.serve, Node
+ * and Bun; `rss`: the memory of 10,000 idle keep-alive connections on
+ * serve(), serveRaw(), Deno.serve and Node (bench/http_idle_rss.ts).
  *
  * The load comes from `bench/load.ts` (ffinet's own client; every echoed
  * byte is checked), or from `wrk` for HTTP when it is installed.
  *
- *     deno task bench [--seconds N] [--only echo|http]
+ *     deno task bench [--seconds N] [--rounds N] [--only echo|http|json|rss]
+ *
+ * `--rounds N` runs every server N times, interleaved, and prints medians
+ * (the ratio is taken per round, then its median).
  *
  * @module
  */
@@ -16,10 +28,11 @@ import { readProcFile } from "../ffi/process.ts";
 import { parseArgs } from "../examples/_args.ts";
 
 const args = parseArgs(Deno.args, {
-  usage: "compare.ts [--seconds N] [--only echo|http]",
-  strings: { seconds: "3", only: "" },
+  usage: "compare.ts [--seconds N] [--rounds N] [--only echo|http|json|rss]",
+  strings: { seconds: "3", only: "", rounds: "1" },
 });
 const seconds = Number(args.strings.seconds);
+const rounds = Number(args.strings.rounds);
 const only = args.strings.only;
 const here = new URL(".", import.meta.url).pathname;
 const root = new URL("..", import.meta.url).pathname;
@@ -47,7 +60,8 @@ interface Server {
   cmd: string[];
 }
 
-let nextPort = 20000 + Math.floor(Math.random() * 20000);
+// Below the ephemeral range (32768+), so no client socket holds the port.
+let nextPort = 12000 + Math.floor(Math.random() * 16000);
 
 async function startServer(server: Server, port: number): Promise<Deno.ChildProcess> {
   const [cmd, ...rest] = server.cmd.map((a) => a.replace("{port}", String(port)));
@@ -71,7 +85,7 @@ async function startServer(server: Server, port: number): Promise<Deno.ChildProc
 }
 
 async function runLoad(kind: string, load: string[], port: number): Promise<number> {
-  if (kind === "http" && await has("wrk")) {
+  if (kind !== "echo" && await has("wrk")) {
     const pipeline = load[1] === "16";
     const script = `${here}wrk_pipeline.lua`;
     const wrkArgs = [
@@ -87,7 +101,15 @@ async function runLoad(kind: string, load: string[], port: number): Promise<numb
     return Number(/(\d+) requests in/.exec(text)?.[1] ?? 0);
   }
   const out = await new Deno.Command(deno, {
-    args: ["run", "--allow-ffi", `${here}load.ts`, kind, String(port), ...load, String(seconds)],
+    args: [
+      "run",
+      "--allow-ffi",
+      `${here}load.ts`,
+      kind === "echo" ? "echo" : "http",
+      String(port),
+      ...load,
+      String(seconds),
+    ],
     stdout: "piped",
   }).output();
   const result = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop() ?? "{}");
@@ -101,10 +123,25 @@ const loads = {
     ["8", "4", "65536"],
   ]],
   http: [["keepalive", ["64", "1"]], ["pipe16", ["64", "16"]]],
+  json: [["keepalive", ["64", "1"]], ["pipe16", ["64", "16"]]],
 } as const;
 
 const node = await has("node");
-const servers: Record<"echo" | "http", Server[]> = {
+const bun = Deno.env.get("BUN") ?? (await has("bun") ? "bun" : "");
+const ffinetHttp = (script: string, ...extra: string[]) => ({
+  cmd: [
+    deno,
+    "run",
+    "--allow-ffi",
+    "--allow-env",
+    "--allow-read",
+    `${here}${script}`,
+    "--port",
+    "{port}",
+    ...extra,
+  ],
+});
+const servers: Record<"echo" | "http" | "json", Server[]> = {
   echo: [
     {
       name: "ffinet",
@@ -122,70 +159,115 @@ const servers: Record<"echo" | "http", Server[]> = {
     ...(node ? [{ name: "node_net", cmd: ["node", `${here}ref/node_echo.mjs`, "{port}"] }] : []),
   ],
   http: [
-    {
-      name: "ffinet",
-      cmd: [
-        deno,
-        "run",
-        "--allow-ffi",
-        "--allow-env",
-        `${root}examples/http_server.ts`,
-        "--port",
-        "{port}",
-      ],
-    },
+    { name: "ffinet_serve", ...ffinetHttp("http_serve.ts") },
+    { name: "ffinet_raw", ...ffinetHttp("http_raw.ts") },
     { name: "deno_serve", cmd: [deno, "run", "--allow-net", `${here}ref/deno_http.ts`, "{port}"] },
     ...(node ? [{ name: "node_http", cmd: ["node", `${here}ref/node_http.mjs`, "{port}"] }] : []),
+    ...(bun ? [{ name: "bun_serve", cmd: [bun, `${here}ref/bun_http.ts`, "{port}"] }] : []),
+  ],
+  json: [
+    { name: "ffinet_serve", ...ffinetHttp("http_serve.ts", "--json") },
+    {
+      name: "deno_serve",
+      cmd: [deno, "run", "--allow-net", `${here}ref/deno_http_json.ts`, "{port}"],
+    },
+    ...(node
+      ? [{ name: "node_http", cmd: ["node", `${here}ref/node_http_json.mjs`, "{port}"] }]
+      : []),
+    ...(bun ? [{ name: "bun_serve", cmd: [bun, `${here}ref/bun_http_json.ts`, "{port}"] }] : []),
   ],
 };
+const baseOf = { echo: "ffinet", http: "deno_serve", json: "deno_serve" } as const;
 
-const rows: { kind: string; load: string; server: string; rate: number; cpuUs: number }[] = [];
-for (const kind of ["echo", "http"] as const) {
-  if (only !== "" && only !== kind) continue;
-  for (const server of servers[kind]) {
-    const port = nextPort++;
-    const child = await startServer(server, port);
-    try {
-      for (const [load, params] of loads[kind]) {
-        const c0 = cpuTicks(child.pid);
-        const t0 = performance.now();
-        const ops = await runLoad(kind, [...params], port);
-        const elapsed = (performance.now() - t0) / 1000;
-        const c1 = cpuTicks(child.pid);
-        if (ops === 0) {
-          console.error(`${server.name} ${load}: no result`);
-          continue;
+const rows: {
+  round: number;
+  kind: string;
+  load: string;
+  server: string;
+  rate: number;
+  cpuUs: number;
+}[] = [];
+for (let round = 0; round < rounds; round++) {
+  for (const kind of ["echo", "http", "json"] as const) {
+    if (only !== "" && only !== kind) continue;
+    for (const server of servers[kind]) {
+      const port = nextPort++;
+      const child = await startServer(server, port);
+      try {
+        for (const [load, params] of loads[kind]) {
+          const c0 = cpuTicks(child.pid);
+          const t0 = performance.now();
+          const ops = await runLoad(kind, [...params], port);
+          const elapsed = (performance.now() - t0) / 1000;
+          const c1 = cpuTicks(child.pid);
+          if (ops === 0) {
+            console.error(`${server.name} ${load}: no result`);
+            continue;
+          }
+          rows.push({
+            round,
+            kind,
+            load,
+            server: server.name,
+            rate: Math.round(ops / Math.min(elapsed, seconds)),
+            cpuUs: ((c1 - c0) / hz) * 1e6 / ops,
+          });
         }
-        rows.push({
-          kind,
-          load,
-          server: server.name,
-          rate: Math.round(ops / Math.min(elapsed, seconds)),
-          cpuUs: ((c1 - c0) / hz) * 1e6 / ops,
-        });
+      } finally {
+        child.kill("SIGTERM");
+        await child.status;
       }
-    } finally {
-      child.kill("SIGTERM");
-      await child.status;
     }
   }
 }
 
+const median = (values: number[]): number => {
+  const s = [...values].sort((x, y) => x - y);
+  const m = s.length >> 1;
+  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 const pad = (s: string, n: number) => s.padEnd(n);
 console.log(
   `${pad("kind", 5)} ${pad("load", 10)} ${pad("server", 12)} ${"ops/s".padStart(10)} ${
     "cpu_us/op".padStart(10)
-  } ${"x_ffinet".padStart(9)}`,
+  } ${"x_base".padStart(9)}${rounds > 1 ? `  (medians of ${rounds} rounds)` : ""}`,
 );
-for (const r of rows) {
-  const ref = rows.find((x) => x.kind === r.kind && x.load === r.load && x.server === "ffinet");
-  const ratio = ref ? (r.cpuUs / ref.cpuUs).toFixed(2) : "-";
+const keys = [...new Set(rows.map((r) => `${r.kind} ${r.load} ${r.server}`))];
+for (const key of keys) {
+  const [kind, load, server] = key.split(" ") as [keyof typeof baseOf, string, string];
+  const mine = rows.filter((r) => r.kind === kind && r.load === load && r.server === server);
+  // The ratio is taken per round (same round, same load), then its median.
+  const ratios = mine.flatMap((r) => {
+    const ref = rows.find((x) =>
+      x.round === r.round && x.kind === kind && x.load === load && x.server === baseOf[kind]
+    );
+    return ref ? [r.cpuUs / ref.cpuUs] : [];
+  });
+  const ratio = ratios.length > 0 ? median(ratios).toFixed(2) : "-";
   console.log(
-    `${pad(r.kind, 5)} ${pad(r.load, 10)} ${pad(r.server, 12)} ${String(r.rate).padStart(10)} ${
-      r.cpuUs.toFixed(3).padStart(10)
-    } ${ratio.padStart(9)}`,
+    `${pad(kind, 5)} ${pad(load, 10)} ${pad(server, 12)} ${
+      String(Math.round(median(mine.map((r) => r.rate)))).padStart(10)
+    } ${median(mine.map((r) => r.cpuUs)).toFixed(3).padStart(10)} ${ratio.padStart(9)}`,
   );
 }
 console.log(
-  `(${Deno.build.target}, ${navigator.hardwareConcurrency} cores, ${new Date().toISOString()})`,
+  `(x_base: CPU per op relative to ffinet for echo, to deno_serve for http and json; ${Deno.build.target}, ${navigator.hardwareConcurrency} cores, ${
+    new Date().toISOString()
+  })`,
 );
+
+// Memory: the RSS of 10,000 idle keep-alive connections (bench/http_idle_rss.ts), in a shell
+// that raises the soft fd limit (each side holds one fd per connection).
+if (only === "" || only === "rss") {
+  const conns = 10_000;
+  const script = [
+    `ulimit -n ${conns + 2000} 2>/dev/null || ulimit -n $(ulimit -Hn)`,
+    `exec "${deno}" run --allow-ffi --allow-read --allow-run --allow-net --allow-env ` +
+    `"${here}http_idle_rss.ts" --connections ${conns} ` +
+    `--only ffinet_serve,ffinet_raw,deno_serve${node ? ",node_http" : ""}`,
+  ].join(" && ");
+  const out = await new Deno.Command("sh", { args: ["-c", script], stdout: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) console.error(`rss: bench/http_idle_rss.ts failed (${out.code})`);
+  console.log(text.split("\n").filter((l) => l !== "" && !l.startsWith("{")).join("\n"));
+}

@@ -1,5 +1,5 @@
 /**
- * Micro-benchmarks of the example HTTP server's parser and response writer,
+ * Micro-benchmarks of the HTTP parser (http/parser.ts) and response writer,
  * on what wrk sends with 16-deep pipelining: 16 `GET /` requests in one read.
  *
  * Run with `deno bench bench/http_parser_bench.ts`; divide the time of the
@@ -7,8 +7,8 @@
  *
  * @module
  */
-import { HttpParser } from "../examples/http/parser.ts";
-import { helloWorldResponse, ResponseBuffer, writeResponse } from "../examples/http/response.ts";
+import { HttpParser } from "../http/parser.ts";
+import { helloWorldResponse, ResponseBuffer, writeResponse } from "../http/response.ts";
 
 const WRK_GET = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
 const BATCH = new TextEncoder().encode(WRK_GET.repeat(16));
@@ -33,6 +33,8 @@ const BROWSER_GETS = [browserGet("/index.html?user=42"), browserGet("/style.css"
 let browserTurn = 0;
 
 const parser = new HttpParser();
+/** With the repeated-head memo (serveRaw's opt-in fast path). */
+const memoParser = new HttpParser({ memo: true });
 let sink = 0;
 
 Deno.bench({
@@ -43,6 +45,28 @@ Deno.bench({
     parser.feed(BATCH);
     for (let req = parser.next(); req !== null; req = parser.next()) sink += req.target.length;
     if (sink < 0) throw new Error("unreachable");
+  },
+});
+
+Deno.bench({
+  name: "parse 16 pipelined wrk GETs (one chunk, memo)",
+  group: "parse",
+  fn() {
+    memoParser.feed(BATCH);
+    for (let req = memoParser.next(); req !== null; req = memoParser.next()) {
+      sink += req.target.length;
+    }
+  },
+});
+
+Deno.bench({
+  name: "stream 16 pipelined wrk GETs (nextHead, one chunk)",
+  group: "parse",
+  fn() {
+    parser.feed(BATCH);
+    for (let req = parser.nextHead(); req !== null; req = parser.nextHead()) {
+      sink += req.target.length;
+    }
   },
 });
 
@@ -76,11 +100,13 @@ Deno.bench({
 });
 
 Deno.bench({
-  name: "parse 1 browser-like GET (7 headers, identical head)",
+  name: "parse 1 browser-like GET (7 headers, identical head, memo)",
   group: "parse",
   fn() {
-    parser.feed(BROWSER_GETS[0]!);
-    for (let req = parser.next(); req !== null; req = parser.next()) sink += req.headers.size;
+    memoParser.feed(BROWSER_GETS[0]!);
+    for (let req = memoParser.next(); req !== null; req = memoParser.next()) {
+      sink += req.headers.size;
+    }
   },
 });
 Deno.bench({

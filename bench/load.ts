@@ -6,11 +6,15 @@
  *     deno run --allow-ffi bench/load.ts echo PORT CONNS DEPTH SIZE SECONDS
  *     deno run --allow-ffi bench/load.ts http PORT CONNS DEPTH SECONDS
  *
- * Prints one JSON line: `{"ops":…, "ops_per_s":…, "mismatches":…, "errors":…}`.
+ * Prints one JSON line: `{"ops":…, "ops_per_s":…, "bytes":…, "connections":…,
+ * "mismatches":…, "errors":…}` (`bytes`: echoed bytes received and checked
+ * in the measured time; `connections`: how many connected).
  *
  * @module
  */
-import { connect, type Connection, Reactor } from "../mod.ts";
+import { connect } from "../reactor/connect.ts";
+import type { Connection } from "../reactor/connection.ts";
+import { Reactor } from "../reactor/reactor.ts";
 
 const [mode, portText, connsText, depthText, ...rest] = Deno.args;
 const port = Number(portText);
@@ -26,7 +30,7 @@ if (!(mode === "echo" || mode === "http") || !(port > 0) || !(conns > 0) || !(de
 }
 
 const reactor = new Reactor({ busyWaitMs: 2 });
-let ops = 0, mismatches = 0, errors = 0;
+let ops = 0, mismatches = 0, errors = 0, received = 0;
 let running = true;
 
 // Each connection sends a periodic byte stream (a random pattern of prime
@@ -62,6 +66,7 @@ function startEcho(conn: Connection, id: number): void {
       off += n;
     }
     got += data.length;
+    received += data.length;
     while (got >= size) {
       got -= size;
       ops++;
@@ -114,9 +119,11 @@ for (let i = 0; i < conns; i++) {
 }
 const t0 = performance.now();
 const opsAt0 = ops;
+const receivedAt0 = received;
 await new Promise<void>((r) => reactor.setTimeout(r, seconds * 1000));
 const elapsed = (performance.now() - t0) / 1000;
 const done = ops - opsAt0;
+const bytes = received - receivedAt0;
 running = false;
 for (const c of open) c.abort();
 reactor.stop();
@@ -125,6 +132,8 @@ reactor.close();
 console.log(JSON.stringify({
   ops: done,
   ops_per_s: Math.round(done / elapsed),
+  bytes,
+  connections: open.length,
   mismatches,
   errors,
 }));

@@ -27,7 +27,8 @@
  *   failure.
  *
  * **In the daemon**, {@linkcode enterDaemon} checks that it is a session
- * leader (`getsid(0) === getpid()`), sets the umask (default `0o022`) and
+ * leader (`getsid(0) === getpid()`), unblocks SIGTERM, SIGHUP and SIGINT
+ * (see {@linkcode resetSignalMask}), sets the umask (default `0o022`) and
  * changes to `/`; until {@linkcode notifyReady} it also reports an uncaught
  * error or unhandled rejection to the launcher before the process dies.
  *
@@ -64,6 +65,7 @@ import { ErrnoError } from "../ffi/errno.ts";
 import { isCloexec, listOpenFds, setCloexec } from "../ffi/fd.ts";
 import { chdir as chdirTo, getpid, getsid, umask as setUmask } from "../ffi/process.ts";
 import { Socket } from "../ffi/socket.ts";
+import { unblockSignals } from "../ffi/spawn.ts";
 import { Interest } from "../reactor/interest.ts";
 import { Reactor } from "../reactor/reactor.ts";
 import { notify } from "./sd_notify.ts";
@@ -362,6 +364,50 @@ async function waitOrTerminate(
   await exited;
 }
 
+/**
+ * The signals {@linkcode resetSignalMask} unblocks: those a daemon is
+ * stopped, reloaded or interrupted with.
+ *
+ * @example
+ * ```ts
+ * import { DAEMON_SIGNALS } from "./detach.ts";
+ * console.log(DAEMON_SIGNALS.includes("SIGHUP")); // true
+ * ```
+ */
+export const DAEMON_SIGNALS: readonly Deno.Signal[] = Object.freeze([
+  "SIGTERM",
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGUSR1",
+  "SIGUSR2",
+]);
+
+/**
+ * Unblock {@linkcode DAEMON_SIGNALS} in the calling (main) thread: a process
+ * started by a parent that blocked SIGTERM or SIGHUP (the mask is inherited
+ * across `exec`) would otherwise never see `serve stop` or `serve reload`.
+ * A process-directed signal is delivered to a thread that does not block
+ * it, so the main thread is enough. Their dispositions need no reset: a
+ * Deno signal listener installs its own handler over an inherited
+ * `SIG_IGN`, and the supervisor listens for SIGTERM, SIGINT and SIGHUP.
+ * Returns false (and changes nothing) when the mask cannot be changed.
+ *
+ * @example
+ * ```ts
+ * import { resetSignalMask } from "./detach.ts";
+ * resetSignalMask();
+ * ```
+ */
+export function resetSignalMask(): boolean {
+  try {
+    unblockSignals(DAEMON_SIGNALS);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Options for {@linkcode enterDaemon}. */
 export interface EnterDaemonOptions {
   /** The file mode creation mask (default `0o022`). */
@@ -430,6 +476,7 @@ export function enterDaemon(options: EnterDaemonOptions = {}): DaemonInfo {
       `Cannot enter daemon mode: pid ${pid} is not a session leader (session ${sid}); start it with daemonize()`,
     );
   }
+  resetSignalMask();
   const previousUmask = setUmask(mask);
   chdirTo(options.chdir ?? "/");
   if (isDaemon()) installEarlyFailureReport();

@@ -8,6 +8,12 @@
  * pid file left behind by a crash is recognised as stale and taken over, and
  * a recycled pid is never mistaken for the daemon.
  *
+ * A pid file must be a regular file owned by the caller, with one link: a
+ * symlink, a hard link or another user's file is refused (by
+ * {@linkcode readPidFile} too), so nobody can plant a pid for `serve stop`
+ * to signal. Default pid files go to {@linkcode runtimeDir}, a directory
+ * only the caller can write (see {@linkcode ensurePrivateDir}).
+ *
  * @example
  * ```ts ignore
  * import { PidFile, readPidFile } from "./pidfile.ts";
@@ -19,7 +25,7 @@
  */
 import { LOCK, O } from "../ffi/constants.ts";
 import { EAGAIN, ENOENT, Errno, ErrnoError } from "../ffi/errno.ts";
-import { flock, ftruncate, kill, openFile, unlink } from "../ffi/process.ts";
+import { flock, ftruncate, getuid, kill, openFile, readProcFile, unlink } from "../ffi/process.ts";
 import * as sys from "../ffi/syscalls.ts";
 
 const ELOOP = Errno.ELOOP!;
@@ -94,10 +100,29 @@ function checkPlainFile(path: string, action: string): Deno.FileInfo | null {
     throw new Error(`Cannot ${action}: ${path} is a symbolic link (refusing to follow it)`);
   }
   if (!info.isFile) throw new Error(`Cannot ${action}: ${path} is not a regular file`);
+  checkOwner(path, info, action);
   if ((info.nlink ?? 1) > 1) {
     throw new Error(`Cannot ${action}: ${path} has ${info.nlink} hard links (refusing to use it)`);
   }
   return info;
+}
+
+/** The caller's uid. */
+function callerUid(): number {
+  return getuid(); // through libc: Deno.uid() needs --allow-sys
+}
+
+/**
+ * Refuse a file not owned by the caller: another user could have planted it
+ * (e.g. naming a victim's pid for `serve stop` to signal).
+ */
+function checkOwner(path: string, info: Deno.FileInfo, action: string): void {
+  const uid = callerUid();
+  if (info.uid !== null && info.uid !== uid) {
+    throw new Error(
+      `Cannot ${action}: ${path} is owned by uid ${info.uid}, not by uid ${uid} (refusing to use it)`,
+    );
+  }
 }
 
 /**
@@ -338,6 +363,11 @@ export interface PidFileStatus {
  * ```
  */
 export function readPidFile(path: string): PidFileStatus {
+  try {
+    checkPlainFile(path, "read pid file");
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
   let fd: number;
   try {
     fd = openNoFollow(path, O.RDONLY, 0, "read pid file");
@@ -355,4 +385,143 @@ export function readPidFile(path: string): PidFileStatus {
   } finally {
     sys.close(fd);
   }
+}
+
+/**
+ * The environment variable that overrides {@linkcode runtimeDir} (tests point
+ * it at a private temporary directory).
+ *
+ * @example
+ * ```ts
+ * import { RUNTIME_DIR_ENV } from "./pidfile.ts";
+ * console.log(RUNTIME_DIR_ENV); // "FFINET_RUNTIME_DIR"
+ * ```
+ */
+export const RUNTIME_DIR_ENV = "FFINET_RUNTIME_DIR";
+
+/**
+ * The directory for default pid files and control sockets, where only the
+ * caller can write: `$FFINET_RUNTIME_DIR` when set, else `/run/ffinet` for
+ * root, `$XDG_RUNTIME_DIR/ffinet` for other users, and `/tmp/ffinet-<uid>`
+ * when there is no `XDG_RUNTIME_DIR`. It is not created here; see
+ * {@linkcode ensurePrivateDir}.
+ *
+ * @example
+ * ```ts
+ * import { runtimeDir } from "./pidfile.ts";
+ * console.log(runtimeDir()); // e.g. "/run/ffinet" as root
+ * ```
+ */
+export function runtimeDir(): string {
+  const override = Deno.env.get(RUNTIME_DIR_ENV);
+  if (override !== undefined && override !== "") return override;
+  const uid = callerUid();
+  if (uid === 0) return "/run/ffinet";
+  const xdg = Deno.env.get("XDG_RUNTIME_DIR");
+  if (xdg !== undefined && xdg.startsWith("/")) return `${xdg}/ffinet`;
+  return `/tmp/ffinet-${uid}`;
+}
+
+/**
+ * Create `path` as a directory only the caller can use (mode 0700), or check
+ * that the existing one is that: a real directory (not a symlink), owned by
+ * the caller, with no group or world bits. Throws `Cannot use runtime
+ * directory: <reason>` otherwise; nothing is loosened or taken over.
+ *
+ * @example
+ * ```ts
+ * import { ensurePrivateDir } from "./pidfile.ts";
+ * const dir = Deno.makeTempDirSync();
+ * ensurePrivateDir(`${dir}/ffinet`);
+ * Deno.removeSync(dir, { recursive: true });
+ * ```
+ */
+export function ensurePrivateDir(path: string): void {
+  try {
+    Deno.mkdirSync(path, { mode: 0o700 });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) {
+      throw new Error(`Cannot use runtime directory: ${path}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+  const info = Deno.lstatSync(path);
+  if (info.isSymlink) {
+    throw new Error(`Cannot use runtime directory: ${path} is a symbolic link`);
+  }
+  if (!info.isDirectory) {
+    throw new Error(`Cannot use runtime directory: ${path} is not a directory`);
+  }
+  const uid = callerUid();
+  if (info.uid !== null && info.uid !== uid) {
+    throw new Error(
+      `Cannot use runtime directory: ${path} is owned by uid ${info.uid}, not by uid ${uid}`,
+    );
+  }
+  if (info.mode !== null && (info.mode & 0o077) !== 0) {
+    throw new Error(
+      `Cannot use runtime directory: ${path} has mode 0${
+        (info.mode & 0o777).toString(8)
+      } (group or others may use it; want 0700)`,
+    );
+  }
+}
+
+/**
+ * The default pid file of `name` (`<runtimeDir()>/<name>.pid`), creating the
+ * private runtime directory first (see {@linkcode ensurePrivateDir}).
+ *
+ * @example
+ * ```ts
+ * import { defaultPidfilePath, RUNTIME_DIR_ENV } from "./pidfile.ts";
+ * const dir = Deno.makeTempDirSync();
+ * Deno.env.set(RUNTIME_DIR_ENV, dir);
+ * console.log(defaultPidfilePath("serve")); // `${dir}/serve.pid`
+ * Deno.env.delete(RUNTIME_DIR_ENV);
+ * Deno.removeSync(dir, { recursive: true });
+ * ```
+ */
+export function defaultPidfilePath(name = "serve"): string {
+  const dir = runtimeDir();
+  ensurePrivateDir(dir);
+  return `${dir}/${name}.pid`;
+}
+
+/**
+ * The control socket beside a pid file: `serve.pid` → `serve.sock`.
+ *
+ * @example
+ * ```ts
+ * import { controlSocketPath } from "./pidfile.ts";
+ * console.log(controlSocketPath("/run/ffinet/serve.pid")); // "/run/ffinet/serve.sock"
+ * ```
+ */
+export function controlSocketPath(pidfile: string): string {
+  return pidfile.endsWith(".pid") ? `${pidfile.slice(0, -4)}.sock` : `${pidfile}.sock`;
+}
+
+/**
+ * Whether `pid` runs `daemon/cli.ts` (its `/proc/<pid>/cmdline` names this
+ * module), i.e. is plausibly an ffinet supervisor and not a process whose
+ * pid was planted in a pid file. Read through libc (Deno keeps other
+ * processes' `/proc` entries for `--allow-all`).
+ *
+ * @example
+ * ```ts
+ * import { isServeProcess } from "./pidfile.ts";
+ * console.log(isServeProcess(Deno.pid)); // false (unless this is cli.ts)
+ * ```
+ */
+export function isServeProcess(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  let cmdline: string;
+  try {
+    cmdline = readProcFile(`/proc/${pid}/cmdline`);
+  } catch {
+    return false;
+  }
+  const cli = new URL("./cli.ts", import.meta.url);
+  const args = cmdline.split("\0");
+  return args.some((a) => a === cli.href || a === cli.pathname || a.endsWith("/daemon/cli.ts"));
 }

@@ -1,45 +1,58 @@
 /**
- * `Supervisor`: runs N worker processes, restarts the ones that crash with an
- * exponential backoff, detects crash loops, drains them on shutdown and
- * replaces them one at a time on reload.
+ * `Supervisor`: runs N worker processes with systemd's protocol, restarts
+ * the ones that crash with an exponential backoff, drains them on shutdown
+ * and replaces them one at a time on reload.
  *
- * - **Workers** are started with `Deno.Command` (never `fork`), one per slot
- *   `0..workers-1`, each in a session of its own (so a terminal's Ctrl-C
- *   reaches only the supervisor, which drains them); each gets
- *   `FFINET_WORKER_ID=<slot>` in its environment
- *   and loses the service manager's variables (`NOTIFY_SOCKET`,
- *   `LISTEN_FDS`, `LISTEN_PID`, `LISTEN_FDNAMES`, `WATCHDOG_USEC`,
- *   `WATCHDOG_PID`), which belong to the supervisor.
- * - **Up** means listening: a worker counts as up once it prints a line
- *   starting with `listening on ` on stdout. Its stdout and stderr are piped;
- *   every other line goes to `onOutput` (by default to the supervisor's own
- *   stdout and stderr), and the last stderr lines are kept to explain a
- *   failure (`Cannot bind: EADDRINUSE (Address already in use) [...]`).
- * - **Restarts** (PM2-like): a worker that exits unexpectedly is started
- *   again after `restartDelayMs` (100 ms), then ×`restartDelayFactor` (1.5)
- *   per consecutive crash, capped at `maxRestartDelayMs` (15 s). A worker
- *   that ran `stableAfterMs` (30 s) resets the delay.
- * - **Crash loops**: `crashLoopCount` (5) crashes of one slot within
- *   `crashLoopWindowMs` (60 s) mark the slot as crash looping: the logger's
- *   `error` says so once (and `info` when it recovers), a `"crash-loop"`
- *   event fires, and restarts keep following the growing backoff instead of
- *   spinning. `maxRestarts` (default unlimited) gives a slot up entirely.
- * - **Shutdown** ({@linkcode Supervisor.stop}, or SIGTERM/SIGINT with
- *   `handleSignals`): SIGTERM to every worker, SIGKILL to those still
- *   running after `drainTimeoutMs` (10 s); resolves once every child's
- *   status has been collected, so no zombie is left.
- * - **Reload** ({@linkcode Supervisor.reload}, or SIGHUP with
- *   `handleSignals`): a rolling restart. For each slot in turn a new worker
- *   is started, and only once it listens is the old one sent SIGTERM and
- *   awaited. With `SO_REUSEPORT` old and new listen on the port together,
- *   so no connection is refused.
+ * - **Spawning** is `posix_spawn` through FFI (`ffi/spawn.ts`, never
+ *   `fork`, never `Deno.Command`): each worker gets a new session, an empty
+ *   signal mask and default signal dispositions, stdin from `/dev/null`,
+ *   stdout/stderr on pipes, and no fd except those listed here: every other
+ *   fd of the supervisor is closed in the child.
+ * - **Sockets** (socket activation): with `listen`, the supervisor binds
+ *   the sockets once and every worker gets them on fd 3, 4, … with
+ *   `LISTEN_FDS`, `LISTEN_FDNAMES` and `LISTEN_PID`. When the supervisor
+ *   was itself socket-activated it passes those sockets on instead.
+ *   `LISTEN_PID` must be the worker's own pid, unknown before it is
+ *   spawned: the worker is started as
+ *   `/bin/sh -c 'LISTEN_PID=$$ exec "$0" "$@"' <command> <args>`, and
+ *   `exec` keeps the shell's pid, so `$$` is the worker's pid.
+ *   `reusePort: true` passes no socket (the app binds with `SO_REUSEPORT`).
+ * - **App**: with `app`, a worker is
+ *   `deno run <denoFlags> --preload daemon/worker_main.ts <app> <appArgs…>`:
+ *   the app is the main module (`import.meta.main` is true,
+ *   `Deno.mainModule` is its URL, `Deno.args` are `appArgs`), and
+ *   `worker_main.ts`, evaluated before it, watches the lifeline.
+ * - **Lifeline**: every worker also gets the read end of a pipe whose write
+ *   end only the supervisor holds (`FFINET_LIFELINE_FD`); it reads EOF the
+ *   moment the supervisor dies, even by `kill -9`, and the worker exits
+ *   then (the preloaded `daemon/worker_main.ts` polls it).
+ * - **Watching**: each child's pidfd is registered on the supervisor's
+ *   {@linkcode Reactor}; readable means exited, and it is reaped with
+ *   `waitid(P_PIDFD, …, WNOHANG)` (never `waitpid(-1)`), so no zombie stays.
+ * - **Readiness**: the supervisor owns a `NOTIFY_SOCKET` (in a private 0700
+ *   directory); a worker is up on `READY=1` sent by the worker's own pid
+ *   (checked with `SCM_CREDENTIALS`). `STATUS=` is kept for status;
+ *   with `watchdogMs` workers get `WATCHDOG_USEC` and one that stops sending
+ *   `WATCHDOG=1` is killed and replaced. `readiness: "listen"` declares an
+ *   app that cannot notify ready once it waits to accept (`/proc`), and
+ *   `"stdout"` keeps the older `listening on ` line.
+ * - **Outer manager**: with its own `NOTIFY_SOCKET` the supervisor sends
+ *   `READY=1` + `MAINPID`, `RELOADING=1` on reload then `READY=1`, and
+ *   `STOPPING=1`.
+ * - **Restarts**: see `backoff.ts` (100 ms, ×1.5, capped at 15 s, crash
+ *   loops reported). **Shutdown**: SIGTERM, SIGKILL after `drainTimeoutMs`.
+ * - **Reload**: for each slot a new worker is started; once it is ready the
+ *   old one gets SIGTERM and drains. The listening socket stays open in the
+ *   supervisor throughout, so no connection is refused.
+ * - **Privileges**: with `user`/`group` workers run through `setpriv` (see
+ *   `privileges.ts`) with a `DENO_DIR` of their own.
  *
  * @example
  * ```ts ignore
  * import { Supervisor } from "./supervisor.ts";
  * const sup = new Supervisor({
- *   command: Deno.execPath(),
- *   args: ["run", "--allow-net", "server.ts", "--port", "8080", "--reuse-port"],
+ *   app: "./server.ts",
+ *   listen: { host: "127.0.0.1", port: 8080 },
  *   workers: 2,
  *   handleSignals: true,
  * });
@@ -50,382 +63,158 @@
  *
  * @module
  */
-/**
- * What a {@linkcode Supervisor} logs through: a subset of the `Logger` of
- * `syslog.ts`, which can be passed as it is.
- */
-export interface SupervisorLogger {
-  /** Routine events: started, stopping, rolling restart. */
-  info(message: unknown, ...args: unknown[]): void;
-  /** A worker exited unexpectedly, or had to be killed. */
-  warning(message: unknown, ...args: unknown[]): void;
-  /** A crash loop, a worker given up, a failed reload. */
-  error(message: unknown, ...args: unknown[]): void;
-}
+import { pipe } from "../ffi/fd.ts";
+import type { ChildExit } from "../ffi/spawn.ts";
+import { unblockSignals } from "../ffi/spawn.ts";
+import { close } from "../ffi/syscalls.ts";
+import { Reactor } from "../reactor/reactor.ts";
+import { notify } from "../reactor/sd_notify.ts";
+import { Backoff, checkNumber, RestartPolicy } from "./backoff.ts";
+import {
+  closeListenSockets,
+  inheritedListenSockets,
+  type ListenSocket,
+  type ListenSpec,
+  openListenSockets,
+  validateListenSpecs,
+} from "./listen_sockets.ts";
+import { NotifyServer } from "./notify_server.ts";
+import { prepareDenoDir, type PrivilegeDrop, resolveDrop } from "./privileges.ts";
+import { acceptsConnections } from "./readiness_probe.ts";
+import {
+  type Readiness,
+  type SupervisorCounters,
+  type SupervisorEvent,
+  type SupervisorLogger,
+  type SupervisorOptions,
+  type SupervisorState,
+  type SupervisorStatus,
+  WORKER_PERMISSIONS,
+  type WorkerExit,
+  type WorkerStatus,
+} from "./supervisor_types.ts";
+import { describeExit, explainFailure, Slot, Worker } from "./_supervisor_slot.ts";
+import { type RestartContext, scheduleRestart } from "./_restart.ts";
+import {
+  appArgs,
+  modulePath,
+  WORKER_MAIN,
+  workerCommand,
+  workerEnvironment,
+} from "./worker_command.ts";
 
-/** Where a worker slot is in its life. */
-export type WorkerState =
-  | "starting"
-  | "listening"
-  | "backoff"
-  | "stopping"
-  | "stopped"
-  | "failed";
-
-/** Where a supervisor is in its life. */
-export type SupervisorState =
-  | "idle"
-  | "starting"
-  | "running"
-  | "reloading"
-  | "stopping"
-  | "stopped";
-
-/** How a worker process ended. */
-export interface WorkerExit {
-  /** The exit code (128 + n for a signal, as `Deno.CommandStatus` reports it). */
-  code: number;
-  /** The signal that killed it, or null. */
-  signal: Deno.Signal | null;
-}
-
-/** A snapshot of one worker slot. */
-export interface WorkerStatus {
-  /** The slot number, also the worker's `FFINET_WORKER_ID`. */
-  id: number;
-  /** The current process's pid, or null while none runs. */
-  pid: number | null;
-  /** The slot's state. */
-  state: WorkerState;
-  /** Unexpected exits that were (or will be) followed by a restart. */
-  restarts: number;
-  /** What the current process printed after `listening on `, once it did. */
-  listeningOn: string | null;
-  /** When the current process was started (`Date.now()`), or null. */
-  startedAt: number | null;
-  /** How the previous process of this slot ended, or null. */
-  lastExit: WorkerExit | null;
-  /** The delay of the pending restart while in `"backoff"`, else null. */
-  restartDelayMs: number | null;
-  /** Whether the slot is in a crash loop. */
-  crashLooping: boolean;
-}
-
-/** A snapshot of a supervisor. */
-export interface SupervisorStatus {
-  /** The supervisor's state. */
-  state: SupervisorState;
-  /** One entry per slot. */
-  workers: WorkerStatus[];
-}
-
-/** What {@linkcode SupervisorOptions.onEvent} receives. */
-export type SupervisorEvent =
-  | { type: "spawn"; id: number; pid: number; replacement: boolean }
-  | { type: "listening"; id: number; pid: number; address: string }
-  | {
-    type: "exit";
-    id: number;
-    pid: number;
-    code: number;
-    signal: Deno.Signal | null;
-    uptimeMs: number;
-    /** True when the supervisor asked it to stop (shutdown or reload). */
-    expected: boolean;
-  }
-  | { type: "restart-scheduled"; id: number; delayMs: number; restarts: number }
-  | { type: "crash-loop"; id: number; crashes: number; windowMs: number; delayMs: number }
-  | { type: "recovered"; id: number }
-  | { type: "gave-up"; id: number; restarts: number }
-  | { type: "reload-start" }
-  | { type: "reload-done"; ok: boolean }
-  | { type: "stopping" }
-  | { type: "stopped" };
-
-/** Options for {@linkcode Supervisor}. */
-export interface SupervisorOptions {
-  /** The program of every worker, e.g. `Deno.execPath()`. */
-  command: string | URL;
-  /** Its arguments. */
-  args?: readonly string[];
-  /** How many workers (default 1). */
-  workers?: number;
-  /** Extra environment for the workers (on top of the supervisor's own). */
-  env?: Record<string, string>;
-  /** The workers' working directory (default the supervisor's). */
-  cwd?: string | URL;
-  /** Run the workers as this user id (the supervisor must be root). */
-  uid?: number;
-  /** Run the workers as this group id (the supervisor must be root). */
-  gid?: number;
-  /** The first restart delay (default 100 ms). */
-  restartDelayMs?: number;
-  /** The factor applied per consecutive crash (default 1.5). */
-  restartDelayFactor?: number;
-  /** The cap on the delay (default 15 000 ms). */
-  maxRestartDelayMs?: number;
-  /** A worker that ran this long resets the delay (default 30 000 ms). */
-  stableAfterMs?: number;
-  /** Crashes within `crashLoopWindowMs` that make a crash loop (default 5). */
-  crashLoopCount?: number;
-  /** The crash loop window (default 60 000 ms). */
-  crashLoopWindowMs?: number;
-  /** Give a slot up after this many restarts (default Infinity). */
-  maxRestarts?: number;
-  /** How long a worker may take to print `listening on ` (default 10 000 ms). */
-  startTimeoutMs?: number;
-  /** How long stopping workers may drain before SIGKILL (default 10 000 ms). */
-  drainTimeoutMs?: number;
-  /** Where to log (default: warnings and errors to stderr). */
-  logger?: SupervisorLogger;
-  /** Called for every {@linkcode SupervisorEvent}. */
-  onEvent?: (event: SupervisorEvent) => void;
-  /**
-   * Called for every line a worker prints, except its `listening on ` line.
-   * Default: write it to the supervisor's stdout or stderr.
-   */
-  onOutput?: (line: string, stream: "stdout" | "stderr", worker: WorkerStatus) => void;
-  /** SIGTERM/SIGINT stop, SIGHUP reloads (default false). */
-  handleSignals?: boolean;
-  /**
-   * Start each worker in its own session (`setsid`, default true), so the
-   * SIGINT a terminal sends its foreground process group on Ctrl-C reaches
-   * only the supervisor, which then drains the workers with SIGTERM.
-   */
-  detached?: boolean;
-}
+export * from "./supervisor_types.ts";
+export { WORKER_MAIN } from "./worker_command.ts";
 
 const READY_PREFIX = "listening on ";
-const STDERR_TAIL = 20;
-const MANAGER_VARIABLES = [
-  "NOTIFY_SOCKET",
-  "LISTEN_FDS",
-  "LISTEN_PID",
-  "LISTEN_FDNAMES",
-  "WATCHDOG_USEC",
-  "WATCHDOG_PID",
-];
 const encoder = new TextEncoder();
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve: (value: T) => void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => resolve = r);
-  return { promise, resolve };
-}
-
-function positive(name: string, value: number | undefined, fallback: number, min = 0): number {
-  const v = value ?? fallback;
-  if (typeof v !== "number" || Number.isNaN(v) || v < min) {
-    throw new RangeError(`Cannot create supervisor: ${name} must be a number >= ${min}, got ${v}`);
-  }
-  return v;
-}
-
 /**
- * The most useful line of a worker's stderr: an ffinet error message
- * (`Cannot <action>: <reason>`) with Deno's `error: Uncaught (in promise) X:`
- * prefix removed, else the first line that looks like an error, else the
- * last line.
- */
-function explainFailure(stderrLines: readonly string[]): string | null {
-  for (const line of stderrLines) {
-    const m = /\bCannot [^:]+: .*$/.exec(line);
-    if (m !== null) return m[0];
-  }
-  for (const line of stderrLines) {
-    const m = /^error: (?:Uncaught (?:\(in promise\) )?)?(.*)$/.exec(line);
-    if (m !== null) return m[1]!;
-  }
-  const last = stderrLines.findLast((l) => l.trim() !== "");
-  return last === undefined ? null : last.trim();
-}
-
-/** How a worker reports to its supervisor. */
-interface WorkerHooks {
-  listening(w: Worker): void;
-  output(line: string, stream: "stdout" | "stderr", w: Worker): void;
-}
-
-/** One worker process. */
-class Worker {
-  readonly slot: Slot;
-  readonly child: Deno.ChildProcess;
-  readonly pid: number;
-  readonly startedAt = Date.now();
-  readonly replacement: boolean;
-  listeningOn: string | null = null;
-  /** Set when the supervisor asked it to stop. */
-  expected = false;
-  alive = true;
-  timedOut = false;
-  stderrTail: string[] = [];
-  /** Resolves true when it listens, false when it exits (or times out) first. */
-  readonly listening = deferred<boolean>();
-  /** Resolves once it exited and both pipes are drained. */
-  readonly exited: Promise<WorkerExit>;
-  startTimer: ReturnType<typeof setTimeout> | undefined;
-
-  readonly #hooks: WorkerHooks;
-
-  constructor(slot: Slot, child: Deno.ChildProcess, replacement: boolean, hooks: WorkerHooks) {
-    this.#hooks = hooks;
-    this.slot = slot;
-    this.child = child;
-    this.pid = child.pid;
-    this.replacement = replacement;
-    const out = this.#lines(child.stdout, "stdout");
-    const err = this.#lines(child.stderr, "stderr");
-    this.exited = Promise.all([child.status, out, err]).then(([s]) => {
-      this.alive = false;
-      return { code: s.code, signal: s.signal };
-    });
-  }
-
-  kill(signal: Deno.Signal): void {
-    if (!this.alive) return;
-    try {
-      this.child.kill(signal);
-    } catch { /* it exited meanwhile */ }
-  }
-
-  async #lines(stream: ReadableStream<Uint8Array>, which: "stdout" | "stderr"): Promise<void> {
-    let rest = "";
-    const decoder = new TextDecoder();
-    const emit = (line: string) => {
-      if (line.endsWith("\r")) line = line.slice(0, -1);
-      if (which === "stdout" && this.listeningOn === null && line.startsWith(READY_PREFIX)) {
-        this.listeningOn = line.slice(READY_PREFIX.length).trim();
-        this.#hooks.listening(this);
-        return;
-      }
-      if (which === "stderr") {
-        this.stderrTail.push(line);
-        if (this.stderrTail.length > STDERR_TAIL) this.stderrTail.shift();
-      }
-      this.#hooks.output(line, which, this);
-    };
-    try {
-      for await (const chunk of stream) {
-        rest += decoder.decode(chunk, { stream: true });
-        let nl: number;
-        while ((nl = rest.indexOf("\n")) >= 0) {
-          emit(rest.slice(0, nl));
-          rest = rest.slice(nl + 1);
-        }
-      }
-    } catch { /* the pipe broke: nothing more to read */ }
-    rest += decoder.decode();
-    if (rest !== "") emit(rest);
-  }
-}
-
-/** One of the N places a worker runs in. */
-class Slot {
-  readonly id: number;
-  current: Worker | null = null;
-  next: Worker | null = null;
-  state: WorkerState = "stopped";
-  restarts = 0;
-  nextDelay: number;
-  pendingDelay: number | null = null;
-  restartTimer: ReturnType<typeof setTimeout> | undefined;
-  crashes: number[] = [];
-  crashLooping = false;
-  lastExit: WorkerExit | null = null;
-  stableTimer: ReturnType<typeof setTimeout> | undefined;
-
-  constructor(id: number, initialDelay: number) {
-    this.id = id;
-    this.nextDelay = initialDelay;
-  }
-
-  status(): WorkerStatus {
-    const w = this.current;
-    return {
-      id: this.id,
-      pid: w?.alive ? w.pid : null,
-      state: this.state,
-      restarts: this.restarts,
-      listeningOn: w?.alive ? w.listeningOn : null,
-      startedAt: w?.alive ? w.startedAt : null,
-      lastExit: this.lastExit,
-      restartDelayMs: this.state === "backoff" ? this.pendingDelay : null,
-      crashLooping: this.crashLooping,
-    };
-  }
-}
-
-/**
- * A process supervisor for N workers. See the module documentation for
- * the restart, crash-loop, shutdown and reload policies.
+ * A process supervisor for N workers. See the module documentation.
  *
  * @example
  * ```ts ignore
  * import { Supervisor } from "./supervisor.ts";
- * await using sup = new Supervisor({ command: "/usr/bin/my-server", workers: 4 });
- * await sup.start(); // every worker printed "listening on ..."
+ * await using sup = new Supervisor({ app: "./app.ts", listen: { port: 8080 }, workers: 4 });
+ * await sup.start(); // every worker sent READY=1
  * await sup.reload(); // rolling restart
  * ```
  */
 export class Supervisor implements AsyncDisposable {
-  readonly #command: string | URL;
+  readonly #path: string;
   readonly #args: string[];
   readonly #env: Record<string, string>;
-  readonly #cwd: string | URL | undefined;
-  readonly #uid: number | undefined;
-  readonly #gid: number | undefined;
-  readonly #restartDelayMs: number;
-  readonly #factor: number;
-  readonly #maxDelay: number;
-  readonly #stableAfter: number;
-  readonly #loopCount: number;
-  readonly #loopWindow: number;
-  readonly #maxRestarts: number;
+  readonly #cwd: string | undefined;
+  readonly #policy: RestartPolicy;
   readonly #startTimeout: number;
   readonly #drainTimeout: number;
+  readonly #watchdogMs: number | null;
   readonly #logger: SupervisorLogger;
   readonly #onEvent: ((event: SupervisorEvent) => void) | undefined;
   readonly #onOutput: (line: string, stream: "stdout" | "stderr", worker: WorkerStatus) => void;
   readonly #handleSignals: boolean;
   readonly #detached: boolean;
+  readonly #notifyManager: boolean;
+  readonly #specs: ListenSpec[];
+  readonly #reusePort: boolean;
+  readonly #readinessOption: Readiness | undefined;
+  readonly #drop: PrivilegeDrop | null;
+  readonly #denoDirOption: string | undefined;
+  readonly #restartContext: RestartContext;
   readonly #slots: Slot[] = [];
   readonly #live = new Set<Worker>();
-  readonly #finished = deferred<void>();
+  readonly #finished: Promise<void>;
+  #resolveFinished!: () => void;
   #state: SupervisorState = "idle";
+  #readiness: Readiness = "stdout";
+  #startedAt: number | null = null;
   #stopping: Promise<void> | undefined;
   #reloading: Promise<boolean> | undefined;
   #reloadAgain = false;
   #signalHandlers: [Deno.Signal, () => void][] = [];
+  #reactor: Reactor | null = null;
+  #reactorRun: Promise<void> | null = null;
+  #notifyServer: NotifyServer | null = null;
+  #sockets: ListenSocket[] = [];
+  #lifeline: [number, number] | null = null;
+  #denoDir: { path: string; temporary: boolean } | null = null;
+  #managerSocket: string | undefined;
+  #watchdogTimer: ReturnType<typeof setInterval> | undefined;
+  readonly #counters: SupervisorCounters = {
+    spawned: 0,
+    exits: 0,
+    crashes: 0,
+    watchdogKills: 0,
+    reloads: 0,
+    failedReloads: 0,
+  };
 
   /**
    * Check the options; nothing starts before {@linkcode Supervisor.start}.
-   * Throws `RangeError` for a bad number.
+   * Throws `RangeError` for a bad number or combination (e.g. `group`
+   * without `user`), before taking any resource.
    */
   constructor(options: SupervisorOptions) {
-    this.#command = options.command;
-    this.#args = [...(options.args ?? [])];
-    this.#env = { ...(options.env ?? {}) };
-    this.#cwd = options.cwd;
-    this.#uid = options.uid;
-    this.#gid = options.gid;
-    const workers = positive("workers", options.workers, 1, 1);
+    const workers = checkNumber("workers", options.workers, 1, 1);
     if (!Number.isInteger(workers)) {
       throw new RangeError(`Cannot create supervisor: workers must be an integer, got ${workers}`);
     }
-    this.#restartDelayMs = positive("restartDelayMs", options.restartDelayMs, 100);
-    this.#factor = positive("restartDelayFactor", options.restartDelayFactor, 1.5, 1);
-    this.#maxDelay = positive("maxRestartDelayMs", options.maxRestartDelayMs, 15_000);
-    this.#stableAfter = positive("stableAfterMs", options.stableAfterMs, 30_000);
-    this.#loopCount = positive("crashLoopCount", options.crashLoopCount, 5, 1);
-    this.#loopWindow = positive("crashLoopWindowMs", options.crashLoopWindowMs, 60_000);
-    this.#maxRestarts = positive("maxRestarts", options.maxRestarts, Infinity);
-    this.#startTimeout = positive("startTimeoutMs", options.startTimeoutMs, 10_000);
-    this.#drainTimeout = positive("drainTimeoutMs", options.drainTimeoutMs, 10_000);
+    this.#policy = new RestartPolicy(options);
+    this.#startTimeout = checkNumber("startTimeoutMs", options.startTimeoutMs, 10_000);
+    this.#drainTimeout = checkNumber("drainTimeoutMs", options.drainTimeoutMs, 10_000);
+    this.#watchdogMs = options.watchdogMs === undefined
+      ? null
+      : checkNumber("watchdogMs", options.watchdogMs, 0, 1);
+    const specs = options.listen === undefined
+      ? []
+      : Array.isArray(options.listen)
+      ? [...options.listen as readonly ListenSpec[]]
+      : [options.listen as ListenSpec];
+    validateListenSpecs(specs);
+    this.#specs = specs;
+    this.#reusePort = options.reusePort ?? false;
+    const r = options.readiness;
+    if (r !== undefined && r !== "notify" && r !== "listen" && r !== "stdout") {
+      throw new RangeError(`Cannot create supervisor: readiness must be notify, listen or stdout`);
+    }
+    this.#readinessOption = r;
+    if (options.app !== undefined) {
+      this.#path = Deno.execPath();
+      this.#args = appArgs({
+        app: options.app,
+        appArgs: options.appArgs ?? [],
+        denoFlags: options.denoFlags ?? WORKER_PERMISSIONS,
+      });
+    } else if (options.command !== undefined) {
+      this.#path = modulePath(options.command);
+      this.#args = [...(options.args ?? [])];
+    } else {
+      throw new TypeError("Cannot create supervisor: give app or command");
+    }
+    this.#drop = resolveDrop(options.user ?? options.uid, options.group ?? options.gid);
+    this.#denoDirOption = options.denoDir;
+    this.#env = { ...(options.env ?? {}) };
+    this.#cwd = options.cwd === undefined ? undefined : modulePath(options.cwd);
     this.#logger = options.logger ?? {
       info: () => {},
       warning: (m: unknown, ...a: unknown[]) => console.error(`warning: ${m}`, ...a),
@@ -439,7 +228,16 @@ export class Supervisor implements AsyncDisposable {
     });
     this.#handleSignals = options.handleSignals ?? false;
     this.#detached = options.detached ?? true;
-    for (let i = 0; i < workers; i++) this.#slots.push(new Slot(i, this.#restartDelayMs));
+    this.#notifyManager = options.notifyManager ?? true;
+    this.#finished = new Promise((r) => this.#resolveFinished = r);
+    this.#restartContext = {
+      policy: this.#policy,
+      logger: this.#logger,
+      emit: (e) => this.#emit(e),
+      active: () => this.#state === "running" || this.#state === "reloading",
+      respawn: (slot) => void this.#spawn(slot, false),
+    };
+    for (let i = 0; i < workers; i++) this.#slots.push(new Slot(i, new Backoff(this.#policy)));
   }
 
   /** The supervisor's state. @example `sup.state === "running"` */
@@ -447,33 +245,51 @@ export class Supervisor implements AsyncDisposable {
     return this.#state;
   }
 
-  /** Resolves once the supervisor has stopped (by `stop()` or a signal). @example `await sup.finished` */
+  /** Resolves once the supervisor has stopped. @example `await sup.finished` */
   get finished(): Promise<void> {
-    return this.#finished.promise;
+    return this.#finished;
+  }
+
+  /** The pids of the running workers (including ones being replaced). @example `sup.pids` */
+  get pids(): number[] {
+    return [...this.#live].filter((w) => w.proc.alive).map((w) => w.proc.pid);
+  }
+
+  /** The `NOTIFY_SOCKET` path workers get, while running. @example `sup.notifySocket` */
+  get notifySocket(): string | null {
+    return this.#notifyServer?.path ?? null;
   }
 
   /**
-   * A snapshot of every slot: pid, state, restarts.
+   * A snapshot: per worker slot, pid, state, uptime, restarts, last exit,
+   * RSS, CPU time and `STATUS=` text, plus counters.
    *
    * @example
    * ```ts ignore
-   * for (const w of sup.status().workers) console.log(w.id, w.pid, w.state, w.restarts);
+   * for (const w of sup.status().workers) console.log(w.id, w.pid, w.state, w.cpuMs);
    * ```
    */
   status(): SupervisorStatus {
-    return { state: this.#state, workers: this.#slots.map((s) => s.status()) };
-  }
-
-  /** The pids of the running worker processes (including ones being replaced). @example `sup.pids` */
-  get pids(): number[] {
-    return [...this.#live].filter((w) => w.alive).map((w) => w.pid);
+    const now = Date.now();
+    return {
+      state: this.#state,
+      pid: Deno.pid,
+      startedAt: this.#startedAt,
+      uptimeMs: this.#startedAt === null ? null : now - this.#startedAt,
+      mode: this.#sockets.length > 0 ? "shared" : this.#reusePort ? "reuseport" : "none",
+      readiness: this.#readiness,
+      listen: this.#sockets.map((s, i) => ({ fd: 3 + i, name: s.name, address: s.address })),
+      counters: { ...this.#counters },
+      workers: this.#slots.map((s) => s.status(now)),
+    };
   }
 
   /**
-   * Start every worker and resolve once each one listens. Rejects, after
-   * stopping the others, when a worker exits or times out first, with the
-   * reason from its stderr: `Cannot start worker 0: Cannot bind: EADDRINUSE
-   * (Address already in use) [127.0.0.1:8080]`.
+   * Bind (or take over) the sockets, open the notify socket, start every
+   * worker and resolve once each is ready. Rejects, after stopping the
+   * others, when a worker exits or times out first, with the real reason:
+   * `Cannot start worker 0 (pid 123): it did not send READY=1 within
+   * 10000 ms; last stderr line: …`.
    *
    * @example
    * ```ts ignore
@@ -485,9 +301,32 @@ export class Supervisor implements AsyncDisposable {
       throw new Error(`Cannot start supervisor: it is ${this.#state}`);
     }
     this.#state = "starting";
-    if (this.#handleSignals) this.#installSignals();
+    this.#startedAt = Date.now();
     const workers: Worker[] = [];
     try {
+      if (this.#handleSignals) {
+        unblockSignals(["SIGTERM", "SIGINT", "SIGHUP"]);
+        this.#installSignals();
+      }
+      if (this.#notifyManager) this.#managerSocket = Deno.env.get("NOTIFY_SOCKET");
+      const inherited = inheritedListenSockets();
+      this.#sockets = inherited.length > 0
+        ? inherited
+        : this.#reusePort
+        ? []
+        : openListenSockets(this.#specs);
+      this.#readiness = this.#readinessOption ??
+        (this.#sockets.length > 0 || this.#args.includes(WORKER_MAIN) ? "notify" : "stdout");
+      if (this.#drop !== null) this.#denoDir = prepareDenoDir(this.#drop, this.#denoDirOption);
+      this.#lifeline = pipe();
+      this.#reactor = new Reactor();
+      this.#reactorRun = this.#reactor.run();
+      this.#notifyServer = NotifyServer.open(
+        this.#reactor,
+        (m) => this.#notified(m.pid, m.fields),
+        this.#drop === null ? {} : { owner: { uid: this.#drop.uid, gid: this.#drop.gid } },
+      );
+      if (this.#watchdogMs !== null) this.#armWatchdog(this.#watchdogMs);
       for (const slot of this.#slots) workers.push(this.#spawn(slot, false));
     } catch (e) {
       await this.stop();
@@ -495,38 +334,49 @@ export class Supervisor implements AsyncDisposable {
         cause: e,
       });
     }
-    const results = await Promise.all(workers.map((w) => w.listening.promise));
-    const failed = results.findIndex((ok, i) => !ok || !workers[i]!.alive);
+    const results = await Promise.all(workers.map((w) => w.ready.promise));
+    const failed = results.findIndex((ok, i) => !ok || !workers[i]!.proc.alive);
     if (failed >= 0 || this.#state !== "starting") {
       const w = workers[failed >= 0 ? failed : 0]!;
       let reason = "the supervisor was stopped";
       if (failed >= 0 && this.#state === "starting") {
-        if (w.alive && !w.timedOut) w.kill("SIGTERM");
-        const exit = await w.exited; // its stderr is complete once it exited
-        reason = explainFailure(w.stderrTail) ??
-          (w.timedOut
-            ? `it did not print "${READY_PREFIX.trim()}" within ${this.#startTimeout} ms`
-            : describeExit(exit));
+        if (w.proc.alive && !w.timedOut) w.proc.signal("SIGTERM");
+        const exit = await w.exited.promise; // its stderr is complete once it exited
+        reason = w.timedOut
+          ? `${this.#notReadyText()} within ${this.#startTimeout} ms` +
+            (w.lastStderr() === null ? "" : `; last stderr line: ${w.lastStderr()}`)
+          : explainFailure(w.stderrTail) ?? describeExit(exit);
       }
       await this.stop();
-      throw new Error(`Cannot start worker ${w.slot.id}: ${reason}`);
+      throw new Error(`Cannot start worker ${w.slot.id} (pid ${w.proc.pid}): ${reason}`);
     }
     this.#state = "running";
-    this.#logger.info(
-      `supervisor: ${this.#slots.length} worker(s) listening on ${workers[0]!.listeningOn}`,
-    );
+    const where = workers[0]!.listeningOn ?? "(no address)";
+    this.#logger.info(`supervisor: ${this.#slots.length} worker(s) ready on ${where}`);
+    this.#tellManager({
+      READY: "1",
+      MAINPID: Deno.pid,
+      STATUS: `${this.#slots.length} worker(s) on ${where}`,
+    });
+  }
+
+  #notReadyText(): string {
+    return this.#readiness === "stdout"
+      ? `it did not print "${READY_PREFIX.trim()}"`
+      : this.#readiness === "listen"
+      ? "it did not start accepting connections"
+      : "it did not send READY=1 on NOTIFY_SOCKET";
   }
 
   /**
-   * Rolling restart: for each slot, start a new worker, wait until it
-   * listens, then SIGTERM the old one and wait for it to exit. Resolves
-   * true when every slot was replaced, false when a new worker failed (the
-   * old one is kept and the rest of the reload is abandoned). A reload asked
-   * for during another one runs once more after it.
+   * Rolling restart: for each slot, start a new worker, wait until it is
+   * ready, then SIGTERM the old one and wait for it to exit. Resolves true
+   * when every slot was replaced, false when a new worker failed (the old
+   * one is kept and the rest of the reload is abandoned).
    *
    * @example
    * ```ts ignore
-   * Deno.addSignalListener("SIGHUP", () => sup.reload());
+   * await sup.reload();
    * ```
    */
   reload(): Promise<boolean> {
@@ -548,20 +398,27 @@ export class Supervisor implements AsyncDisposable {
     this.#state = "reloading";
     this.#emit({ type: "reload-start" });
     this.#logger.info("supervisor: rolling restart");
+    this.#tellManager({ RELOADING: "1", STATUS: "reloading" });
     this.#reloading = run().finally(() => {
       this.#reloading = undefined;
       if (this.#state === "reloading") this.#state = "running";
     });
     return this.#reloading.then((ok) => {
+      if (ok) this.#counters.reloads++;
+      else this.#counters.failedReloads++;
       this.#emit({ type: "reload-done", ok });
       this.#logger.info(`supervisor: rolling restart ${ok ? "done" : "abandoned"}`);
+      if (this.#state === "running") {
+        this.#tellManager({ READY: "1", STATUS: ok ? "reloaded" : "reload failed" });
+      }
       return ok;
     });
   }
 
   /**
    * Stop: SIGTERM every worker, SIGKILL those still running after
-   * `drainTimeoutMs`, and resolve once every one has exited. Idempotent.
+   * `drainTimeoutMs`, resolve once every one is reaped and every resource
+   * (sockets, notify socket, reactor) is released. Idempotent.
    *
    * @example
    * ```ts ignore
@@ -582,37 +439,67 @@ export class Supervisor implements AsyncDisposable {
     const wasStarting = this.#state === "starting";
     this.#state = "stopping";
     this.#emit({ type: "stopping" });
+    this.#tellManager({ STOPPING: "1" });
     if (!wasStarting) this.#logger.info("supervisor: stopping");
+    clearInterval(this.#watchdogTimer);
     for (const slot of this.#slots) {
-      clearTimeout(slot.restartTimer);
-      clearTimeout(slot.stableTimer);
-      slot.restartTimer = slot.stableTimer = undefined;
-      slot.state = slot.current?.alive || slot.next?.alive ? "stopping" : "stopped";
+      slot.clearTimers();
+      slot.state = slot.current?.proc.alive || slot.next?.proc.alive ? "stopping" : "stopped";
     }
     const workers = [...this.#live];
     for (const w of workers) {
       w.expected = true;
-      w.kill("SIGTERM");
+      w.proc.signal("SIGTERM");
     }
     let killTimer: ReturnType<typeof setTimeout> | undefined;
     if (workers.length > 0) {
       killTimer = setTimeout(() => {
-        const left = workers.filter((w) => w.alive);
+        const left = workers.filter((w) => w.proc.alive);
         if (left.length === 0) return;
         this.#logger.warning(
           `supervisor: ${left.length} worker(s) still running after ${this.#drainTimeout} ms: SIGKILL`,
         );
-        for (const w of left) w.kill("SIGKILL");
+        for (const w of left) w.proc.signal("SIGKILL");
       }, this.#drainTimeout);
     }
-    await Promise.all(workers.map((w) => w.exited));
+    await Promise.all(workers.map((w) => w.exited.promise));
     clearTimeout(killTimer);
     for (const slot of this.#slots) slot.state = "stopped";
     this.#removeSignals();
+    this.#notifyServer?.close();
+    this.#notifyServer = null;
+    if (this.#reactor !== null) {
+      this.#reactor.stop();
+      try {
+        await this.#reactorRun;
+      } catch (e) {
+        this.#logger.error("supervisor: reactor failed", e);
+      }
+      this.#reactor.close();
+      this.#reactor = null;
+    }
+    if (this.#lifeline !== null) {
+      close(this.#lifeline[0]);
+      close(this.#lifeline[1]);
+      this.#lifeline = null;
+    }
+    closeListenSockets(this.#sockets);
+    if (this.#denoDir?.temporary) {
+      try {
+        Deno.removeSync(this.#denoDir.path, { recursive: true });
+      } catch { /* gone */ }
+    }
     this.#state = "stopped";
     this.#emit({ type: "stopped" });
     if (!wasStarting) this.#logger.info("supervisor: stopped");
-    this.#finished.resolve();
+    this.#resolveFinished();
+  }
+
+  #tellManager(state: Record<string, string | number>): void {
+    if (this.#managerSocket === undefined || this.#managerSocket === "") return;
+    try {
+      notify(state, { socket: this.#managerSocket });
+    } catch { /* no manager listening */ }
   }
 
   #installSignals(): void {
@@ -639,27 +526,32 @@ export class Supervisor implements AsyncDisposable {
     }
   }
 
-  #workerEnv(id: number): Record<string, string> {
-    const env = Deno.env.toObject();
-    for (const name of MANAGER_VARIABLES) delete env[name];
-    return { ...env, ...this.#env, FFINET_WORKER_ID: String(id) };
-  }
-
   #spawn(slot: Slot, replacement: boolean): Worker {
-    const options: Deno.CommandOptions = {
+    const { path, args } = workerCommand({
+      path: this.#path,
       args: this.#args,
-      env: this.#workerEnv(slot.id),
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      detached: this.#detached,
-    };
-    if (this.#cwd !== undefined) options.cwd = this.#cwd;
-    if (this.#uid !== undefined) options.uid = this.#uid;
-    if (this.#gid !== undefined) options.gid = this.#gid;
-    const child = new Deno.Command(this.#command, options).spawn();
-    const w = new Worker(slot, child, replacement, this.#hooks);
+      drop: this.#drop,
+      sockets: this.#sockets.length,
+    });
+    const env = workerEnvironment({
+      id: slot.id,
+      extra: this.#env,
+      notifySocket: this.#notifyServer!.path,
+      sockets: this.#sockets,
+      watchdogMs: this.#watchdogMs,
+      drop: this.#drop === null ? null : { drop: this.#drop, denoDir: this.#denoDir!.path },
+    });
+    const w: Worker = new Worker(slot, this.#reactor!, {
+      path,
+      args,
+      env,
+      fds: [...this.#sockets.map((s) => s.fd), this.#lifeline![0]],
+      ...(this.#cwd === undefined ? {} : { cwd: this.#cwd }),
+      setsid: this.#detached,
+      onLine: (line, stream) => this.#line(w, line, stream),
+      onExit: (exit) => this.#exited(w, exit),
+    }, replacement);
+    this.#counters.spawned++;
     this.#live.add(w);
     if (replacement) slot.next = w;
     else {
@@ -668,75 +560,120 @@ export class Supervisor implements AsyncDisposable {
     }
     w.startTimer = setTimeout(() => {
       w.startTimer = undefined;
-      if (w.listeningOn !== null || !w.alive) return;
+      if (w.isReady || !w.proc.alive) return;
       this.#logger.warning(
-        `supervisor: worker ${slot.id} (pid ${w.pid}) did not listen within ${this.#startTimeout} ms: SIGKILL`,
+        `supervisor: worker ${slot.id} (pid ${w.proc.pid}): ${this.#notReadyText()} within ${this.#startTimeout} ms: SIGKILL`,
       );
       w.timedOut = true;
-      w.listening.resolve(false);
-      w.kill("SIGKILL");
+      w.ready.resolve(false);
+      w.proc.signal("SIGKILL");
     }, this.#startTimeout);
-    this.#emit({ type: "spawn", id: slot.id, pid: w.pid, replacement });
-    w.exited.then((exit) => {
-      try {
-        this.#exited(w, exit);
-      } catch (e) {
-        this.#logger.error(`supervisor: cannot handle the exit of worker ${slot.id}`, e);
-      }
-    });
+    if (this.#readiness === "listen") {
+      const inodes = new Set(this.#sockets.map((s) => s.inode));
+      w.probeTimer = setInterval(() => {
+        if (w.isReady || !w.proc.alive) return clearInterval(w.probeTimer);
+        if (acceptsConnections(w.proc.pid, inodes)) this.#ready(w, this.#address());
+      }, 50);
+    }
+    this.#emit({ type: "spawn", id: slot.id, pid: w.proc.pid, replacement });
     return w;
   }
 
-  readonly #hooks: WorkerHooks = {
-    listening: (w) => this.#listening(w),
-    output: (line, stream, w) => this.#output(line, stream, w),
-  };
+  #address(): string | null {
+    if (this.#sockets.length > 0) return this.#sockets.map((s) => s.address).join(", ");
+    const s = this.#specs[0];
+    if (s === undefined) return null;
+    return "path" in s ? s.path : `${s.host ?? "127.0.0.1"}:${s.port}`;
+  }
 
-  #listening(w: Worker): void {
+  #line(w: Worker, line: string, stream: "stdout" | "stderr"): void {
+    if (
+      stream === "stdout" && this.#readiness === "stdout" && !w.isReady &&
+      line.startsWith(READY_PREFIX)
+    ) {
+      this.#ready(w, line.slice(READY_PREFIX.length).trim());
+      return;
+    }
+    if (stream === "stderr") w.noteStderr(line);
+    try {
+      this.#onOutput(line, stream, w.slot.status(Date.now(), w, false));
+    } catch { /* never let output handling kill the supervisor */ }
+  }
+
+  #notified(pid: number, fields: Map<string, string>): void {
+    const w = [...this.#live].find((x) => x.proc.pid === pid && x.proc.alive);
+    if (w === undefined) return; // only a worker's own pid is listened to
+    const status = fields.get("STATUS");
+    if (status !== undefined) {
+      w.statusText = status;
+      this.#emit({ type: "status", id: w.slot.id, pid, text: status });
+    }
+    if (fields.get("WATCHDOG") === "1") w.lastWatchdog = Date.now();
+    if (fields.get("READY") === "1" && !w.isReady) this.#ready(w, this.#address());
+  }
+
+  #armWatchdog(ms: number): void {
+    this.#watchdogTimer = setInterval(() => {
+      const now = Date.now();
+      for (const w of this.#live) {
+        if (!w.isReady || !w.proc.alive || w.expected || w.watchdogKilled) continue;
+        const silent = now - w.lastWatchdog;
+        if (silent <= ms) continue;
+        w.watchdogKilled = true;
+        this.#counters.watchdogKills++;
+        this.#logger.warning(
+          `supervisor: worker ${w.slot.id} (pid ${w.proc.pid}) sent no WATCHDOG=1 for ${silent} ms (limit ${ms} ms): SIGKILL`,
+        );
+        this.#emit({ type: "watchdog", id: w.slot.id, pid: w.proc.pid, silentMs: silent });
+        w.proc.signal("SIGKILL");
+      }
+    }, Math.max(10, Math.floor(ms / 4)));
+  }
+
+  #ready(w: Worker, address: string | null): void {
     clearTimeout(w.startTimer);
     w.startTimer = undefined;
+    clearInterval(w.probeTimer);
+    w.isReady = true;
+    w.listeningOn = address;
+    w.lastWatchdog = Date.now();
     const slot = w.slot;
-    if (slot.current === w && w.alive && !w.expected) {
+    if (slot.current === w && w.proc.alive && !w.expected) {
       slot.state = "listening";
       slot.pendingDelay = null;
       this.#armStable(slot, w);
     }
-    this.#emit({ type: "listening", id: slot.id, pid: w.pid, address: w.listeningOn! });
-    w.listening.resolve(true);
-  }
-
-  #output(line: string, stream: "stdout" | "stderr", w: Worker): void {
-    try {
-      this.#onOutput(line, stream, { ...w.slot.status(), pid: w.pid });
-    } catch { /* never let output handling kill the supervisor */ }
+    this.#emit({ type: "listening", id: slot.id, pid: w.proc.pid, address: address ?? "" });
+    w.ready.resolve(true);
   }
 
   #armStable(slot: Slot, w: Worker): void {
     clearTimeout(slot.stableTimer);
     slot.stableTimer = setTimeout(() => {
       slot.stableTimer = undefined;
-      if (slot.current !== w || !w.alive) return;
-      slot.nextDelay = this.#restartDelayMs;
-      slot.crashes = [];
-      if (slot.crashLooping) {
-        slot.crashLooping = false;
+      if (slot.current !== w || !w.proc.alive) return;
+      if (slot.backoff.reset()) {
         this.#logger.info(`supervisor: worker ${slot.id} recovered from its crash loop`);
         this.#emit({ type: "recovered", id: slot.id });
       }
-    }, this.#stableAfter);
+    }, this.#policy.stableAfterMs);
   }
 
-  #exited(w: Worker, exit: WorkerExit): void {
+  #exited(w: Worker, child: ChildExit): void {
+    const exit: WorkerExit = { code: child.code, signal: child.signal };
     clearTimeout(w.startTimer);
+    clearInterval(w.probeTimer);
     w.startTimer = undefined;
     this.#live.delete(w);
-    w.listening.resolve(false);
+    this.#counters.exits++;
+    w.ready.resolve(false);
+    w.exited.resolve(exit);
     const slot = w.slot;
-    const uptimeMs = Date.now() - w.startedAt;
+    const uptimeMs = Date.now() - w.proc.startedAt;
     this.#emit({
       type: "exit",
       id: slot.id,
-      pid: w.pid,
+      pid: w.proc.pid,
       code: exit.code,
       signal: exit.signal,
       uptimeMs,
@@ -750,61 +687,8 @@ export class Supervisor implements AsyncDisposable {
     slot.lastExit = exit;
     if (w.expected || this.#state === "stopping" || this.#state === "stopped") return;
     if (this.#state === "starting") return; // start() reports it
-    clearTimeout(slot.stableTimer);
-    slot.stableTimer = undefined;
-    const why = explainFailure(w.stderrTail);
-    this.#logger.warning(
-      `supervisor: worker ${slot.id} (pid ${w.pid}) ${describeExit(exit)} after ${uptimeMs} ms` +
-        (why === null ? "" : `: ${why}`),
-    );
-    if (uptimeMs >= this.#stableAfter) {
-      slot.nextDelay = this.#restartDelayMs;
-      slot.crashes = [];
-    }
-    if (slot.restarts >= this.#maxRestarts) {
-      slot.state = "failed";
-      this.#logger.error(
-        `supervisor: worker ${slot.id} gave up after ${slot.restarts} restarts`,
-      );
-      this.#emit({ type: "gave-up", id: slot.id, restarts: slot.restarts });
-      return;
-    }
-    const delay = slot.nextDelay;
-    slot.nextDelay = Math.min(slot.nextDelay * this.#factor, this.#maxDelay);
-    slot.restarts++;
-    const now = Date.now();
-    slot.crashes.push(now);
-    slot.crashes = slot.crashes.filter((t) => now - t <= this.#loopWindow);
-    if (!slot.crashLooping && slot.crashes.length >= this.#loopCount) {
-      slot.crashLooping = true;
-      this.#logger.error(
-        `supervisor: worker ${slot.id} is in a crash loop: ${slot.crashes.length} crashes within ${this.#loopWindow} ms; restarting with backoff (next in ${
-          Math.round(delay)
-        } ms, at most every ${this.#maxDelay} ms)`,
-      );
-      this.#emit({
-        type: "crash-loop",
-        id: slot.id,
-        crashes: slot.crashes.length,
-        windowMs: this.#loopWindow,
-        delayMs: delay,
-      });
-    }
-    slot.state = "backoff";
-    slot.pendingDelay = delay;
-    this.#emit({ type: "restart-scheduled", id: slot.id, delayMs: delay, restarts: slot.restarts });
-    slot.restartTimer = setTimeout(() => {
-      slot.restartTimer = undefined;
-      slot.pendingDelay = null;
-      if (this.#state !== "running" && this.#state !== "reloading") return;
-      if (slot.current !== w) return; // a reload put a new worker in meanwhile
-      try {
-        this.#spawn(slot, false);
-      } catch (e) {
-        this.#logger.error(`supervisor: cannot restart worker ${slot.id}`, e);
-        slot.state = "failed";
-      }
-    }, delay);
+    this.#counters.crashes++;
+    scheduleRestart(this.#restartContext, w, exit, uptimeMs);
   }
 
   async #rollOnce(): Promise<boolean> {
@@ -817,11 +701,11 @@ export class Supervisor implements AsyncDisposable {
         this.#logger.error(`supervisor: reload: cannot start worker ${slot.id}`, e);
         return false;
       }
-      const ok = await fresh.listening.promise;
-      if (!ok || !fresh.alive || this.#state !== "reloading") {
-        if (fresh.alive) {
+      const ok = await fresh.ready.promise;
+      if (!ok || !fresh.proc.alive || this.#state !== "reloading") {
+        if (fresh.proc.alive) {
           fresh.expected = true;
-          fresh.kill("SIGTERM");
+          fresh.proc.signal("SIGTERM");
         }
         const why = explainFailure(fresh.stderrTail);
         if (this.#state === "reloading") {
@@ -830,10 +714,9 @@ export class Supervisor implements AsyncDisposable {
               (why === null ? "" : `: ${why}`) + "; keeping the old one",
           );
         }
-        await fresh.exited;
+        await fresh.exited.promise;
         return false;
       }
-      // Promote the new worker, then retire the old one.
       const old = slot.current;
       slot.next = null;
       slot.current = fresh;
@@ -842,18 +725,14 @@ export class Supervisor implements AsyncDisposable {
       slot.pendingDelay = null;
       slot.state = "listening";
       this.#armStable(slot, fresh);
-      if (old !== null && old.alive) {
+      if (old !== null && old.proc.alive) {
         old.expected = true;
-        old.kill("SIGTERM");
-        const killTimer = setTimeout(() => old.kill("SIGKILL"), this.#drainTimeout);
-        await old.exited;
+        old.proc.signal("SIGTERM");
+        const killTimer = setTimeout(() => old.proc.signal("SIGKILL"), this.#drainTimeout);
+        await old.exited.promise;
         clearTimeout(killTimer);
       }
     }
     return true;
   }
-}
-
-function describeExit(exit: WorkerExit): string {
-  return exit.signal !== null ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
 }

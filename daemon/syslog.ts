@@ -17,6 +17,10 @@
  *
  * The message is never a format string: `%n%s` is logged as those four
  * characters, and extra arguments are appended, separated by spaces.
+ * Newlines, CRs and NULs in the ident or the message are escaped (`\n`,
+ * `\r`, `\0`), so a message can never forge a second log line.
+ * {@linkcode Logger.logFor} logs on behalf of another process (a worker),
+ * tagged with that process's pid.
  *
  * @example
  * ```ts ignore
@@ -250,6 +254,23 @@ export function formatLogMessage(message: unknown, args: readonly unknown[]): st
   return text;
 }
 
+/**
+ * Escape what could forge a log line: `\n` → `\\n`, `\r` → `\\r`, NUL →
+ * `\\0`. A syslog receiver (or a terminal, or a file fed by `perror`) then
+ * sees one line per message, whatever the message holds.
+ *
+ * @example
+ * ```ts
+ * import { escapeLogText } from "./syslog.ts";
+ * escapeLogText("a\nfake[1]: line"); // "a\\nfake[1]: line"
+ * ```
+ */
+export function escapeLogText(text: string): string {
+  return /[\n\r\0]/.test(text)
+    ? text.replace(/[\n\r\0]/g, (c) => c === "\n" ? "\\n" : c === "\r" ? "\\r" : "\\0")
+    : text;
+}
+
 function resolveFacility(facility: SyslogFacilityName | number | undefined): number {
   if (facility === undefined) return facilityByName.daemon!;
   if (typeof facility === "number") {
@@ -379,6 +400,7 @@ export class Logger implements Disposable {
   readonly #path: string;
   readonly #facility: number;
   readonly #tag: string;
+  readonly #ident: string;
   readonly #perror: boolean;
   readonly #stderrFallback: boolean;
   readonly #cons: boolean;
@@ -398,7 +420,8 @@ export class Logger implements Disposable {
   constructor(options: LoggerOptions = {}) {
     this.#facility = resolveFacility(options.facility);
     this.#mask = resolveMask("create logger", options.mask);
-    const ident = options.ident ?? "ffinet";
+    const ident = escapeLogText(options.ident ?? "ffinet");
+    this.#ident = ident;
     this.#tag = (options.pid ?? true) ? `${ident}[${Deno.pid}]: ` : `${ident}: `;
     this.#path = options.path ?? "/dev/log";
     try {
@@ -495,6 +518,36 @@ export class Logger implements Disposable {
     this.#emit(p, message, args);
   }
 
+  /**
+   * Log on behalf of another process, e.g. a worker whose output the
+   * supervisor forwards: the message is tagged `ident[pid]:` with that
+   * `pid` (a positive integer) instead of this process's.
+   *
+   * @example
+   * ```ts ignore
+   * log.logFor(workerPid, "err", "worker said this on stderr");
+   * ```
+   */
+  logFor(
+    pid: number,
+    priority: SyslogPriorityName | number,
+    message: unknown,
+    ...args: unknown[]
+  ): void {
+    if (!Number.isInteger(pid) || pid <= 0 || pid > 0x7fffffff) {
+      throw new RangeError(`Cannot log: pid ${pid} is not a positive integer`);
+    }
+    let p: number | undefined;
+    if (typeof priority === "number") p = priority & 7;
+    else {
+      p = PRIORITIES[priority.toLowerCase()];
+      if (p === undefined) {
+        throw new RangeError(`Cannot log: unknown syslog priority "${priority}"`);
+      }
+    }
+    this.#emit(p, message, args, `${this.#ident}[${pid}]: `);
+  }
+
   /** Log at `LOG_DEBUG`. @example `log.debug("state", state)` */
   debug(message: unknown, ...args: unknown[]): void {
     this.#emit(LOG_DEBUG, message, args);
@@ -562,14 +615,14 @@ export class Logger implements Disposable {
     this.close();
   }
 
-  #emit(priority: number, message: unknown, args: unknown[]): void {
+  #emit(priority: number, message: unknown, args: unknown[], tag = this.#tag): void {
     if ((this.#mask & (1 << priority)) === 0) return;
     if (this.#closed) {
       this.#dropped++;
       return;
     }
     const text = formatLogMessage(typeof message === "function" ? message() : message, args);
-    const body = this.#tag + text;
+    const body = tag + escapeLogText(text);
     if (this.#perror) this.#writeStderr(body);
     const line = `<${this.#facility | priority}>${timestamp()} ${body}`;
     let bytes: Uint8Array;

@@ -16,7 +16,10 @@
  *
  * @module
  */
-import { getrlimit, Listener, listOpenFds, Reactor, RLIMIT, setrlimit } from "../mod.ts";
+import { Listener, Reactor } from "../mod.ts";
+import { RLIMIT } from "../ffi/constants.ts";
+import { listOpenFds } from "../ffi/fd.ts";
+import { getrlimit, setrlimit } from "../ffi/process.ts";
 import { integerFlag, parseArgs } from "./_args.ts";
 
 const args = parseArgs(Deno.args, {

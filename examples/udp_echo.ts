@@ -33,7 +33,7 @@ socket.onMessage = (data, from) => {
     console.error((e as Error).message); // e.g. EMSGSIZE; keep serving
   }
 };
-socket.onError = (error) => console.error(error.message);
+socket.onError = (error) => console.error((error as Error).message);
 const addr = socket.address();
 console.log(`listening on ${args.host}:${"port" in addr ? addr.port : args.port}`);
 for (const sig of ["SIGINT", "SIGTERM"] as const) {

@@ -9,6 +9,7 @@ import { EAGAIN, EBADF, EINTR, ENOENT, errnoCell, ErrnoError } from "./errno.ts"
 import { EFD, F, O } from "./constants.ts";
 import { libc } from "./libc.ts";
 import * as sys from "./syscalls.ts";
+import { checkInteger, INT32_MAX } from "./_validate.ts";
 
 /** Options for {@linkcode pipe}. */
 export interface PipeOptions {
@@ -70,7 +71,9 @@ export function eventfd(options: EventfdOptions = {}): number {
   return r;
 }
 
-const counterBytes = new Uint8Array(8);
+/** An eventfd's counter: one `uint64_t`. */
+const EVENTFD_COUNTER_BYTES = 8;
+const counterBytes = new Uint8Array(EVENTFD_COUNTER_BYTES);
 const counter = new BigUint64Array(counterBytes.buffer);
 
 /**
@@ -78,9 +81,11 @@ const counter = new BigUint64Array(counterBytes.buffer);
  * non-blocking eventfd's counter would overflow.
  *
  * @example
- * ```ts ignore
- * import { eventfdWrite } from "./fd.ts";
+ * ```ts
+ * import { closeFd, eventfd, eventfdWrite } from "./fd.ts";
+ * const wakeFd = eventfd();
  * eventfdWrite(wakeFd); // wake whoever waits on it
+ * closeFd(wakeFd);
  * ```
  */
 export function eventfdWrite(fd: number, n = 1): void {
@@ -88,7 +93,7 @@ export function eventfdWrite(fd: number, n = 1): void {
     throw new RangeError(`Cannot write eventfd: ${n} is not a positive integer`);
   }
   counter[0] = BigInt(n);
-  const r = sys.write(fd, counterBytes, 8);
+  const r = sys.write(fd, counterBytes, EVENTFD_COUNTER_BYTES);
   if (r < 0) throw new ErrnoError("write", -r, { detail: `eventfd ${fd}` });
 }
 
@@ -97,13 +102,15 @@ export function eventfdWrite(fd: number, n = 1): void {
  * mode). Returns 0 when a non-blocking eventfd's counter is zero (`EAGAIN`).
  *
  * @example
- * ```ts ignore
- * import { eventfdRead } from "./fd.ts";
- * const wakeups = eventfdRead(wakeFd);
+ * ```ts
+ * import { closeFd, eventfd, eventfdRead } from "./fd.ts";
+ * const wakeFd = eventfd();
+ * const wakeups = eventfdRead(wakeFd); // 0: nobody woke it
+ * closeFd(wakeFd);
  * ```
  */
 export function eventfdRead(fd: number): number {
-  const r = sys.read(fd, counterBytes, 8);
+  const r = sys.read(fd, counterBytes, EVENTFD_COUNTER_BYTES);
   if (r === -EAGAIN) return 0;
   if (r < 0) throw new ErrnoError("read", -r, { detail: `eventfd ${fd}` });
   return Number(counter[0]!);
@@ -125,9 +132,12 @@ function setFlags(fd: number, cmd: number, value: number, name: string): void {
  * description, so duplicates of the fd share it).
  *
  * @example
- * ```ts ignore
- * import { setNonBlocking } from "./fd.ts";
- * setNonBlocking(fd, true);
+ * ```ts
+ * import { closeFd, pipe, setNonBlocking } from "./fd.ts";
+ * const [r, w] = pipe();
+ * setNonBlocking(r, true);
+ * closeFd(r);
+ * closeFd(w);
  * ```
  */
 export function setNonBlocking(fd: number, on: boolean): void {
@@ -140,9 +150,12 @@ export function setNonBlocking(fd: number, on: boolean): void {
  * Whether `O_NONBLOCK` is set on `fd`.
  *
  * @example
- * ```ts ignore
- * import { isNonBlocking } from "./fd.ts";
- * isNonBlocking(fd);
+ * ```ts
+ * import { closeFd, isNonBlocking, pipe } from "./fd.ts";
+ * const [r, w] = pipe({ nonblock: true });
+ * isNonBlocking(r); // true
+ * closeFd(r);
+ * closeFd(w);
  * ```
  */
 export function isNonBlocking(fd: number): boolean {
@@ -153,9 +166,12 @@ export function isNonBlocking(fd: number): boolean {
  * Turn `FD_CLOEXEC` on or off for `fd` (per fd, not shared by duplicates).
  *
  * @example
- * ```ts ignore
- * import { setCloexec } from "./fd.ts";
- * setCloexec(fd, false); // let a child process inherit it
+ * ```ts
+ * import { closeFd, pipe, setCloexec } from "./fd.ts";
+ * const [r, w] = pipe();
+ * setCloexec(r, false); // let a child process inherit it
+ * closeFd(r);
+ * closeFd(w);
  * ```
  */
 export function setCloexec(fd: number, on: boolean): void {
@@ -168,9 +184,12 @@ export function setCloexec(fd: number, on: boolean): void {
  * Whether `FD_CLOEXEC` is set on `fd`.
  *
  * @example
- * ```ts ignore
- * import { isCloexec } from "./fd.ts";
- * isCloexec(fd);
+ * ```ts
+ * import { closeFd, isCloexec, pipe } from "./fd.ts";
+ * const [r, w] = pipe();
+ * isCloexec(r); // true: pipe() sets O_CLOEXEC by default
+ * closeFd(r);
+ * closeFd(w);
  * ```
  */
 export function isCloexec(fd: number): boolean {
@@ -231,6 +250,7 @@ const LINK_BUFFER_SIZE = BigInt(linkBuffer.byteLength);
  * ```
  */
 export function listOpenFds(pid?: number): Map<number, string> {
+  if (pid !== undefined) checkInteger("list open fds", "pid", pid, 1, INT32_MAX);
   const base = pid === undefined ? "/proc/self/fd" : `/proc/${pid}/fd`;
   const dir = libc.opendir(encoder.encode(`${base}\0`));
   if (dir === null) throw new ErrnoError("opendir", errnoCell[0]!, { detail: base });

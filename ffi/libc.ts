@@ -7,6 +7,9 @@
  *
  * Nothing outside `ffi/` imports this file's pointer-typed symbols directly:
  * the typed wrappers in `syscalls.ts` and `socket.ts` are the public surface.
+ * These symbols check nothing: a length over a buffer, a wrong pointer or a
+ * too-small out-array makes libc write past the memory it was given. Use
+ * the wrappers, which check every length against its view first.
  *
  * @module
  */
@@ -100,6 +103,18 @@ export const symbols = {
     result: "i32",
     nonblocking: true,
   },
+  // --- name resolution (ffi/dns.ts); on a pool thread: it may block on DNS ---
+  // int getaddrinfo(const char *node, const char *service,
+  //                 const struct addrinfo *hints, struct addrinfo **res);
+  getaddrinfo: {
+    parameters: ["buffer", "pointer", "buffer", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  // void freeaddrinfo(struct addrinfo *res);
+  freeaddrinfo: { parameters: ["pointer"], result: "void" },
+  // const char *gai_strerror(int errcode);
+  gai_strerror: { parameters: ["i32"], result: "pointer" },
   // int getifaddrs(struct ifaddrs **ifap);
   getifaddrs: { parameters: ["buffer"], result: "i32" },
   // void freeifaddrs(struct ifaddrs *ifa);
@@ -121,6 +136,8 @@ export const symbols = {
   getsid: { parameters: ["i32"], result: "i32" },
   // mode_t umask(mode_t mask);
   umask: { parameters: ["u32"], result: "u32" },
+  // int fchmod(int fd, mode_t mode);   (on a socket before bind: the mode its file gets)
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
   // int chdir(const char *path);
   chdir: { parameters: ["buffer"], result: "i32" },
   // int dup2(int oldfd, int newfd);
@@ -171,6 +188,64 @@ export const symbols = {
   dirfd: { parameters: ["pointer"], result: "i32" },
   // ssize_t readlink(const char *pathname, char *buf, size_t bufsiz);   (never > PATH_MAX)
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "i32" },
+  // --- process spawning (ffi/spawn.ts) ---
+  // int posix_spawn(pid_t *pid, const char *path,
+  //                 const posix_spawn_file_actions_t *file_actions,
+  //                 const posix_spawnattr_t *attrp, char *const argv[], char *const envp[]);
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  // int posix_spawnattr_init(posix_spawnattr_t *attr);
+  posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
+  // int posix_spawnattr_destroy(posix_spawnattr_t *attr);
+  posix_spawnattr_destroy: { parameters: ["buffer"], result: "i32" },
+  // int posix_spawnattr_setflags(posix_spawnattr_t *attr, short flags);
+  posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
+  // int posix_spawnattr_setsigmask(posix_spawnattr_t *attr, const sigset_t *sigmask);
+  posix_spawnattr_setsigmask: { parameters: ["buffer", "buffer"], result: "i32" },
+  // int posix_spawnattr_setsigdefault(posix_spawnattr_t *attr, const sigset_t *sigdefault);
+  posix_spawnattr_setsigdefault: { parameters: ["buffer", "buffer"], result: "i32" },
+  // int posix_spawn_file_actions_init(posix_spawn_file_actions_t *file_actions);
+  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
+  // int posix_spawn_file_actions_destroy(posix_spawn_file_actions_t *file_actions);
+  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
+  // int posix_spawn_file_actions_adddup2(posix_spawn_file_actions_t *fa, int fildes, int newfildes);
+  posix_spawn_file_actions_adddup2: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  // int posix_spawn_file_actions_addopen(posix_spawn_file_actions_t *fa, int fildes,
+  //                                      const char *path, int oflag, mode_t mode);
+  posix_spawn_file_actions_addopen: {
+    parameters: ["buffer", "i32", "buffer", "i32", "u32"],
+    result: "i32",
+  },
+  // int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *fa, int from);
+  //   (glibc >= 2.34)
+  posix_spawn_file_actions_addclosefrom_np: {
+    parameters: ["buffer", "i32"],
+    result: "i32",
+    optional: true,
+  },
+  // int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *fa, const char *path);
+  //   (glibc >= 2.29)
+  posix_spawn_file_actions_addchdir_np: {
+    parameters: ["buffer", "buffer"],
+    result: "i32",
+    optional: true,
+  },
+  // int waitid(idtype_t idtype, id_t id, siginfo_t *infop, int options);   (siginfo_t: 128 bytes)
+  waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32" },
+  // int pidfd_send_signal(int pidfd, int sig, siginfo_t *info, unsigned int flags);  (glibc >= 2.36)
+  pidfd_send_signal: {
+    parameters: ["i32", "i32", "pointer", "u32"],
+    result: "i32",
+    optional: true,
+  },
+  // long syscall(long number, long a1, long a2, long a3, long a4);   (variadic; integer args only)
+  syscall: { parameters: ["i64", "i64", "i64", "i64", "i64"], result: "i64" },
+  // int pthread_sigmask(int how, const sigset_t *set, sigset_t *oldset);   (sigset_t: 128 bytes)
+  pthread_sigmask: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  // int poll(struct pollfd *fds, nfds_t nfds, int timeout);   (struct pollfd: 8 bytes each)
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded library type. */

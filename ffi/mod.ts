@@ -4,11 +4,35 @@
  * syscalls (the kernel's convention: `>= 0` or `-errno`, exported as `sys`),
  * the typed `Socket`, and process, fd and syslog calls.
  *
- * @example
- * ```ts ignore
- * import { Socket, sys } from "./mod.ts";
- * using s = Socket.create("inet", "stream");
- * const n = sys.read(s.fd, new Uint8Array(16)); // -11 (-EAGAIN): nothing to read yet
+ * **Raw access can corrupt memory.** This entry point is for code that needs
+ * the system calls themselves; most programs want the reactor instead.
+ *
+ * - `libc` (and `symbols`) are the bare `Deno.dlopen` symbols: nothing is
+ *   checked, and a wrong length, pointer or out-array overwrites the heap.
+ *   Use them only when no wrapper fits, and check every length yourself.
+ * - `sys.*` checks every length, offset and count against the view it is
+ *   given and throws a `RangeError` naming the call before the system call.
+ *   The calls that take structs of raw addresses (`readv`, `writev`,
+ *   `recvmsg`, `sendmsg`) accept only the `IovecArray` / `Msghdr` codecs,
+ *   which encode the addresses from their views at each call and hand out
+ *   copies of the encoded bytes.
+ * - `epollWaitAsync` lets a pool thread write into `events` until its
+ *   promise settles: detaching, transferring or shrinking that buffer
+ *   meanwhile is a use-after-free no check can catch.
+ *
+ * @example Raw reads: -errno, and a RangeError for a length over the buffer
+ * ```ts
+ * import { EAGAIN, Socket, sys } from "./mod.ts";
+ * const [a, b] = Socket.pair();
+ * const buf = new Uint8Array(4);
+ * console.log(sys.read(a.fd, buf) === -EAGAIN); // true: nothing to read yet
+ * try {
+ *   sys.read(a.fd, buf, 16);
+ * } catch (e) {
+ *   console.log((e as RangeError).message); // Cannot read: length 16 exceeds the buffer's 4 bytes
+ * }
+ * a.close();
+ * b.close();
  * ```
  *
  * @module
@@ -21,6 +45,7 @@ export * from "./epoll_event.ts";
 export * from "./sockopt.ts";
 export * from "./socket.ts";
 export * from "./msghdr.ts";
+export * from "./fd_passing.ts";
 export * from "./interfaces.ts";
 export * from "./fd.ts";
 export * from "./process.ts";

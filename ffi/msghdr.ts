@@ -1,7 +1,8 @@
 /**
  * `struct iovec`, `struct msghdr` and `struct cmsghdr` codecs for the 64-bit
- * Linux ABIs ffinet supports (x86_64 and aarch64, both little-endian), and
- * fd passing over Unix sockets with `SCM_RIGHTS`.
+ * Linux ABIs ffinet supports (x86_64 and aarch64, both little-endian). Fd
+ * passing over Unix sockets with `SCM_RIGHTS` (`sendFds`, `recvFds`) lives in
+ * `fd_passing.ts` and is re-exported here.
  *
  * Layouts (LP64):
  *
@@ -12,17 +13,18 @@
  * - `struct cmsghdr` (16 bytes): `size_t cmsg_len` at 0, `cmsg_level` at 8,
  *   `cmsg_type` at 12, data at 16; messages are aligned to 8 bytes.
  *
- * These structs hold raw addresses of `Uint8Array`s. An address stays valid
- * only while its array is alive and its `ArrayBuffer` is neither detached,
- * transferred nor resized. The helpers here keep what they point at
- * referenced for the duration of each call; if you encode structs yourself,
- * you must keep the arrays alive until the system call returns.
+ * These structs hold raw addresses of `Uint8Array`s, so {@linkcode IovecArray}
+ * and {@linkcode Msghdr} never let them out of their hands: they keep the
+ * arrays referenced, encode the addresses and lengths from the arrays'
+ * current views right before each call (a detached or shrunk buffer then
+ * counts as empty, never as its old memory), and hand out only copies of
+ * the encoded bytes.
  *
  * @module
  */
-import { MSG, SCM, SOL } from "./constants.ts";
-import { check } from "./errno.ts";
-import { close, readv, recvmsg, sendmsg, writev } from "./syscalls.ts";
+import { libc } from "./libc.ts";
+import { interrupted, result } from "./_call.ts";
+import { checkFd, checkInteger, UINT32_MAX } from "./_validate.ts";
 
 /** `sizeof(struct iovec)` on 64-bit Linux. */
 export const IOVEC_SIZE = 16;
@@ -32,10 +34,6 @@ export const MSGHDR_SIZE = 56;
 export const CMSGHDR_SIZE = 16;
 /** `IOV_MAX`: the most iovecs one `readv`/`writev`/`sendmsg` accepts. */
 export const IOV_MAX = 1024;
-/** `SCM_MAX_FD`: the most fds one `SCM_RIGHTS` message may carry. */
-export const SCM_MAX_FD = 253;
-/** The smallest control buffer {@linkcode recvFds} uses, in bytes. */
-export const MIN_CONTROL_SIZE = 64;
 
 /**
  * `CMSG_ALIGN(len)`: `len` rounded up to the 8-byte alignment of control
@@ -78,6 +76,12 @@ export function CMSG_LEN(len: number): number {
   return CMSG_ALIGN(CMSGHDR_SIZE) + len;
 }
 
+/** Offset of `iov_len` in `struct iovec`. */
+const IOV_LEN_OFFSET = 8;
+/** Offsets in `struct msghdr` (LP64). */
+const MSG_NAME = 0, MSG_NAMELEN = 8, MSG_IOV = 16, MSG_IOVLEN = 24;
+const MSG_CONTROL = 32, MSG_CONTROLLEN = 40, MSG_FLAGS = 48;
+
 /** Objects a call in progress points at: a GC root while the call runs. */
 const pins: unknown[] = [];
 
@@ -108,16 +112,18 @@ export interface IovecChunk {
  * An encoded array of `struct iovec` for `readv(2)` / `writev(2)` /
  * `sendmsg(2)`, built from `Uint8Array`s or slices of them.
  *
- * The object keeps every array it points at referenced, so the addresses stay
- * valid for as long as the `IovecArray` itself is alive. Keep it referenced
- * until any system call that uses {@linkcode IovecArray.buffer} returns (its
- * own {@linkcode IovecArray.readv} and {@linkcode IovecArray.writev} do that
- * for you), and do not detach, transfer or resize the arrays' buffers while
- * it is in use.
+ * The object keeps every array it points at referenced and encodes their
+ * current addresses and lengths right before each call
+ * ({@linkcode IovecArray.readv}, {@linkcode IovecArray.writev}, or `readv` /
+ * `writev` / `Msghdr` in the other modules), so no call reaches outside the
+ * slices, even after a buffer was detached, transferred or shrunk.
  *
  * @example Gather-write three chunks in one call
- * ```ts ignore
+ * ```ts
  * import { IovecArray } from "./msghdr.ts";
+ * import { Socket } from "./socket.ts";
+ * const [sock, peer] = Socket.pair();
+ * const fd = sock.fd;
  * const enc = new TextEncoder();
  * const iov = new IovecArray([
  *   enc.encode("HTTP/1.1 200 OK\r\n"),
@@ -125,11 +131,14 @@ export interface IovecChunk {
  *   enc.encode("hi"),
  * ]);
  * const n = iov.writev(fd); // bytes written, or -errno
+ * sock.close();
+ * peer.close();
  * ```
  */
 export class IovecArray {
-  #chunks: Uint8Array[];
+  #chunks: readonly Uint8Array[];
   #buffer: Uint8Array;
+  #view: DataView;
   #total: number;
 
   /**
@@ -142,9 +151,7 @@ export class IovecArray {
         `Cannot encode iovec: ${chunks.length} chunks exceed IOV_MAX (${IOV_MAX})`,
       );
     }
-    this.#chunks = [];
-    this.#buffer = new Uint8Array(Math.max(1, chunks.length) * IOVEC_SIZE);
-    const view = new DataView(this.#buffer.buffer);
+    const slices: Uint8Array[] = [];
     let total = 0;
     for (let i = 0; i < chunks.length; i++) {
       const chunk = chunks[i]!;
@@ -165,17 +172,34 @@ export class IovecArray {
         }
         slice = chunk.data.subarray(offset, offset + length);
       }
-      this.#chunks.push(slice);
-      view.setBigUint64(i * IOVEC_SIZE, addressOf(slice), true);
-      view.setBigUint64(i * IOVEC_SIZE + 8, BigInt(slice.byteLength), true);
+      slices.push(slice);
       total += slice.byteLength;
     }
+    this.#chunks = Object.freeze(slices);
+    this.#buffer = new Uint8Array(Math.max(1, slices.length) * IOVEC_SIZE);
+    this.#view = new DataView(this.#buffer.buffer);
     this.#total = total;
+    encodedIovecs.set(this, () => this.#encode());
+    this.#encode();
   }
 
-  /** The encoded `struct iovec[]`, to pass as the `iov` argument. */
-  get buffer(): Uint8Array {
+  /** Write the chunks' current addresses and lengths into the iovecs; returns them. */
+  #encode(): Uint8Array {
+    const view = this.#view;
+    for (let i = 0; i < this.#chunks.length; i++) {
+      const slice = this.#chunks[i]!;
+      view.setBigUint64(i * IOVEC_SIZE, addressOf(slice), true);
+      view.setBigUint64(i * IOVEC_SIZE + IOV_LEN_OFFSET, BigInt(slice.byteLength), true);
+    }
     return this.#buffer;
+  }
+
+  /**
+   * A copy of the encoded `struct iovec[]` (addresses as of now), for
+   * inspection: editing it changes nothing.
+   */
+  get buffer(): Uint8Array {
+    return this.#encode().slice();
   }
 
   /** The number of iovecs (the `iovcnt` argument). */
@@ -183,7 +207,7 @@ export class IovecArray {
     return this.#chunks.length;
   }
 
-  /** The sum of all chunk lengths. */
+  /** The sum of all chunk lengths when encoded. */
   get totalLength(): number {
     return this.#total;
   }
@@ -197,14 +221,26 @@ export class IovecArray {
    * `readv(2)` into the chunks: bytes read, 0 at EOF, or -errno.
    *
    * @example
-   * ```ts ignore
-   * const n = new IovecArray([head, body]).readv(fd);
+   * ```ts
+   * import { IovecArray } from "./msghdr.ts";
+   * import { Socket } from "./socket.ts";
+   * const [a, b] = Socket.pair();
+   * b.write(new Uint8Array(6));
+   * const head = new Uint8Array(4), body = new Uint8Array(16);
+   * const n = new IovecArray([head, body]).readv(a.fd); // 6
+   * a.close();
+   * b.close();
    * ```
    */
   readv(fd: number): number {
+    checkFd("readv", fd);
+    const iov = this.#encode();
+    const count = this.#chunks.length;
     pins.push(this);
     try {
-      return readv(fd, this.#buffer, this.#chunks.length);
+      let r: number;
+      do r = libc.readv(fd, iov, count); while (interrupted(r));
+      return result(r);
     } finally {
       pins.pop();
     }
@@ -214,19 +250,33 @@ export class IovecArray {
    * `writev(2)` from the chunks: bytes written or -errno.
    *
    * @example
-   * ```ts ignore
-   * const n = new IovecArray([head, body]).writev(fd);
+   * ```ts
+   * import { IovecArray } from "./msghdr.ts";
+   * import { Socket } from "./socket.ts";
+   * const [a, b] = Socket.pair();
+   * const head = new Uint8Array(4), body = new Uint8Array(16);
+   * const n = new IovecArray([head, body]).writev(a.fd); // 20
+   * a.close();
+   * b.close();
    * ```
    */
   writev(fd: number): number {
+    checkFd("writev", fd);
+    const iov = this.#encode();
+    const count = this.#chunks.length;
     pins.push(this);
     try {
-      return writev(fd, this.#buffer, this.#chunks.length);
+      let r: number;
+      do r = libc.writev(fd, iov, count); while (interrupted(r));
+      return result(r);
     } finally {
       pins.pop();
     }
   }
 }
+
+/** How a {@linkcode Msghdr} gets an `IovecArray`'s iovecs encoded as of now. */
+const encodedIovecs = new WeakMap<IovecArray, () => Uint8Array>();
 
 /** One control message read from a control buffer. */
 export interface ControlMessage {
@@ -319,18 +369,24 @@ export interface MsghdrOptions {
 }
 
 /**
- * An encoded `struct msghdr` that keeps its name, iovecs and control buffer
- * referenced. Pass {@linkcode Msghdr.header} to `sendmsg`/`recvmsg` while the
- * `Msghdr` object is alive (its {@linkcode Msghdr.sendmsg} and
- * {@linkcode Msghdr.recvmsg} do that for you); after `recvmsg` read back the
- * lengths and flags the kernel wrote.
+ * A `struct msghdr` that keeps its name, iovecs and control buffer
+ * referenced and encodes their current addresses and lengths right before
+ * each {@linkcode Msghdr.sendmsg} / {@linkcode Msghdr.recvmsg} (also reached
+ * through `sendmsg` / `recvmsg` in `syscalls.ts`); after `recvmsg` read back
+ * the lengths and flags the kernel wrote.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { IovecArray, Msghdr } from "./msghdr.ts";
+ * import { Socket } from "./socket.ts";
+ * const [a, b] = Socket.pair();
+ * b.write(new Uint8Array([42]));
+ * const buf = new Uint8Array(16);
  * const msg = new Msghdr({ iov: new IovecArray([buf]), control: new Uint8Array(64) });
- * const n = msg.recvmsg(fd, 0);
+ * const n = msg.recvmsg(a.fd, 0); // 1
  * if (n >= 0) console.log(msg.flags, msg.controlLength);
+ * a.close();
+ * b.close();
  * ```
  */
 export class Msghdr {
@@ -339,6 +395,7 @@ export class Msghdr {
   #name: Uint8Array | undefined;
   #iov: IovecArray | undefined;
   #control: Uint8Array | undefined;
+  #controlLength: number;
 
   /** Encode the header. Throws `RangeError` for a `controlLength` beyond `control`. */
   constructor(options: MsghdrOptions = {}) {
@@ -346,45 +403,64 @@ export class Msghdr {
     this.#name = options.name;
     this.#iov = options.iov;
     this.#control = options.control;
-    const controlLength = options.controlLength ?? options.control?.byteLength ?? 0;
-    if (controlLength < 0 || controlLength > (options.control?.byteLength ?? 0)) {
-      throw new RangeError(
-        `Cannot encode msghdr: control length ${controlLength} exceeds the control buffer`,
-      );
-    }
-    const v = this.#view;
+    const controlSize = options.control?.byteLength ?? 0;
+    const controlLength = options.controlLength ?? controlSize;
+    checkInteger("encode msghdr", "controlLength", controlLength, 0, controlSize);
     if (options.name !== undefined) {
-      v.setBigUint64(0, addressOf(options.name), true);
-      v.setUint32(8, options.name.byteLength, true);
+      checkInteger("encode msghdr", "name length", options.name.byteLength, 0, UINT32_MAX);
     }
-    if (options.iov !== undefined) {
-      v.setBigUint64(16, addressOf(options.iov.buffer), true);
-      v.setBigUint64(24, BigInt(options.iov.count), true);
+    if (options.iov !== undefined && !(options.iov instanceof IovecArray)) {
+      throw new TypeError("Cannot encode msghdr: iov must be an IovecArray");
     }
-    if (options.control !== undefined && controlLength > 0) {
-      v.setBigUint64(32, addressOf(options.control), true);
-      v.setBigUint64(40, BigInt(controlLength), true);
-    }
+    this.#controlLength = controlLength;
+    this.#encode();
   }
 
-  /** The 56 encoded bytes, to pass as the `msg` argument. */
-  get header(): Uint8Array {
+  /** Write the buffers' current addresses and lengths into the header; returns it. */
+  #encode(): Uint8Array {
+    const v = this.#view;
+    const name = this.#name;
+    v.setBigUint64(MSG_NAME, name === undefined ? 0n : addressOf(name), true);
+    v.setUint32(MSG_NAMELEN, name === undefined ? 0 : name.byteLength, true);
+    const iov = this.#iov;
+    v.setBigUint64(MSG_IOV, iov === undefined ? 0n : addressOf(encodedIovecs.get(iov)!()), true);
+    v.setBigUint64(MSG_IOVLEN, BigInt(iov === undefined ? 0 : iov.count), true);
+    const control = this.#control;
+    // A control buffer shrunk since the constructor counts only as far as it now goes.
+    const controlLength = control === undefined
+      ? 0
+      : Math.min(this.#controlLength, control.byteLength);
+    v.setBigUint64(
+      MSG_CONTROL,
+      control === undefined || controlLength === 0 ? 0n : addressOf(control),
+      true,
+    );
+    v.setBigUint64(MSG_CONTROLLEN, BigInt(controlLength), true);
+    v.setInt32(MSG_FLAGS, 0, true);
     return this.#header;
+  }
+
+  /**
+   * A copy of the 56 header bytes as the kernel last left them (or as
+   * encoded), for inspection: editing it changes nothing.
+   */
+  get header(): Uint8Array {
+    return this.#header.slice();
   }
 
   /** `msg_namelen`: after `recvmsg`, the length of the sender's address. */
   get nameLength(): number {
-    return this.#view.getUint32(8, true);
+    return this.#view.getUint32(MSG_NAMELEN, true);
   }
 
   /** `msg_controllen`: after `recvmsg`, the bytes of control data received. */
   get controlLength(): number {
-    return Number(this.#view.getBigUint64(40, true));
+    return Number(this.#view.getBigUint64(MSG_CONTROLLEN, true));
   }
 
   /** `msg_flags`: after `recvmsg`, e.g. `MSG_TRUNC` / `MSG_CTRUNC`. */
   get flags(): number {
-    return this.#view.getInt32(48, true);
+    return this.#view.getInt32(MSG_FLAGS, true);
   }
 
   /** The control messages received (after `recvmsg`) or encoded (before `sendmsg`). */
@@ -398,14 +474,25 @@ export class Msghdr {
    * `sendmsg(2)` with this header: bytes sent or -errno.
    *
    * @example
-   * ```ts ignore
-   * const n = new Msghdr({ iov }).sendmsg(fd, MSG.NOSIGNAL);
+   * ```ts
+   * import { IovecArray, Msghdr } from "./msghdr.ts";
+   * import { MSG } from "./constants.ts";
+   * import { Socket } from "./socket.ts";
+   * const [a, b] = Socket.pair();
+   * const iov = new IovecArray([new Uint8Array([1, 2])]);
+   * const n = new Msghdr({ iov }).sendmsg(a.fd, MSG.NOSIGNAL); // 2
+   * a.close();
+   * b.close();
    * ```
    */
   sendmsg(fd: number, flags: number): number {
+    checkFd("sendmsg", fd);
+    const header = this.#encode();
     pins.push(this);
     try {
-      return sendmsg(fd, this.#header, flags);
+      let r: number;
+      do r = libc.sendmsg(fd, header, flags); while (interrupted(r));
+      return result(r);
     } finally {
       pins.pop();
     }
@@ -415,14 +502,25 @@ export class Msghdr {
    * `recvmsg(2)` with this header: bytes received, 0 at EOF, or -errno.
    *
    * @example
-   * ```ts ignore
-   * const n = msg.recvmsg(fd, MSG.CMSG_CLOEXEC);
+   * ```ts
+   * import { IovecArray, Msghdr } from "./msghdr.ts";
+   * import { MSG } from "./constants.ts";
+   * import { Socket } from "./socket.ts";
+   * const [a, b] = Socket.pair();
+   * const msg = new Msghdr({ iov: new IovecArray([new Uint8Array(8)]) });
+   * const n = msg.recvmsg(a.fd, MSG.CMSG_CLOEXEC); // -11 (-EAGAIN): nothing sent
+   * a.close();
+   * b.close();
    * ```
    */
   recvmsg(fd: number, flags: number): number {
+    checkFd("recvmsg", fd);
+    const header = this.#encode();
     pins.push(this);
     try {
-      return recvmsg(fd, this.#header, flags);
+      let r: number;
+      do r = libc.recvmsg(fd, header, flags); while (interrupted(r));
+      return result(r);
     } finally {
       pins.pop();
     }
@@ -444,154 +542,12 @@ export class Msghdr {
   }
 }
 
-function checkFds(fds: readonly number[]): void {
-  if (fds.length > SCM_MAX_FD) {
-    throw new RangeError(
-      `Cannot send fds: ${fds.length} fds exceed SCM_MAX_FD (${SCM_MAX_FD})`,
-    );
-  }
-  for (const fd of fds) {
-    if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
-      throw new RangeError(`Cannot send fds: ${fd} is not a file descriptor`);
-    }
-  }
-}
-
-/**
- * Send `data` and the file descriptors `fds` over the Unix socket `fd` in
- * one `sendmsg(2)` with an `SCM_RIGHTS` control message (flags default to
- * `MSG_NOSIGNAL`). Returns the bytes of `data` sent, or -errno.
- *
- * `data` must hold at least one byte: on a stream socket the kernel drops
- * the fds of an empty message. The fds stay open here; the receiver gets
- * duplicates. Throws `RangeError` (before any system call) for empty
- * `data`, an invalid fd, or more than {@linkcode SCM_MAX_FD} fds.
- *
- * @example
- * ```ts ignore
- * import { sendFds } from "./msghdr.ts";
- * const n = sendFds(unixSocket, [listenFd], new Uint8Array([1]));
- * if (n < 0) throw new ErrnoError("sendmsg", -n);
- * ```
- */
-export function sendFds(
-  fd: number,
-  fds: readonly number[],
-  data: Uint8Array,
-  flags: number = MSG.NOSIGNAL,
-): number {
-  if (data.byteLength === 0) {
-    throw new RangeError("Cannot send fds: data must hold at least one byte");
-  }
-  checkFds(fds);
-  const iov = new IovecArray([data]);
-  if (fds.length === 0) return new Msghdr({ iov }).sendmsg(fd, flags);
-  const space = CMSG_SPACE(fds.length * 4);
-  const control = new Uint8Array(Math.max(MIN_CONTROL_SIZE, space));
-  writeControlMessage(
-    control,
-    0,
-    SOL.SOCKET,
-    SCM.RIGHTS,
-    new Uint8Array(Int32Array.from(fds).buffer),
-  );
-  // msg_controllen covers exactly the one message: trailing zero bytes
-  // would read as a malformed header and make the kernel fail with EINVAL.
-  return new Msghdr({ iov, control, controlLength: space }).sendmsg(fd, flags);
-}
-
-/** What {@linkcode recvFds} received. */
-export interface RecvFdsResult {
-  /** Bytes of data received, 0 at EOF, or -errno (then `fds` is empty). */
-  bytes: number;
-  /** The received fds, opened close-on-exec; the caller owns and must close them. */
-  fds: number[];
-  /**
-   * True when more fds were sent than fit (`MSG_CTRUNC`) or than `maxFds`:
-   * every fd that arrived has then been closed and `fds` is empty.
-   */
-  truncated: boolean;
-}
-
-/**
- * Receive data into `buf` and up to `maxFds` file descriptors from the Unix
- * socket `fd` with one `recvmsg(2)` (`MSG_CMSG_CLOEXEC` is always added to
- * `flags`). The control buffer is at least {@linkcode MIN_CONTROL_SIZE}
- * bytes. When the fds were truncated (the kernel set `MSG_CTRUNC`, or more
- * than `maxFds` arrived), all the fds that did arrive are closed, `fds` is
- * empty and `truncated` is true: a partial set is never handed out. On
- * failure `bytes` is -errno.
- *
- * @example
- * ```ts ignore
- * import { recvFds } from "./msghdr.ts";
- * const { bytes, fds, truncated } = recvFds(unixSocket, new Uint8Array(64), 1);
- * ```
- */
-export function recvFds(
-  fd: number,
-  buf: Uint8Array,
-  maxFds: number,
-  flags = 0,
-): RecvFdsResult {
-  if (!Number.isInteger(maxFds) || maxFds < 0 || maxFds > SCM_MAX_FD) {
-    throw new RangeError(`Cannot receive fds: maxFds ${maxFds} is outside 0-${SCM_MAX_FD}`);
-  }
-  const control = new Uint8Array(Math.max(MIN_CONTROL_SIZE, CMSG_SPACE(maxFds * 4)));
-  const msg = new Msghdr({ iov: new IovecArray([buf]), control });
-  const bytes = msg.recvmsg(fd, flags | MSG.CMSG_CLOEXEC);
-  if (bytes < 0) return { bytes, fds: [], truncated: false };
-  const fds: number[] = [];
-  for (const cmsg of msg.controlMessages()) {
-    if (cmsg.level !== SOL.SOCKET || cmsg.type !== SCM.RIGHTS) continue;
-    const view = new DataView(cmsg.data.buffer, cmsg.data.byteOffset, cmsg.data.byteLength);
-    for (let i = 0; i + 4 <= cmsg.data.byteLength; i += 4) fds.push(view.getInt32(i, true));
-  }
-  const truncated = (msg.flags & MSG.CTRUNC) !== 0 || fds.length > maxFds;
-  if (truncated) {
-    for (const received of fds) close(received);
-    return { bytes, fds: [], truncated };
-  }
-  return { bytes, fds, truncated };
-}
-
-/**
- * {@linkcode sendFds} that throws an `ErrnoError` ("Cannot sendmsg: ...")
- * instead of returning -errno.
- *
- * @example
- * ```ts ignore
- * import { sendFdsOrThrow } from "./msghdr.ts";
- * sendFdsOrThrow(unixSocket, [fd], new Uint8Array([0]));
- * ```
- */
-export function sendFdsOrThrow(
-  fd: number,
-  fds: readonly number[],
-  data: Uint8Array,
-  flags: number = MSG.NOSIGNAL,
-): number {
-  return check("sendmsg", sendFds(fd, fds, data, flags));
-}
-
-/**
- * {@linkcode recvFds} that throws an `ErrnoError` ("Cannot recvmsg: ...")
- * instead of returning -errno in `bytes`. Truncation is still reported by
- * `truncated` (the data bytes were consumed and are in `buf`).
- *
- * @example
- * ```ts ignore
- * import { recvFdsOrThrow } from "./msghdr.ts";
- * const { bytes, fds } = recvFdsOrThrow(unixSocket, new Uint8Array(16), 4);
- * ```
- */
-export function recvFdsOrThrow(
-  fd: number,
-  buf: Uint8Array,
-  maxFds: number,
-  flags = 0,
-): RecvFdsResult {
-  const result = recvFds(fd, buf, maxFds, flags);
-  check("recvmsg", result.bytes);
-  return result;
-}
+export {
+  MIN_CONTROL_SIZE,
+  recvFds,
+  recvFdsOrThrow,
+  type RecvFdsResult,
+  SCM_MAX_FD,
+  sendFds,
+  sendFdsOrThrow,
+} from "./fd_passing.ts";

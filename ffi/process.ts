@@ -9,10 +9,22 @@
  *
  * @module
  */
-import { EAGAIN, EINTR, errnoCell, ErrnoError } from "./errno.ts";
-import { LOCK } from "./constants.ts";
+import { EAGAIN, errnoCell, ErrnoError } from "./errno.ts";
+import { LOCK, O } from "./constants.ts";
 import { libc } from "./libc.ts";
-import { close, read } from "./syscalls.ts";
+import { close, interrupted, read } from "./syscalls.ts";
+import { checkFd, checkInt32, checkInteger, ID_MAX, INT32_MAX } from "./_validate.ts";
+
+/** `NGROUPS_MAX`: the most supplementary groups a process may have. */
+const NGROUPS_MAX = 65536;
+/** The highest signal number (`SIGRTMAX`). */
+const SIGNAL_MAX = 64;
+/** The permission bits `umask` keeps. */
+const MODE_BITS = 0o777;
+/** The bits of a file mode `open` accepts (permissions, setuid/setgid, sticky). */
+const OPEN_MODE_MAX = 0o7777;
+/** How much of a `/proc` file {@linkcode readProcFile} reads. */
+const PROC_FILE_MAX = 65536;
 
 const encoder = new TextEncoder();
 
@@ -59,9 +71,12 @@ export function getppid(): number {
  * process-group leader (fork first).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { setsid } from "./process.ts";
- * const sid = setsid();
+ * // In a child process that should leave its parent's session:
+ * export function detachSession(): number {
+ *   return setsid();
+ * }
  * ```
  */
 export function setsid(): number {
@@ -80,6 +95,7 @@ export function setsid(): number {
  * ```
  */
 export function getsid(pid = 0): number {
+  checkInteger("getsid", "pid", pid, 0, INT32_MAX);
   const r = libc.getsid(pid);
   if (r < 0) throw new ErrnoError("getsid", errnoCell[0]!, { detail: `pid ${pid}` });
   return r;
@@ -96,7 +112,32 @@ export function getsid(pid = 0): number {
  * ```
  */
 export function umask(mask: number): number {
-  return libc.umask(mask & 0o777);
+  checkInteger("umask", "mask", mask, 0, MODE_BITS);
+  return libc.umask(mask);
+}
+
+/**
+ * `fchmod(2)`: set the mode of the file `fd` refers to. On a Unix socket
+ * before `bind(2)`, Linux gives the socket file this mode (less the umask).
+ *
+ * @example
+ * ```ts
+ * import { fchmod } from "./process.ts";
+ * import { Socket } from "./socket.ts";
+ * using s = Socket.create("unix", "stream");
+ * fchmod(s.fd, 0o660);
+ * ```
+ */
+export function fchmod(fd: number, mode: number): void {
+  if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
+    throw new RangeError(`Cannot fchmod: fd ${fd} is not a valid file descriptor`);
+  }
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
+    throw new RangeError(`Cannot fchmod: mode ${mode} is not an integer in 0-0o7777`);
+  }
+  if (libc.fchmod(fd, mode) < 0) {
+    throw new ErrnoError("fchmod", errnoCell[0]!, { detail: `fd ${fd}` });
+  }
 }
 
 /**
@@ -119,19 +160,23 @@ export function chdir(path: string): void {
  * return `newFd`. The copy is not close-on-exec.
  *
  * @example
- * ```ts ignore
- * import { dup2 } from "./process.ts";
- * dup2(devNullFd, 0); // stdin from /dev/null
+ * ```ts
+ * import { dup2, openFile } from "./process.ts";
+ * import { O } from "./constants.ts";
+ * // In a daemon: stdin from /dev/null.
+ * export function stdinFromDevNull(): void {
+ *   const devNullFd = openFile("/dev/null", O.RDONLY | O.CLOEXEC);
+ *   dup2(devNullFd, 0);
+ * }
  * ```
  */
 export function dup2(oldFd: number, newFd: number): number {
+  checkInt32("dup2", "oldFd", oldFd);
+  checkInt32("dup2", "newFd", newFd);
   let r: number;
-  do {
-    r = libc.dup2(oldFd, newFd);
-    if (r >= 0) return r;
-    r = errnoCell[0]!;
-  } while (r === EINTR);
-  throw new ErrnoError("dup2", r, { detail: `${oldFd} -> ${newFd}` });
+  do r = libc.dup2(oldFd, newFd); while (interrupted(r));
+  if (r >= 0) return r;
+  throw new ErrnoError("dup2", errnoCell[0]!, { detail: `${oldFd} -> ${newFd}` });
 }
 
 /**
@@ -146,6 +191,8 @@ export function dup2(oldFd: number, newFd: number): number {
  * ```
  */
 export function kill(pid: number, signal: number): void {
+  checkInt32("kill", "pid", pid);
+  checkInteger("kill", "signal", signal, 0, SIGNAL_MAX);
   if (libc.kill(pid, signal) < 0) {
     throw new ErrnoError("kill", errnoCell[0]!, { detail: `pid ${pid}, signal ${signal}` });
   }
@@ -170,6 +217,8 @@ export function pidfdOpen(pid: number, flags = 0): number {
       "Cannot pidfd_open: this glibc has no pidfd_open (it needs glibc 2.36 or newer)",
     );
   }
+  checkInteger("pidfd_open", "pid", pid, 1, INT32_MAX);
+  checkInteger("pidfd_open", "flags", flags, 0, 0xffff_ffff);
   const r = fn(pid, flags);
   if (r < 0) throw new ErrnoError("pidfd_open", errnoCell[0]!, { detail: `pid ${pid}` });
   return r;
@@ -195,6 +244,7 @@ export interface ResourceLimit {
  * ```
  */
 export function getrlimit(resource: number): ResourceLimit {
+  checkInteger("getrlimit", "resource", resource, 0, INT32_MAX);
   const rlim = new BigUint64Array(2);
   if (libc.getrlimit(resource, rlim) < 0) {
     throw new ErrnoError("getrlimit", errnoCell[0]!, { detail: `resource ${resource}` });
@@ -217,6 +267,7 @@ export function getrlimit(resource: number): ResourceLimit {
  * ```
  */
 export function setrlimit(resource: number, limit: ResourceLimit): void {
+  checkInteger("setrlimit", "resource", resource, 0, INT32_MAX);
   const toBig = (v: number, which: string): bigint => {
     if (v === Infinity) return RLIM_INFINITY;
     if (!Number.isSafeInteger(v) || v < 0) {
@@ -246,14 +297,13 @@ export function setrlimit(resource: number, limit: ResourceLimit): void {
  * ```
  */
 export function openFile(path: string, flags: number, mode = 0o666): number {
+  checkInt32("open", "flags", flags);
+  checkInteger("open", "mode", mode, 0, OPEN_MODE_MAX);
   const p = cString("open", path);
   let r: number;
-  do {
-    r = libc.open(p, flags, mode);
-    if (r >= 0) return r;
-    r = errnoCell[0]!;
-  } while (r === EINTR);
-  throw new ErrnoError("open", r, { detail: path });
+  do r = libc.open(p, flags, mode); while (interrupted(r));
+  if (r >= 0) return r;
+  throw new ErrnoError("open", errnoCell[0]!, { detail: path });
 }
 
 /**
@@ -263,19 +313,24 @@ export function openFile(path: string, flags: number, mode = 0o666): number {
  * conflicting lock (`EWOULDBLOCK`). Retried on `EINTR`.
  *
  * @example
- * ```ts ignore
- * import { flock } from "./process.ts";
- * import { LOCK } from "./constants.ts";
+ * ```ts
+ * import { flock, openFile } from "./process.ts";
+ * import { LOCK, O } from "./constants.ts";
+ * import { close } from "./syscalls.ts";
+ * const dir = Deno.makeTempDirSync();
+ * const pidFileFd = openFile(`${dir}/app.pid`, O.RDWR | O.CREAT | O.CLOEXEC, 0o644);
  * if (!flock(pidFileFd, LOCK.EX | LOCK.NB)) throw new Error("already running");
+ * close(pidFileFd);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function flock(fd: number, operation: number): boolean {
+  checkFd("flock", fd);
+  checkInt32("flock", "operation", operation);
   let r: number;
-  do {
-    r = libc.flock(fd, operation);
-    if (r >= 0) return true;
-    r = errnoCell[0]!;
-  } while (r === EINTR);
+  do r = libc.flock(fd, operation); while (interrupted(r));
+  if (r >= 0) return true;
+  r = errnoCell[0]!;
   if (r === EAGAIN && (operation & LOCK.NB) !== 0) return false; // EWOULDBLOCK
   throw new ErrnoError("flock", r, { detail: `fd ${fd}` });
 }
@@ -284,9 +339,12 @@ export function flock(fd: number, operation: number): boolean {
  * `unlink(2)`: remove a file name.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { unlink } from "./process.ts";
- * unlink("/run/mydaemon.pid");
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/mydaemon.pid`, "1\n");
+ * unlink(`${dir}/mydaemon.pid`);
+ * Deno.removeSync(dir);
  * ```
  */
 export function unlink(path: string): void {
@@ -310,49 +368,70 @@ export function getuid(): number {
 
 /**
  * `setuid(2)`: set the user id (as root: all of real, effective and saved).
- * Note that glibc applies it to every thread of the process.
+ * Note that glibc applies it to every thread of the process. Throws
+ * `RangeError` (before the call) unless `uid` is an integer from 0 to
+ * 4294967294: `NaN`, fractions and 2^32 are never wrapped to uid 0.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { setgid, setgroups, setuid } from "./process.ts";
- * setgroups([]);
- * setgid(65534);
- * setuid(65534); // drop root last
+ * // As root, after binding privileged ports: become nobody for good.
+ * export function dropPrivileges(): void {
+ *   setgroups([]);
+ *   setgid(65534);
+ *   setuid(65534); // drop root last
+ * }
  * ```
  */
 export function setuid(uid: number): void {
-  if (libc.setuid(uid >>> 0) < 0) {
+  checkInteger("setuid", "uid", uid, 0, ID_MAX);
+  if (libc.setuid(uid) < 0) {
     throw new ErrnoError("setuid", errnoCell[0]!, { detail: `uid ${uid}` });
   }
 }
 
 /**
- * `setgid(2)`: set the group id.
+ * `setgid(2)`: set the group id. Throws `RangeError` (before the call)
+ * unless `gid` is an integer from 0 to 4294967294.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { setgid } from "./process.ts";
- * setgid(65534);
+ * export function becomeNogroup(): void {
+ *   setgid(65534);
+ * }
  * ```
  */
 export function setgid(gid: number): void {
-  if (libc.setgid(gid >>> 0) < 0) {
+  checkInteger("setgid", "gid", gid, 0, ID_MAX);
+  if (libc.setgid(gid) < 0) {
     throw new ErrnoError("setgid", errnoCell[0]!, { detail: `gid ${gid}` });
   }
 }
 
 /**
  * `setgroups(2)`: set the supplementary group ids (`[]` clears them; needs
- * `CAP_SETGID`).
+ * `CAP_SETGID`). Throws `RangeError` (before the call) for more than 65536
+ * ids or an id that is not an integer from 0 to 4294967294.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { setgroups } from "./process.ts";
- * setgroups([]);
+ * export function dropSupplementaryGroups(): void {
+ *   setgroups([]);
+ * }
  * ```
  */
 export function setgroups(gids: readonly number[]): void {
-  const list = Uint32Array.from(gids, (g) => g >>> 0);
+  if (gids.length > NGROUPS_MAX) {
+    throw new RangeError(
+      `Cannot setgroups: ${gids.length} groups exceed NGROUPS_MAX (${NGROUPS_MAX})`,
+    );
+  }
+  const list = Uint32Array.from(
+    gids,
+    (g, i) => checkInteger("setgroups", `gids[${i}]`, g, 0, ID_MAX),
+  );
   if (libc.setgroups(BigInt(list.length), list) < 0) {
     throw new ErrnoError("setgroups", errnoCell[0]!, { detail: `[${gids.join(", ")}]` });
   }
@@ -363,17 +442,25 @@ export function setgroups(gids: readonly number[]): void {
  * (with `detail`, e.g. the path, in its message).
  *
  * @example
- * ```ts ignore
- * ftruncate(fd, 0, "/run/app.pid");
+ * ```ts
+ * import { ftruncate, openFile } from "./process.ts";
+ * import { O } from "./constants.ts";
+ * import { close } from "./syscalls.ts";
+ * const dir = Deno.makeTempDirSync();
+ * const fd = openFile(`${dir}/app.pid`, O.RDWR | O.CREAT | O.CLOEXEC, 0o644);
+ * ftruncate(fd, 0, `${dir}/app.pid`);
+ * close(fd);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function ftruncate(fd: number, length: number, detail?: string): void {
-  for (;;) {
-    if (libc.ftruncate(fd, BigInt(length)) >= 0) return;
-    const e = errnoCell[0]!;
-    if (e !== EINTR) {
-      throw new ErrnoError("ftruncate", e, detail === undefined ? {} : { detail });
-    }
+  checkFd("ftruncate", fd);
+  checkInteger("ftruncate", "length", length, 0, Number.MAX_SAFE_INTEGER);
+  const size = BigInt(length);
+  let r: number;
+  do r = libc.ftruncate(fd, size); while (interrupted(r));
+  if (r < 0) {
+    throw new ErrnoError("ftruncate", errnoCell[0]!, detail === undefined ? {} : { detail });
   }
 }
 
@@ -388,9 +475,9 @@ export function ftruncate(fd: number, length: number, detail?: string): void {
  * ```
  */
 export function readProcFile(path: string): string {
-  const fd = openFile(path, 0o2000000 /* O_RDONLY | O_CLOEXEC */);
+  const fd = openFile(path, O.RDONLY | O.CLOEXEC);
   try {
-    const buf = new Uint8Array(65536);
+    const buf = new Uint8Array(PROC_FILE_MAX);
     let len = 0;
     for (;;) {
       const n = read(fd, buf.subarray(len));

@@ -7,6 +7,7 @@
  */
 import { AF } from "./constants.ts";
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "./inet.ts";
+import { checkInteger, UINT32_MAX } from "./_validate.ts";
 
 /** An IPv4 address and port. */
 export interface InetAddress {
@@ -35,12 +36,24 @@ export interface Inet6Address {
 /**
  * A Unix-domain address. A `path` that starts with `"\0"` names the Linux
  * abstract namespace; an empty path is an unnamed socket.
+ *
+ * Unix names are bytes, not text. When a name is not valid UTF-8,
+ * {@linkcode decodeSockaddr} sets `bytes` to the exact name (and `path` to
+ * a lossy reading of it, for display); {@linkcode encodeSockaddr} sends
+ * `bytes` when present, so a received address used as a destination
+ * reaches exactly that peer, never another one whose name reads the same.
  */
 export interface UnixAddress {
   /** Always `"unix"`. */
   family: "unix";
   /** A filesystem path, `"\0name"` for the abstract namespace, or `""`. */
   path: string;
+  /**
+   * The exact name bytes, as `sun_path` holds them: a pathname without its
+   * terminating NUL, an abstract name with its leading NUL. When present,
+   * {@linkcode encodeSockaddr} uses these instead of `path`.
+   */
+  bytes?: Uint8Array;
 }
 
 /** Any address ffinet can bind, connect or receive from. */
@@ -59,13 +72,25 @@ export const UNIX_PATH_MAX = 107;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/** The largest port number. */
+const PORT_MAX = 65535;
+/** `sizeof(sa_family_t)`: where every address's body starts. */
+const FAMILY_SIZE = 2;
+/** `sin_port` / `sin6_port` (network order). */
+const PORT_OFFSET = 2;
+/** `sin_addr`. */
+const IN_ADDR_OFFSET = 4;
+/** `sin6_flowinfo` (network order). */
+const IN6_FLOWINFO_OFFSET = 4;
+/** `sin6_addr`. */
+const IN6_ADDR_OFFSET = 8;
+/** `sin6_scope_id` (host order). */
+const IN6_SCOPE_OFFSET = 24;
 
 function checkPort(port: number): void {
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new RangeError(
-      `Cannot encode address: port ${port} is outside 0-65535`,
-    );
-  }
+  checkInteger("encode address", "port", port, 0, PORT_MAX);
 }
 
 /**
@@ -94,12 +119,20 @@ export function encodeSockaddr(addr: SocketAddress): Uint8Array {
       const buf = new Uint8Array(SOCKADDR_IN_SIZE);
       const dv = new DataView(buf.buffer);
       dv.setUint16(0, AF.INET, true);
-      dv.setUint16(2, addr.port, false);
-      buf.set(ip, 4);
+      dv.setUint16(PORT_OFFSET, addr.port, false);
+      buf.set(ip, IN_ADDR_OFFSET);
       return buf;
     }
     case "inet6": {
       checkPort(addr.port);
+      const flowinfo = checkInteger(
+        "encode address",
+        "flowinfo",
+        addr.flowinfo ?? 0,
+        0,
+        UINT32_MAX,
+      );
+      const scopeId = checkInteger("encode address", "scopeId", addr.scopeId ?? 0, 0, UINT32_MAX);
       const ip = parseIPv6(addr.address);
       if (ip === null) {
         throw new TypeError(
@@ -109,14 +142,14 @@ export function encodeSockaddr(addr: SocketAddress): Uint8Array {
       const buf = new Uint8Array(SOCKADDR_IN6_SIZE);
       const dv = new DataView(buf.buffer);
       dv.setUint16(0, AF.INET6, true);
-      dv.setUint16(2, addr.port, false);
-      dv.setUint32(4, addr.flowinfo ?? 0, false);
-      buf.set(ip, 8);
-      dv.setUint32(24, addr.scopeId ?? 0, true);
+      dv.setUint16(PORT_OFFSET, addr.port, false);
+      dv.setUint32(IN6_FLOWINFO_OFFSET, flowinfo, false);
+      buf.set(ip, IN6_ADDR_OFFSET);
+      dv.setUint32(IN6_SCOPE_OFFSET, scopeId, true);
       return buf;
     }
     case "unix": {
-      const path = encoder.encode(addr.path);
+      const path = addr.bytes ?? encoder.encode(addr.path);
       const abstract = path.length > 0 && path[0] === 0;
       const max = abstract ? UNIX_PATH_MAX + 1 : UNIX_PATH_MAX;
       if (path.length > max) {
@@ -130,10 +163,10 @@ export function encodeSockaddr(addr: SocketAddress): Uint8Array {
         );
       }
       // pathname: family + path + NUL; abstract/unnamed: family + bytes.
-      const len = 2 + path.length + (abstract || path.length === 0 ? 0 : 1);
+      const len = FAMILY_SIZE + path.length + (abstract || path.length === 0 ? 0 : 1);
       const buf = new Uint8Array(len);
       new DataView(buf.buffer).setUint16(0, AF.UNIX, true);
-      buf.set(path, 2);
+      buf.set(path, FAMILY_SIZE);
       return buf;
     }
     default:
@@ -145,7 +178,10 @@ export function encodeSockaddr(addr: SocketAddress): Uint8Array {
 
 /**
  * Decode a `struct sockaddr` of `length` bytes (as the kernel reported it in
- * `socklen_t`) from `buf`.
+ * `socklen_t`) from `buf`. A `length` beyond `buf` (the kernel reports the
+ * full length of an address it truncated) is cut to `buf`'s size; a
+ * negative or fractional one throws `RangeError`. A Unix name that is not
+ * valid UTF-8 comes back with its exact bytes in `bytes` (a copy).
  *
  * @example
  * ```ts
@@ -155,38 +191,55 @@ export function encodeSockaddr(addr: SocketAddress): Uint8Array {
  * ```
  */
 export function decodeSockaddr(buf: Uint8Array, length: number): SocketAddress {
+  checkInteger("decode address", "length", length, 0, UINT32_MAX);
+  if (length > buf.byteLength) length = buf.byteLength;
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  if (length < 2) return { family: "unix", path: "" };
+  if (length < FAMILY_SIZE) return { family: "unix", path: "" };
   const family = dv.getUint16(0, true);
   switch (family) {
     case AF.INET:
+      if (length < SOCKADDR_IN_SIZE) throw shortAddress("IPv4", length);
       return {
         family: "inet",
-        address: formatIPv4(buf, 4),
-        port: dv.getUint16(2, false),
+        address: formatIPv4(buf, IN_ADDR_OFFSET),
+        port: dv.getUint16(PORT_OFFSET, false),
       };
     case AF.INET6:
+      if (length < SOCKADDR_IN6_SIZE) throw shortAddress("IPv6", length);
       return {
         family: "inet6",
-        address: formatIPv6(buf, 8),
-        port: dv.getUint16(2, false),
-        flowinfo: dv.getUint32(4, false),
-        scopeId: dv.getUint32(24, true),
+        address: formatIPv6(buf, IN6_ADDR_OFFSET),
+        port: dv.getUint16(PORT_OFFSET, false),
+        flowinfo: dv.getUint32(IN6_FLOWINFO_OFFSET, false),
+        scopeId: dv.getUint32(IN6_SCOPE_OFFSET, true),
       };
     case AF.UNIX: {
-      if (length <= 2) return { family: "unix", path: "" };
-      if (buf[2] === 0) {
-        return { family: "unix", path: decoder.decode(buf.subarray(2, length)) };
+      // abstract: every byte after the family (the leading NUL included);
+      // pathname: up to the first NUL; unnamed: none.
+      let end = length;
+      if (length > FAMILY_SIZE && buf[FAMILY_SIZE] !== 0) {
+        end = FAMILY_SIZE;
+        while (end < length && buf[end] !== 0) end++;
       }
-      let end = 2;
-      while (end < length && buf[end] !== 0) end++;
-      return { family: "unix", path: decoder.decode(buf.subarray(2, end)) };
+      const name = buf.subarray(FAMILY_SIZE, Math.max(FAMILY_SIZE, end));
+      try {
+        return { family: "unix", path: strictDecoder.decode(name) };
+      } catch {
+        // Not UTF-8: `path` can only approximate it; `bytes` keeps it exact.
+        return { family: "unix", path: decoder.decode(name), bytes: name.slice() };
+      }
     }
     default:
       throw new TypeError(
         `Cannot decode address: unsupported address family ${family}`,
       );
   }
+}
+
+function shortAddress(kind: string, length: number): RangeError {
+  return new RangeError(
+    `Cannot decode address: ${length} bytes are too short for an ${kind} address`,
+  );
 }
 
 /**

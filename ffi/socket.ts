@@ -8,8 +8,8 @@
  *
  * @module
  */
-import { AF, SHUT, SOCK } from "./constants.ts";
-import { EAGAIN, EINPROGRESS, ErrnoError } from "./errno.ts";
+import { AF, MSG, SHUT, SOCK } from "./constants.ts";
+import { EAGAIN, EINPROGRESS, EINTR, ErrnoError } from "./errno.ts";
 import {
   decodeSockaddr,
   encodeSockaddr,
@@ -25,6 +25,10 @@ import {
   type WritableSocketOptionName,
 } from "./sockopt.ts";
 import * as sys from "./syscalls.ts";
+import { checkInt32, checkInteger, INT32_MAX } from "./_validate.ts";
+
+/** The default `listen(2)` backlog, as in nginx. */
+export const DEFAULT_BACKLOG = 511;
 
 /** Address families by name. */
 export type SocketFamily = "inet" | "inet6" | "unix";
@@ -76,10 +80,7 @@ export class Socket implements Disposable {
 
   /** Wrap an fd this socket will own (and close). */
   constructor(fd: number) {
-    if (!Number.isInteger(fd) || fd < 0) {
-      throw new RangeError(`Cannot wrap socket: ${fd} is not a valid file descriptor`);
-    }
-    this.#fd = fd;
+    this.#fd = checkInteger("wrap socket", "fd", fd, 0, INT32_MAX);
   }
 
   /**
@@ -102,9 +103,10 @@ export class Socket implements Disposable {
       throw new TypeError(`Cannot create socket: unknown family "${family}"`);
     }
     if (base === undefined) throw new TypeError(`Cannot create socket: unknown type "${type}"`);
+    const protocol = checkInt32("create socket", "protocol", options.protocol ?? 0);
     const flags = (options.nonblocking ?? true ? SOCK.NONBLOCK : 0) |
       (options.cloexec ?? true ? SOCK.CLOEXEC : 0);
-    const fd = sys.socket(domain, base | flags, options.protocol ?? 0);
+    const fd = sys.socket(domain, base | flags, protocol);
     if (fd < 0) throw new ErrnoError("socket", -fd, { detail: `${family}/${type}` });
     return new Socket(fd);
   }
@@ -121,10 +123,15 @@ export class Socket implements Disposable {
    * ```
    */
   static pair(type: SocketType = "stream", options: SocketCreateOptions = {}): [Socket, Socket] {
+    const base = TYPES[type];
+    if (base === undefined) {
+      throw new TypeError(`Cannot create socket pair: unknown type "${type}"`);
+    }
+    const protocol = checkInt32("create socket pair", "protocol", options.protocol ?? 0);
     const flags = (options.nonblocking ?? true ? SOCK.NONBLOCK : 0) |
       (options.cloexec ?? true ? SOCK.CLOEXEC : 0);
     const fds = new Int32Array(2);
-    const r = sys.socketpair(AF.UNIX, TYPES[type] | flags, 0, fds);
+    const r = sys.socketpair(AF.UNIX, base | flags, protocol, fds);
     if (r < 0) throw new ErrnoError("socketpair", -r);
     return [new Socket(fds[0]!), new Socket(fds[1]!)];
   }
@@ -144,8 +151,12 @@ export class Socket implements Disposable {
    * Give up ownership: return the fd without closing it.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * import { close } from "./syscalls.ts";
+   * const sock = Socket.create("inet", "stream");
    * const fd = sock.release(); // the caller now closes fd
+   * close(fd);
    * ```
    */
   release(): number {
@@ -154,15 +165,37 @@ export class Socket implements Disposable {
     return fd;
   }
 
-  /** `bind(2)`. @example `sock.bind({ family: "inet", address: "0.0.0.0", port: 8080 })` */
+  /**
+   * `bind(2)`; throws an {@linkcode ErrnoError} naming the address (e.g. EADDRINUSE).
+   *
+   * @example
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * using sock = Socket.create("inet", "stream");
+   * sock.bind({ family: "inet", address: "127.0.0.1", port: 0 });
+   * ```
+   */
   bind(addr: SocketAddress): void {
     const sa = encodeSockaddr(addr);
     const r = sys.bind(this.fd, sa);
     if (r < 0) throw new ErrnoError("bind", -r, { detail: formatAddress(addr) });
   }
 
-  /** `listen(2)`; the backlog defaults to 511 as in nginx. @example `sock.listen(1024)` */
-  listen(backlog = 511): void {
+  /**
+   * `listen(2)`; the backlog defaults to 511 as in nginx. Throws
+   * `RangeError` unless `backlog` is an integer from 0 to `INT_MAX` (the
+   * kernel caps it at `net.core.somaxconn`).
+   *
+   * @example
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * using s = Socket.create("inet", "stream");
+   * s.bind({ family: "inet", address: "127.0.0.1", port: 0 });
+   * s.listen(1024);
+   * ```
+   */
+  listen(backlog: number = DEFAULT_BACKLOG): void {
+    checkInteger("listen", "backlog", backlog, 0, INT32_MAX);
     const r = sys.listen(this.fd, backlog);
     if (r < 0) throw new ErrnoError("listen", -r);
   }
@@ -172,8 +205,16 @@ export class Socket implements Disposable {
    * EINPROGRESS; wait for writability, then call {@linkcode Socket.takeError}.
    *
    * @example
-   * ```ts ignore
-   * if (sock.connect(addr) === "in-progress") { ... }
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * using server = Socket.create("inet", "stream");
+   * server.bind({ family: "inet", address: "127.0.0.1", port: 0 });
+   * server.listen();
+   * using sock = Socket.create("inet", "stream");
+   * if (sock.connect(server.localAddress()) === "in-progress") {
+   *   // wait until writable (e.g. with the reactor), then:
+   *   // sock.takeError();
+   * }
    * ```
    */
   connect(addr: SocketAddress): ConnectState {
@@ -189,8 +230,12 @@ export class Socket implements Disposable {
    * none is waiting.
    *
    * @example
-   * ```ts ignore
-   * for (let c; (c = listener.accept()) !== null;) handle(c);
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * using listener = Socket.create("inet", "stream");
+   * listener.bind({ family: "inet", address: "127.0.0.1", port: 0 });
+   * listener.listen();
+   * for (let c; (c = listener.accept()) !== null;) c.close(); // none waiting yet
    * ```
    */
   accept(): Socket | null {
@@ -200,7 +245,20 @@ export class Socket implements Disposable {
     throw new ErrnoError("accept4", -r);
   }
 
-  /** `read(2)`: bytes read, 0 at EOF, or `null` when it would block. @example `sock.read(buf)` */
+  /**
+   * `read(2)` into all of `buf`: bytes read, 0 at EOF, or `null` when it would block.
+   *
+   * @example
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * const [sock, peer] = Socket.pair();
+   * peer.write(new Uint8Array([1, 2]));
+   * sock.read(new Uint8Array(16)); // 2
+   * sock.read(new Uint8Array(16)); // null: nothing more yet
+   * sock.close();
+   * peer.close();
+   * ```
+   */
   read(buf: Uint8Array): number | null {
     const r = sys.read(this.fd, buf);
     if (r >= 0) return r;
@@ -213,12 +271,16 @@ export class Socket implements Disposable {
    * bytes written, or `null` when it would block.
    *
    * @example
-   * ```ts ignore
-   * sock.write(new TextEncoder().encode("hello"));
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * const [sock, peer] = Socket.pair();
+   * sock.write(new TextEncoder().encode("hello")); // 5
+   * sock.close();
+   * peer.close();
    * ```
    */
   write(buf: Uint8Array): number | null {
-    const r = sys.send(this.fd, buf, buf.byteLength, 0x4000);
+    const r = sys.send(this.fd, buf, buf.byteLength, MSG.NOSIGNAL);
     if (r >= 0) return r;
     if (r === -EAGAIN) return null;
     throw new ErrnoError("send", -r);
@@ -228,13 +290,16 @@ export class Socket implements Disposable {
    * `sendto(2)`: one datagram to `addr` (or to the connected peer).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * using udp = Socket.create("inet", "dgram");
+   * const data = new TextEncoder().encode("ping");
    * udp.sendTo(data, { family: "inet", address: "127.0.0.1", port: 9000 });
    * ```
    */
   sendTo(buf: Uint8Array, addr?: SocketAddress): number | null {
     const sa = addr === undefined ? null : encodeSockaddr(addr);
-    const r = sys.sendto(this.fd, buf, buf.byteLength, 0x4000, sa);
+    const r = sys.sendto(this.fd, buf, buf.byteLength, MSG.NOSIGNAL, sa);
     if (r >= 0) return r;
     if (r === -EAGAIN) return null;
     throw new ErrnoError("sendto", -r, addr === undefined ? {} : { detail: formatAddress(addr) });
@@ -244,8 +309,12 @@ export class Socket implements Disposable {
    * `recvfrom(2)`: one datagram and its sender, or `null` when none waits.
    *
    * @example
-   * ```ts ignore
-   * const got = udp.receiveFrom(buf); // { bytes, from }
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * using udp = Socket.create("inet", "dgram");
+   * udp.bind({ family: "inet", address: "127.0.0.1", port: 0 });
+   * udp.sendTo(new Uint8Array([1]), udp.localAddress());
+   * const got = udp.receiveFrom(new Uint8Array(64)); // { bytes: 1, from }, or null
    * ```
    */
   receiveFrom(buf: Uint8Array): { bytes: number; from: SocketAddress } | null {
@@ -256,7 +325,19 @@ export class Socket implements Disposable {
     throw new ErrnoError("recvfrom", -r);
   }
 
-  /** `shutdown(2)`: `"read"`, `"write"` or `"both"`. @example `sock.shutdown("write")` */
+  /**
+   * `shutdown(2)`: `"read"`, `"write"` (the default) or `"both"`.
+   *
+   * @example
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * const [sock, peer] = Socket.pair();
+   * sock.shutdown("write");
+   * peer.read(new Uint8Array(1)); // 0: EOF
+   * sock.close();
+   * peer.close();
+   * ```
+   */
   shutdown(how: "read" | "write" | "both" = "write"): void {
     const r = sys.shutdown(
       this.fd,
@@ -265,7 +346,17 @@ export class Socket implements Disposable {
     if (r < 0) throw new ErrnoError("shutdown", -r);
   }
 
-  /** The bound address (`getsockname(2)`). @example `sock.localAddress()` */
+  /**
+   * The bound address (`getsockname(2)`).
+   *
+   * @example
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * using sock = Socket.create("inet6", "stream");
+   * sock.bind({ family: "inet6", address: "::1", port: 0 });
+   * sock.localAddress(); // { family: "inet6", address: "::1", port: 4xxxx, ... }
+   * ```
+   */
   localAddress(): SocketAddress {
     addrLen[0] = addrBuf.byteLength;
     const r = sys.getsockname(this.fd, addrBuf, addrLen);
@@ -273,7 +364,18 @@ export class Socket implements Disposable {
     return decodeSockaddr(addrBuf, addrLen[0]!);
   }
 
-  /** The peer's address (`getpeername(2)`). @example `sock.remoteAddress()` */
+  /**
+   * The peer's address (`getpeername(2)`).
+   *
+   * @example
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * const [sock, peer] = Socket.pair();
+   * sock.remoteAddress(); // { family: "unix", path: "" }: an unnamed peer
+   * sock.close();
+   * peer.close();
+   * ```
+   */
   remoteAddress(): SocketAddress {
     addrLen[0] = addrBuf.byteLength;
     const r = sys.getpeername(this.fd, addrBuf, addrLen);
@@ -281,13 +383,31 @@ export class Socket implements Disposable {
     return decodeSockaddr(addrBuf, addrLen[0]!);
   }
 
-  /** Set an option by name, type-checked. @example `sock.setOption("noDelay", true)` */
+  /**
+   * Set an option by name, type- and range-checked (see `setSocketOption`).
+   *
+   * @example
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * using sock = Socket.create("inet", "stream");
+   * sock.setOption("noDelay", true).setOption("keepAlive", true);
+   * ```
+   */
   setOption<N extends WritableSocketOptionName>(name: N, value: SocketOptionValue<N>): this {
     setSocketOption(this.fd, name, value);
     return this;
   }
 
-  /** Read an option by name. @example `sock.getOption("receiveBufferSize")` */
+  /**
+   * Read an option by name.
+   *
+   * @example
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * using sock = Socket.create("inet", "stream");
+   * sock.getOption("receiveBufferSize"); // e.g. 131072
+   * ```
+   */
   getOption<N extends SocketOptionName>(name: N): SocketOptionValue<N> {
     return getSocketOption(this.fd, name);
   }
@@ -297,8 +417,10 @@ export class Socket implements Disposable {
    * `call` (default `"connect"`) when set.
    *
    * @example
-   * ```ts ignore
-   * sock.takeError(); // after a non-blocking connect became writable
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * using sock = Socket.create("inet", "stream");
+   * sock.takeError(); // after a non-blocking connect became writable: nothing pending here
    * ```
    */
   takeError(call = "connect"): void {
@@ -311,8 +433,11 @@ export class Socket implements Disposable {
    * reused by someone else is never closed by mistake.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Socket } from "./socket.ts";
+   * const sock = Socket.create("inet", "stream");
    * sock.close();
+   * sock.close(); // does nothing
    * ```
    */
   close(): void {
@@ -320,7 +445,7 @@ export class Socket implements Disposable {
     if (fd < 0) return;
     this.#fd = -1;
     const r = sys.close(fd);
-    if (r < 0 && r !== -4 /* EINTR: released anyway */) throw new ErrnoError("close", -r);
+    if (r < 0 && r !== -EINTR /* released anyway */) throw new ErrnoError("close", -r);
   }
 
   /** Same as {@linkcode Socket.close}. */

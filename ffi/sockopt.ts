@@ -1,5 +1,5 @@
 /**
- * Typed socket options: every option the seed notes use, with its level, its
+ * Typed socket options: every option ffinet knows, with its level, its
  * name and the shape of its value (`boolean`, a number, `linger`, or a
  * timeout in milliseconds encoded as `struct timeval`).
  *
@@ -8,6 +8,25 @@
 import { IPV6, SO, SOL, TCP } from "./constants.ts";
 import { check, errnoCell } from "./errno.ts";
 import { libc } from "./libc.ts";
+import { checkFd, checkInteger, INT32_MAX, INT32_MIN } from "./_validate.ts";
+
+/** The longest `SO_LINGER` time: `l_linger` is an `int` of seconds. */
+export const LINGER_MAX_SECONDS: number = INT32_MAX;
+/**
+ * The longest `SO_RCVTIMEO` / `SO_SNDTIMEO`, in milliseconds: about 285
+ * years, the most whose microseconds a `number` holds exactly.
+ */
+export const TIMEOUT_MAX_MS: number = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
+/** Microseconds per second (`tv_usec` stays below it). */
+const USEC_PER_SEC = 1_000_000;
+/** Microseconds per millisecond. */
+const USEC_PER_MS = 1000;
+/** Bytes of an `int` option value. */
+const INT_BYTES = 4;
+/** `sizeof(struct linger)`. */
+const LINGER_BYTES = 8;
+/** `sizeof(struct timeval)` on 64-bit Linux. */
+const TIMEVAL_BYTES = 16;
 
 /** `struct linger`: `null` means lingering is off. */
 export interface Linger {
@@ -34,6 +53,8 @@ interface OptionSpec {
   name: number;
   kind: Kind;
   readonly?: true;
+  /** For `int` options: the smallest value accepted (default `INT_MIN`). */
+  min?: number;
 }
 
 /**
@@ -55,11 +76,11 @@ export const SOCKET_OPTIONS = {
   /** `SO_LINGER`: what close does with unsent data. */
   linger: { level: SOL.SOCKET, name: SO.LINGER, kind: "linger" },
   /** `SO_RCVBUF`: receive buffer size (the kernel doubles what you set). */
-  receiveBufferSize: { level: SOL.SOCKET, name: SO.RCVBUF, kind: "int" },
+  receiveBufferSize: { level: SOL.SOCKET, name: SO.RCVBUF, kind: "int", min: 0 },
   /** `SO_SNDBUF`: send buffer size (the kernel doubles what you set). */
-  sendBufferSize: { level: SOL.SOCKET, name: SO.SNDBUF, kind: "int" },
+  sendBufferSize: { level: SOL.SOCKET, name: SO.SNDBUF, kind: "int", min: 0 },
   /** `SO_RCVLOWAT`: bytes needed before the socket reads as readable. */
-  receiveLowWatermark: { level: SOL.SOCKET, name: SO.RCVLOWAT, kind: "int" },
+  receiveLowWatermark: { level: SOL.SOCKET, name: SO.RCVLOWAT, kind: "int", min: 0 },
   /** `SO_SNDLOWAT`: fixed at 1 on Linux (setting it fails with ENOPROTOOPT). */
   sendLowWatermark: { level: SOL.SOCKET, name: SO.SNDLOWAT, kind: "int" },
   /** `SO_RCVTIMEO` in milliseconds (blocking sockets only). */
@@ -79,15 +100,29 @@ export const SOCKET_OPTIONS = {
   /** `TCP_NODELAY`: disable Nagle's algorithm. */
   noDelay: { level: SOL.TCP, name: TCP.NODELAY, kind: "bool" },
   /** `TCP_MAXSEG`: the maximum segment size. */
-  maxSegment: { level: SOL.TCP, name: TCP.MAXSEG, kind: "int" },
+  maxSegment: { level: SOL.TCP, name: TCP.MAXSEG, kind: "int", min: 0 },
   /** `TCP_KEEPIDLE`: idle seconds before the first keepalive probe. */
-  keepIdle: { level: SOL.TCP, name: TCP.KEEPIDLE, kind: "int" },
+  keepIdle: { level: SOL.TCP, name: TCP.KEEPIDLE, kind: "int", min: 1 },
   /** `TCP_KEEPINTVL`: seconds between keepalive probes. */
-  keepInterval: { level: SOL.TCP, name: TCP.KEEPINTVL, kind: "int" },
+  keepInterval: { level: SOL.TCP, name: TCP.KEEPINTVL, kind: "int", min: 1 },
   /** `TCP_KEEPCNT`: probes before the connection is dropped. */
-  keepCount: { level: SOL.TCP, name: TCP.KEEPCNT, kind: "int" },
+  keepCount: { level: SOL.TCP, name: TCP.KEEPCNT, kind: "int", min: 1 },
   /** `IPV6_V6ONLY`: an IPv6 socket that refuses IPv4-mapped peers. */
   v6Only: { level: SOL.IPV6, name: IPV6.V6ONLY, kind: "bool" },
+  /**
+   * `TCP_DEFER_ACCEPT` (9): seconds a listener waits for the client's first
+   * data before `accept` returns the connection (rounded up by the kernel to
+   * SYN-ACK retransmissions).
+   */
+  deferAccept: { level: SOL.TCP, name: 9, kind: "int" },
+  /** `TCP_FASTOPEN` (23): a listener's queue of pending TCP Fast Open requests (0: off). */
+  fastOpen: { level: SOL.TCP, name: 23, kind: "int" },
+  /**
+   * `SO_INCOMING_CPU` (49): the CPU a socket is tied to. In an `SO_REUSEPORT`
+   * group (Linux 6.1+), a listener with this set to the CPU that handles a
+   * SYN is preferred for that connection.
+   */
+  incomingCpu: { level: SOL.SOCKET, name: 49, kind: "int" },
 } as const satisfies Record<string, OptionSpec>;
 
 /** The name of a known socket option. */
@@ -104,7 +139,9 @@ const valueBuf = new Uint8Array(16);
 const valueView = new DataView(valueBuf.buffer);
 const lenCell = new Uint32Array(1);
 
-function encode(optName: string, kind: Kind, value: unknown): Uint8Array {
+function encode(optName: string, spec: OptionSpec, value: unknown): Uint8Array {
+  const kind = spec.kind;
+  const action = `set socket option ${optName}`;
   const fail = (expected: string): never => {
     throw new TypeError(
       `Cannot set socket option ${optName}: expected ${expected}, got ${
@@ -116,14 +153,12 @@ function encode(optName: string, kind: Kind, value: unknown): Uint8Array {
     case "bool":
       if (typeof value !== "boolean") fail("a boolean");
       valueView.setInt32(0, value ? 1 : 0, true);
-      return valueBuf.subarray(0, 4);
+      return valueBuf.subarray(0, INT_BYTES);
     case "int":
-      if (typeof value !== "number" || !Number.isInteger(value)) fail("an integer");
-      if ((value as number) < -0x80000000 || (value as number) > 0x7fffffff) {
-        throw new RangeError(`Cannot set socket option ${optName}: ${value} does not fit an int`);
-      }
+      if (typeof value !== "number") fail("an integer");
+      checkInteger(action, "value", value as number, spec.min ?? INT32_MIN, INT32_MAX);
       valueView.setInt32(0, value as number, true);
-      return valueBuf.subarray(0, 4);
+      return valueBuf.subarray(0, INT_BYTES);
     case "linger": {
       if (
         value !== null &&
@@ -132,36 +167,42 @@ function encode(optName: string, kind: Kind, value: unknown): Uint8Array {
         fail("{ seconds: number } or null");
       }
       const l = value as Linger | null;
-      if (l !== null && (!Number.isInteger(l.seconds) || l.seconds < 0)) {
-        throw new RangeError(
-          `Cannot set socket option ${optName}: seconds must be a non-negative integer`,
-        );
-      }
+      if (l !== null) checkInteger(action, "seconds", l.seconds, 0, LINGER_MAX_SECONDS);
       valueView.setInt32(0, l === null ? 0 : 1, true);
       valueView.setInt32(4, l === null ? 0 : l.seconds, true);
-      return valueBuf.subarray(0, 8);
+      return valueBuf.subarray(0, LINGER_BYTES);
     }
     case "timeval": {
-      if (typeof value !== "number" || !(value >= 0) || !Number.isFinite(value)) {
-        fail("a non-negative number of milliseconds");
-      }
+      if (typeof value !== "number") fail("a non-negative number of milliseconds");
       const ms = value as number;
-      valueView.setBigInt64(0, BigInt(Math.floor(ms / 1000)), true);
-      valueView.setBigInt64(8, BigInt(Math.round((ms % 1000) * 1000)), true);
-      return valueBuf.subarray(0, 16);
+      if (!(ms >= 0 && ms <= TIMEOUT_MAX_MS)) {
+        throw new RangeError(
+          `Cannot ${action}: ${ms} ms is not a number from 0 to ${TIMEOUT_MAX_MS}`,
+        );
+      }
+      const usec = Math.round(ms * USEC_PER_MS);
+      valueView.setBigInt64(0, BigInt(Math.floor(usec / USEC_PER_SEC)), true);
+      valueView.setBigInt64(8, BigInt(usec % USEC_PER_SEC), true);
+      return valueBuf.subarray(0, TIMEVAL_BYTES);
     }
   }
 }
 
 /**
  * Set a socket option by name, checking the value's type first. Throws
- * `TypeError` for a value of the wrong type and {@linkcode ErrnoError} when
- * the kernel refuses it.
+ * `TypeError` for a value of the wrong type, `RangeError` for a number out
+ * of the option's range (an `int`, a buffer size below 0, linger seconds
+ * beyond {@linkcode LINGER_MAX_SECONDS}, a timeout beyond
+ * {@linkcode TIMEOUT_MAX_MS}) and {@linkcode ErrnoError} when the kernel
+ * refuses it.
  *
  * @example
- * ```ts ignore
- * setSocketOption(fd, "reusePort", true);
- * setSocketOption(fd, "linger", { seconds: 0 });
+ * ```ts
+ * import { setSocketOption } from "./sockopt.ts";
+ * import { Socket } from "./socket.ts";
+ * using s = Socket.create("inet", "stream");
+ * setSocketOption(s.fd, "reusePort", true);
+ * setSocketOption(s.fd, "linger", { seconds: 0 });
  * ```
  */
 export function setSocketOption<N extends WritableSocketOptionName>(
@@ -174,7 +215,8 @@ export function setSocketOption<N extends WritableSocketOptionName>(
     throw new TypeError(`Cannot set socket option: unknown option "${String(name)}"`);
   }
   if (spec.readonly) throw new TypeError(`Cannot set socket option ${name}: it is read-only`);
-  const bytes = encode(name, spec.kind, value);
+  checkFd(`setsockopt(${name})`, fd);
+  const bytes = encode(name, spec, value);
   const r = libc.setsockopt(fd, spec.level, spec.name, bytes, bytes.byteLength);
   if (r < 0) check(`setsockopt(${name})`, -errnoCell[0]!);
 }
@@ -183,9 +225,12 @@ export function setSocketOption<N extends WritableSocketOptionName>(
  * Read a socket option by name.
  *
  * @example
- * ```ts ignore
- * const on = getSocketOption(fd, "noDelay"); // boolean
- * const pending = getSocketOption(fd, "error"); // errno number, 0 if none
+ * ```ts
+ * import { getSocketOption } from "./sockopt.ts";
+ * import { Socket } from "./socket.ts";
+ * using s = Socket.create("inet", "stream");
+ * const on = getSocketOption(s.fd, "noDelay"); // boolean
+ * const pending = getSocketOption(s.fd, "error"); // errno number, 0 if none
  * ```
  */
 export function getSocketOption<N extends SocketOptionName>(
@@ -196,8 +241,9 @@ export function getSocketOption<N extends SocketOptionName>(
   if (spec === undefined) {
     throw new TypeError(`Cannot get socket option: unknown option "${String(name)}"`);
   }
+  checkFd(`getsockopt(${name})`, fd);
   valueBuf.fill(0);
-  lenCell[0] = 16;
+  lenCell[0] = valueBuf.byteLength;
   const r = libc.getsockopt(fd, spec.level, spec.name, valueBuf, lenCell);
   if (r < 0) check(`getsockopt(${name})`, -errnoCell[0]!);
   let out: unknown;

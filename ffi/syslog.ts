@@ -7,6 +7,9 @@
  * - {@linkcode openlog} keeps the ident string's buffer referenced for as long
  *   as libc may read it (glibc stores the pointer, it does not copy it):
  *   until the next `openlog` replaces it or {@linkcode closelog} drops it.
+ * - Control characters in an ident or a message (newline, CR, NUL, …) are
+ *   escaped as rsyslog does, `#` and three octal digits (`"\n"` becomes
+ *   `#012`), so no text can end a log line early or forge another one.
  *
  * The syslog state is process-wide: use these from one isolate (one Worker)
  * only.
@@ -213,6 +216,30 @@ export function resolvePriority(name: string): number {
 }
 
 const encoder = new TextEncoder();
+/** C0 control characters but TAB, and DEL: what {@linkcode escapeLogText} rewrites. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROL_CHARS = /[\x00-\x08\x0a-\x1f\x7f]/g;
+/** Digits of an rsyslog escape: `#` and three octal digits. */
+const OCTAL_DIGITS = 3;
+
+/**
+ * `text` with every control character but TAB (newline, CR, NUL, ESC, DEL …)
+ * written as rsyslog writes it, `#` and three octal digits: `"a\nb"` becomes
+ * `"a#012b"`. What {@linkcode syslog} and {@linkcode openlog} log.
+ *
+ * @example
+ * ```ts
+ * import { escapeLogText } from "./syslog.ts";
+ * escapeLogText("user\nroot logged in"); // "user#012root logged in"
+ * ```
+ */
+export function escapeLogText(text: string): string {
+  return text.replace(
+    CONTROL_CHARS,
+    (c) => "#" + c.charCodeAt(0).toString(8).padStart(OCTAL_DIGITS, "0"),
+  );
+}
+
 /** The one format `syslog` is ever called with. */
 const FORMAT = encoder.encode("%s\0");
 /** The ident buffer libc points at while a log is open. */
@@ -221,7 +248,8 @@ let identBuffer: Uint8Array | null = null;
 /**
  * `openlog(3)`: set the ident prepended to every message, the `LOG_*`
  * options and the default facility. The ident's bytes stay referenced here
- * until the next `openlog` with an ident or {@linkcode closelog}. A `null`
+ * until the next `openlog` with an ident or {@linkcode closelog}. Control
+ * characters in it are escaped (see {@linkcode escapeLogText}). A `null`
  * ident keeps the current one (glibc's behaviour); the program name is used
  * when none was ever set or after {@linkcode closelog}.
  *
@@ -239,8 +267,7 @@ export function openlog(ident: string | null, option: number, facility: number):
     libc.openlog(null, option, facility);
     return;
   }
-  // A NUL inside the ident would just end it early in C: drop what follows.
-  const next = encoder.encode(ident.split("\0", 1)[0] + "\0");
+  const next = encoder.encode(escapeLogText(ident) + "\0");
   libc.openlog(next, option, facility);
   identBuffer = next; // only now may the previous ident be collected
 }
@@ -248,8 +275,9 @@ export function openlog(ident: string | null, option: number, facility: number):
 /**
  * `syslog(3)`: log `message` at `priority` (a `LOG_*` priority, optionally
  * or-ed with a facility). The message is always passed as the argument of a
- * fixed `"%s"` format, so `%` sequences in it are logged literally. A NUL
- * character ends the message.
+ * fixed `"%s"` format, so `%` sequences in it are logged literally, and its
+ * control characters are escaped (see {@linkcode escapeLogText}), so a
+ * newline, CR or NUL can neither cut it short nor forge a second line.
  *
  * @example
  * ```ts
@@ -260,7 +288,7 @@ export function openlog(ident: string | null, option: number, facility: number):
  * ```
  */
 export function syslog(priority: number, message: string): void {
-  libc.syslog(priority, FORMAT, encoder.encode(message + "\0"));
+  libc.syslog(priority, FORMAT, encoder.encode(escapeLogText(message) + "\0"));
 }
 
 /**

@@ -4,11 +4,13 @@
  * queue for what the kernel cannot take at once.
  *
  * - Reads are level-triggered: one `read` of up to 64 KiB per report, so a
- *   busy peer cannot starve the others and no syscall is spent on EAGAIN. `onData` receives a view that is valid **only during the call**:
- *   copy what you keep.
+ *   busy peer cannot starve the others and no syscall is spent on EAGAIN.
+ *   `onData` receives a view that is valid **only during the call**: copy
+ *   what you keep. Bytes that arrive before `onData` is set are held (and
+ *   reading paused) until it is.
  * - `write()` sends at once when nothing is queued; the rest is copied into
  *   the queue, `EPOLLOUT` interest is turned on only while the queue is not
- *   empty, and queued chunks go out with `writev`. `write()` returns false
+ *   empty, and queued chunks go out with one `sendmsg`. `write()` returns false
  *   once `highWaterMark` bytes are queued; `onDrain` runs when the queue
  *   empties after that (pause the producer in between).
  * - `end()` half-closes (`shutdown(SHUT_WR)`) after the queue is flushed;
@@ -17,37 +19,51 @@
  *   unless `allowHalfOpen` is set.
  * - Sends use `MSG_NOSIGNAL`: a vanished peer is an `EPIPE` error passed to
  *   `onClose`, never a SIGPIPE.
+ * - An idle connection (`idleTimeoutMs`) is closed gracefully (FIN) and
+ *   `onClose` receives a `Deno.errors.TimedOut`. Writing to a connection
+ *   that is closing or closed throws `Deno.errors.BadResource`.
+ * - A handler (`onData`, `onEnd`, `onDrain`, `onFds`) that throws closes
+ *   this connection at once (RST) and the error goes to the listener's
+ *   `onError`, else the reactor's: the server keeps serving the others.
  *
  * @module
  */
-import { MSG } from "../ffi/constants.ts";
+import { MSG, SHUT } from "../ffi/constants.ts";
 import { EAGAIN, ErrnoError } from "../ffi/errno.ts";
 import { recvFds, sendFds } from "../ffi/msghdr.ts";
-import { writevChunks } from "../ffi/writev.ts";
 import type { SocketAddress } from "../ffi/sockaddr.ts";
 import type { Socket } from "../ffi/socket.ts";
 import * as sys from "../ffi/syscalls.ts";
 import { Interest } from "./interest.ts";
-import type { Reactor } from "./reactor.ts";
+import { type Reactor, reactorControl } from "./reactor.ts";
 import type { Readiness } from "./readiness.ts";
 import type { Registration } from "./registration.ts";
+import type { ProxyInfo } from "./proxy_protocol.ts";
 import type { Timer } from "./timer_queue.ts";
+import { OutputQueue } from "./_output_queue.ts";
+import {
+  type ConnectionOptions,
+  type FdsInfo,
+  resolveConnectionOptions,
+} from "./connection_options.ts";
 
-/** Options for connections (also accepted by listeners and `connect`). */
-export interface ConnectionOptions {
-  /** Queued bytes at which `write()` starts returning false. Default 1 MiB. */
-  highWaterMark?: number;
-  /** Close the connection after this long without reads or writes. Default 0: never. */
-  idleTimeoutMs?: number;
-  /** Keep the write side open after the peer's EOF. Default false. */
-  allowHalfOpen?: boolean;
-  /**
-   * Unix sockets: receive up to this many fds per read (`SCM_RIGHTS`, via
-   * `recvmsg`) and hand them to `onFds`. Default 0: plain reads (fds sent by
-   * the peer are then closed by the kernel).
-   */
-  receiveFds?: number;
-}
+export {
+  type ConnectionOptions,
+  type FdsInfo,
+  resolveConnectionOptions,
+  type ResolvedConnectionOptions,
+} from "./connection_options.ts";
+
+/** What {@linkcode Connection.onData} receives: a view valid only during the call. */
+export type DataHandler = (data: Uint8Array, conn: Connection) => void;
+
+/** Where errors thrown by a connection's handlers go (set by its listener; internal). */
+export type ConnectionErrorSink = (error: unknown, conn: Connection) => void;
+
+/** Module-private hooks between `Connection` and `Listener` (not exported by `mod.ts`). */
+export const connectionControl = {} as {
+  setErrorSink(conn: Connection, sink: ConnectionErrorSink | undefined): void;
+};
 
 /** Where a connection is in its life. */
 export type ConnectionState = "open" | "ending" | "closing" | "closed";
@@ -55,15 +71,14 @@ export type ConnectionState = "open" | "ending" | "closing" | "closed";
 const READ_BUFFER_SIZE = 64 * 1024;
 const readBuf = new Uint8Array(READ_BUFFER_SIZE);
 
-function onReady(ready: Readiness, reg: Registration<Connection>): void {
-  reg.data._ready(ready);
-}
-
 /**
  * A stream connection on a reactor.
  *
  * @example An echo handler
- * ```ts ignore
+ * ```ts
+ * import { Listener, Reactor } from "./mod.ts";
+ * await using reactor = new Reactor();
+ * using listener = Listener.listen(reactor, { host: "127.0.0.1", port: 0 });
  * listener.onConnection = (conn) => {
  *   conn.onData = (data) => {
  *     if (!conn.write(data)) conn.pause();
@@ -72,7 +87,7 @@ function onReady(ready: Readiness, reg: Registration<Connection>): void {
  * };
  * ```
  */
-export class Connection {
+export class Connection implements Disposable {
   /** The socket; the connection owns it and closes it. */
   readonly socket: Socket;
   /** The reactor driving it. */
@@ -82,7 +97,23 @@ export class Connection {
   /** Bytes handed to the kernel. */
   bytesWritten = 0;
   /** Called with each chunk read. The view is only valid during the call. */
-  onData: ((data: Uint8Array, conn: Connection) => void) | undefined;
+  get onData(): DataHandler | undefined {
+    return this.#onData;
+  }
+
+  /**
+   * Set the data handler. Bytes that arrived before any handler was set
+   * (e.g. a greeting sent as soon as `connect()` resolved) were kept, with
+   * reading held, and are delivered to the new handler right after this
+   * task's synchronous code.
+   */
+  set onData(handler: DataHandler | undefined) {
+    this.#onData = handler;
+    if (handler !== undefined && this.#early !== undefined && !this.#earlyScheduled) {
+      this.#earlyScheduled = true;
+      queueMicrotask(() => this.#deliverEarly());
+    }
+  }
   /** Called when the peer has finished sending (EOF). */
   onEnd: ((conn: Connection) => void) | undefined;
   /** Called when the output queue empties after `write()` returned false. */
@@ -91,21 +122,33 @@ export class Connection {
   onClose: ((conn: Connection, error?: Error) => void) | undefined;
   /**
    * Called with fds received alongside the next `onData` chunk (needs the
-   * `receiveFds` option). The callee owns them and must close them.
+   * `receiveFds` option). The callee owns them and must close them. When the
+   * peer sent more fds than fit, it is called with no fds and
+   * `info.truncated` true (see also {@linkcode Connection.truncatedFds}).
    */
-  onFds: ((fds: number[], conn: Connection) => void) | undefined;
+  onFds: ((fds: number[], conn: Connection, info: FdsInfo) => void) | undefined;
+  /** Messages whose fds were cut off (more than `receiveFds` were sent); they were closed. */
+  truncatedFds = 0;
   /** Anything the application wants to keep with the connection. */
   context: unknown;
+  /**
+   * The PROXY protocol header this connection arrived with (listeners with a
+   * `proxyProtocol` option set it before `onConnection`); `undefined`
+   * otherwise. `remoteAddress()` then returns the client's address from it,
+   * and `proxyInfo.proxyAddress` is the proxy's.
+   */
+  proxyInfo: ProxyInfo | undefined;
 
   readonly #fd: number;
   readonly #reg: Registration<Connection>;
   #interest: number;
-  #queue: Uint8Array[] = [];
-  #head = 0; // index of the first unsent chunk
-  #headOffset = 0; // bytes of queue[head] already sent
-  #queued = 0;
+  #out = new OutputQueue();
   #state: ConnectionState = "open";
   #readPaused = false;
+  #onData: DataHandler | undefined;
+  /** Bytes read before `onData` was set (a copy); reading is held meanwhile. */
+  #early: Uint8Array | undefined;
+  #earlyScheduled = false;
   #readEnded = false;
   #writeEnded = false;
   #needDrain = false;
@@ -115,25 +158,78 @@ export class Connection {
   #idleTimer: Timer | undefined;
   #lastActive: number;
   #receiveFds: number;
+  #errorSink: ConnectionErrorSink | undefined;
+
+  static {
+    connectionControl.setErrorSink = (conn, sink) => {
+      conn.#errorSink = sink;
+    };
+  }
+
+  /** The reactor callback: runs the connection's I/O; a throwing handler closes it. */
+  static #onReady(ready: Readiness, reg: Registration<Connection>): void {
+    const conn = reg.data;
+    try {
+      conn.#ready(ready);
+    } catch (error) {
+      conn.#fail(error);
+    }
+  }
+
+  /** A handler threw: reset this connection and hand the error on. */
+  #fail(error: unknown): void {
+    try {
+      this.#destroy(error instanceof Error ? error : new Error(String(error)), true);
+    } catch (e) {
+      // onClose threw as well: report that one too.
+      this.#reportError(e);
+    }
+    this.#reportError(error);
+  }
+
+  #reportError(error: unknown): void {
+    const sink = this.#errorSink;
+    if (sink !== undefined) {
+      try {
+        sink(error, this);
+        return;
+      } catch (e) {
+        error = e; // the listener's onError threw: the reactor reports that
+      }
+    }
+    reactorControl.report(this.reactor, error, this.#reg);
+  }
 
   /**
    * Wrap a connected, non-blocking socket and register it with the reactor.
+   * Options are checked first (a `RangeError` naming the option).
    *
    * @example
-   * ```ts ignore
-   * const conn = new Connection(reactor, socket, { idleTimeoutMs: 30_000 });
+   * ```ts
+   * import { Connection, Reactor } from "./mod.ts";
+   * import { Socket } from "../ffi/socket.ts";
+   * await using reactor = new Reactor();
+   * const [a, b] = Socket.pair();
+   * using conn = new Connection(reactor, a, { idleTimeoutMs: 30_000 });
+   * b.close();
    * ```
    */
   constructor(reactor: Reactor, socket: Socket, options: ConnectionOptions = {}) {
+    const resolved = resolveConnectionOptions("create connection", options);
     this.reactor = reactor;
     this.socket = socket;
     this.#fd = socket.fd;
-    this.#highWaterMark = options.highWaterMark ?? 1024 * 1024;
-    this.#allowHalfOpen = options.allowHalfOpen ?? false;
-    this.#idleTimeoutMs = options.idleTimeoutMs ?? 0;
-    this.#receiveFds = options.receiveFds ?? 0;
+    this.#highWaterMark = resolved.highWaterMark;
+    this.#allowHalfOpen = resolved.allowHalfOpen;
+    this.#idleTimeoutMs = resolved.idleTimeoutMs;
+    this.#receiveFds = resolved.receiveFds;
     this.#interest = Interest.READABLE;
-    this.#reg = reactor.register<Connection>(this.#fd, this.#interest, onReady, this);
+    this.#reg = reactor.register<Connection>(
+      this.#fd,
+      this.#interest,
+      Connection.#onReady,
+      this,
+    );
     this.#lastActive = reactor.now;
     if (this.#idleTimeoutMs > 0) this.#armIdle(this.#idleTimeoutMs);
   }
@@ -150,7 +246,7 @@ export class Connection {
 
   /** Bytes queued for sending. */
   get writableLength(): number {
-    return this.#queued;
+    return this.#out.bytes;
   }
 
   /** Whether the peer's EOF has been read. */
@@ -158,9 +254,13 @@ export class Connection {
     return this.#readEnded;
   }
 
-  /** The peer's address. @example `conn.remoteAddress()` */
+  /**
+   * The peer's address (see `SocketAddress` in `./ffi`); behind a PROXY-protocol proxy, the
+   * client's address from the header (`proxyInfo.proxyAddress` is the proxy's).
+   * @example `conn.remoteAddress()`
+   */
   remoteAddress(): SocketAddress {
-    return this.socket.remoteAddress();
+    return this.proxyInfo?.source ?? this.socket.remoteAddress();
   }
 
   /** The local address. @example `conn.localAddress()` */
@@ -174,9 +274,12 @@ export class Connection {
       if (this.#state === "closed") return;
       const idle = this.reactor.now - this.#lastActive;
       if (idle >= this.#idleTimeoutMs) {
+        // A graceful close (FIN): the peer did nothing wrong by being quiet.
         this.#destroy(
-          new ErrnoError("read", 110, /* ETIMEDOUT */ { detail: "idle timeout" }),
-          true,
+          new Deno.errors.TimedOut(
+            `Cannot keep connection open: idle for ${this.#idleTimeoutMs} ms (idleTimeoutMs)`,
+          ),
+          false,
         );
       } else {
         this.#armIdle(this.#idleTimeoutMs - idle);
@@ -186,17 +289,17 @@ export class Connection {
 
   #updateInterest(): void {
     if (this.#state === "closed") return;
-    const want = (this.#readPaused || this.#readEnded ? 0 : Interest.READABLE) |
-      (this.#queued > 0 ? Interest.WRITABLE : 0);
+    const want =
+      (this.#readPaused || this.#readEnded || this.#early !== undefined ? 0 : Interest.READABLE) |
+      (this.#out.bytes > 0 ? Interest.WRITABLE : 0);
     if (want !== this.#interest) {
       this.#interest = want;
       this.#reg.modify(want);
     }
   }
 
-  /** @internal Called by the reactor. */
-  _ready(ready: Readiness): void {
-    if (this.#queued > 0 && (ready.writable || ready.error)) {
+  #ready(ready: Readiness): void {
+    if (this.#out.bytes > 0 && (ready.writable || ready.error)) {
       this.#flush();
       if (this.#state === "closed") return;
     }
@@ -212,8 +315,9 @@ export class Connection {
       return;
     }
     const got = recvFds(this.#fd, readBuf, this.#receiveFds);
-    if (got.fds.length > 0) {
-      if (this.onFds) this.onFds(got.fds, this);
+    if (got.truncated) this.truncatedFds++;
+    if (got.fds.length > 0 || got.truncated) {
+      if (this.onFds) this.onFds(got.fds, this, { truncated: got.truncated });
       else for (const fd of got.fds) sys.close(fd);
     }
     this.#consume(got.bytes, "recvmsg");
@@ -224,7 +328,13 @@ export class Connection {
     if (n > 0) {
       this.bytesRead += n;
       this.#lastActive = this.reactor.now;
-      this.onData?.(readBuf.subarray(0, n), this);
+      const handler = this.#onData;
+      if (handler !== undefined) handler(readBuf.subarray(0, n), this);
+      else {
+        // No handler yet: keep the bytes and hold reading until one is set.
+        this.#early = readBuf.slice(0, n);
+        this.#updateInterest();
+      }
     } else if (n === 0) {
       this.#eof();
     } else if (n !== -EAGAIN) {
@@ -239,15 +349,21 @@ export class Connection {
    * the message now.
    *
    * @example
-   * ```ts ignore
-   * conn.sendFds([accepted.fd], new Uint8Array([1]));
+   * ```ts
+   * import { Connection, Reactor } from "./mod.ts";
+   * import { Socket } from "../ffi/socket.ts";
+   * await using reactor = new Reactor();
+   * const [a, b] = Socket.pair();
+   * using conn = new Connection(reactor, a);
+   * conn.sendFds([0], new Uint8Array([1])); // the peer gets a copy of stdin
+   * b.close();
    * ```
    */
   sendFds(fds: readonly number[], data: Uint8Array): void {
     if (this.#state !== "open") {
-      throw new Error(`Cannot send fds: the connection is ${this.#state}`);
+      throw new Deno.errors.BadResource(`Cannot send fds: the connection is ${this.#state}`);
     }
-    if (this.#queued > 0) {
+    if (this.#out.bytes > 0) {
       throw new Error("Cannot send fds: output is still queued; wait for onDrain");
     }
     const n = sendFds(this.#fd, fds, data);
@@ -256,6 +372,20 @@ export class Connection {
     if (n < data.byteLength) {
       this.#enqueue(data.slice(n));
       this.#updateInterest();
+    }
+  }
+
+  #deliverEarly(): void {
+    this.#earlyScheduled = false;
+    const early = this.#early;
+    const handler = this.#onData;
+    if (early === undefined || handler === undefined || this.#state === "closed") return;
+    this.#early = undefined;
+    try {
+      handler(early, this);
+      this.#updateInterest();
+    } catch (error) {
+      this.#fail(error); // outside the reactor's dispatch: report through the same path
     }
   }
 
@@ -273,20 +403,27 @@ export class Connection {
   /**
    * Send bytes. Returns false once `highWaterMark` bytes are queued (keep
    * writing if you must; memory grows), and `onDrain` follows when the queue
-   * empties. Throws once `end()` or `close()` has been called.
+   * empties. Throws `Deno.errors.BadResource` once `end()` or `close()`
+   * has been called or the connection was closed.
    *
    * @example
-   * ```ts ignore
-   * if (!conn.write(chunk)) producer.pause();
+   * ```ts
+   * import { Connection, Reactor } from "./mod.ts";
+   * import { Socket } from "../ffi/socket.ts";
+   * await using reactor = new Reactor();
+   * const [a, b] = Socket.pair();
+   * using conn = new Connection(reactor, a);
+   * if (!conn.write(new TextEncoder().encode("hello"))) conn.pause();
+   * b.close();
    * ```
    */
   write(data: Uint8Array): boolean {
     if (this.#state !== "open") {
-      throw new Error(`Cannot write: the connection is ${this.#state}`);
+      throw new Deno.errors.BadResource(`Cannot write: the connection is ${this.#state}`);
     }
     const len = data.byteLength;
-    if (len === 0) return this.#queued < this.#highWaterMark;
-    if (this.#queued === 0) {
+    if (len === 0) return this.#out.bytes < this.#highWaterMark;
+    if (this.#out.bytes === 0) {
       const n = sys.send(this.#fd, data, len, MSG.NOSIGNAL);
       if (n === len) {
         this.bytesWritten += n;
@@ -306,7 +443,7 @@ export class Connection {
     } else {
       this.#enqueue(data.slice());
     }
-    if (this.#queued >= this.#highWaterMark) {
+    if (this.#out.bytes >= this.#highWaterMark) {
       this.#needDrain = true;
       return false;
     }
@@ -314,55 +451,22 @@ export class Connection {
   }
 
   #enqueue(chunk: Uint8Array): void {
-    this.#queue.push(chunk);
-    this.#queued += chunk.byteLength;
+    this.#out.push(chunk);
   }
 
   #flush(): void {
-    const fd = this.#fd;
-    while (this.#queued > 0) {
-      const count = this.#queue.length - this.#head;
-      let n: number;
-      if (count === 1) {
-        const chunk = this.#queue[this.#head]!;
-        const rest = this.#headOffset === 0 ? chunk : chunk.subarray(this.#headOffset);
-        n = sys.send(fd, rest, rest.byteLength, MSG.NOSIGNAL);
-      } else {
-        n = writevChunks(fd, this.#queue, this.#head, this.#headOffset);
-      }
-      if (n === -EAGAIN || n === 0) break;
-      if (n < 0) {
-        this.#destroy(new ErrnoError(count === 1 ? "send" : "writev", -n), false);
-        return;
-      }
-      this.bytesWritten += n;
-      this.#queued -= n;
+    const out = this.#out;
+    const n = out.flush(this.#fd);
+    const sent = n >= 0 ? n : out.sentBeforeError;
+    if (sent > 0) {
+      this.bytesWritten += sent;
       this.#lastActive = this.reactor.now;
-      // advance over fully sent chunks
-      let left = n;
-      while (left > 0) {
-        const chunk = this.#queue[this.#head]!;
-        const remain = chunk.byteLength - this.#headOffset;
-        if (left >= remain) {
-          left -= remain;
-          this.#queue[this.#head] = undefined as unknown as Uint8Array;
-          this.#head++;
-          this.#headOffset = 0;
-        } else {
-          this.#headOffset += left;
-          left = 0;
-        }
-      }
     }
-    if (this.#queued === 0) {
-      this.#queue.length = 0;
-      this.#head = 0;
-      this.#headOffset = 0;
-      this.#afterFlush();
-    } else if (this.#head > 1024) {
-      this.#queue = this.#queue.slice(this.#head);
-      this.#head = 0;
+    if (n < 0) {
+      this.#destroy(new ErrnoError(out.failedCall, -n), false);
+      return;
     }
+    if (out.bytes === 0) this.#afterFlush();
   }
 
   #afterFlush(): void {
@@ -382,7 +486,7 @@ export class Connection {
   #shutdownWrite(): void {
     if (this.#writeEnded) return;
     this.#writeEnded = true;
-    sys.shutdown(this.#fd, 1 /* SHUT_WR */);
+    sys.shutdown(this.#fd, SHUT.WR);
     if (this.#readEnded) this.#destroy(undefined, false);
   }
 
@@ -390,8 +494,15 @@ export class Connection {
    * Stop reading (turn off readable interest) until `resume()`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Connection, Reactor } from "./mod.ts";
+   * import { Socket } from "../ffi/socket.ts";
+   * await using reactor = new Reactor();
+   * const [a, b] = Socket.pair();
+   * const conn = new Connection(reactor, a);
    * conn.pause();
+   * conn.close();
+   * b.close();
    * ```
    */
   pause(): void {
@@ -404,8 +515,16 @@ export class Connection {
    * Start reading again after `pause()`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Connection, Reactor } from "./mod.ts";
+   * import { Socket } from "../ffi/socket.ts";
+   * await using reactor = new Reactor();
+   * const [a, b] = Socket.pair();
+   * const conn = new Connection(reactor, a);
+   * conn.pause();
    * conn.resume();
+   * conn.close();
+   * b.close();
    * ```
    */
   resume(): void {
@@ -419,15 +538,22 @@ export class Connection {
    * goes on until the peer's EOF, then the connection closes.
    *
    * @example
-   * ```ts ignore
-   * conn.write(lastChunk);
+   * ```ts
+   * import { Connection, Reactor } from "./mod.ts";
+   * import { Socket } from "../ffi/socket.ts";
+   * await using reactor = new Reactor();
+   * const [a, b] = Socket.pair();
+   * const conn = new Connection(reactor, a);
+   * conn.write(new TextEncoder().encode("bye"));
    * conn.end();
+   * conn.abort();
+   * b.close();
    * ```
    */
   end(): void {
     if (this.#state !== "open") return;
     this.#state = "ending";
-    if (this.#queued === 0) {
+    if (this.#out.bytes === 0) {
       this.#shutdownWrite();
     }
   }
@@ -436,15 +562,21 @@ export class Connection {
    * Graceful close: stop reading, flush what is queued, then close.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Connection, Reactor } from "./mod.ts";
+   * import { Socket } from "../ffi/socket.ts";
+   * await using reactor = new Reactor();
+   * const [a, b] = Socket.pair();
+   * const conn = new Connection(reactor, a);
    * conn.close();
+   * b.close();
    * ```
    */
   close(): void {
     if (this.#state === "closed" || this.#state === "closing") return;
     this.#state = "closing";
     this.#readPaused = true;
-    if (this.#queued === 0) {
+    if (this.#out.bytes === 0) {
       this.#destroy(undefined, false);
     } else {
       this.#updateInterest();
@@ -456,8 +588,14 @@ export class Connection {
    * sees ECONNRESET), via `SO_LINGER` 0.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Connection, Reactor } from "./mod.ts";
+   * import { Socket } from "../ffi/socket.ts";
+   * await using reactor = new Reactor();
+   * const [a, b] = Socket.pair();
+   * const conn = new Connection(reactor, a);
    * conn.abort();
+   * b.close();
    * ```
    */
   abort(error?: Error): void {
@@ -469,8 +607,7 @@ export class Connection {
     this.#state = "closed";
     this.#idleTimer?.cancel();
     this.#idleTimer = undefined;
-    this.#queue = [];
-    this.#queued = 0;
+    this.#out.clear();
     try {
       this.#reg.deregister();
     } finally {
@@ -482,5 +619,10 @@ export class Connection {
       this.socket.close();
     }
     this.onClose?.(this, error);
+  }
+
+  /** Close gracefully (for `using`): the same as {@linkcode Connection.close}. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }

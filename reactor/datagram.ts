@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { MSG } from "../ffi/constants.ts";
 import { EAGAIN, ErrnoError } from "../ffi/errno.ts";
 import {
   decodeSockaddr,
@@ -25,6 +26,12 @@ import * as sys from "../ffi/syscalls.ts";
 import { Interest } from "./interest.ts";
 import type { Reactor } from "./reactor.ts";
 import type { Registration } from "./registration.ts";
+import { booleanOption, integerOption } from "./_validate.ts";
+
+/** `ENOBUFS`: the interface queue is full; the datagram is dropped like on EAGAIN. */
+const ENOBUFS = 105;
+/** The largest datagram buffer: 16 MiB (a UDP datagram is at most 64 KiB). */
+const MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 
 /** Options for {@linkcode DatagramSocket.open}. */
 export interface DatagramOptions {
@@ -40,7 +47,7 @@ export interface DatagramOptions {
   reuseAddress?: boolean;
   /** `SO_BROADCAST`. Default false. */
   broadcast?: boolean;
-  /** Largest datagram received whole (longer ones are truncated). Default 65 536. */
+  /** Largest datagram received whole (longer ones are truncated). Default 65 536; 1 to 16 MiB. */
   maxMessageSize?: number;
 }
 
@@ -62,28 +69,33 @@ function toAddress(
   return ipAddress(target.host ?? "127.0.0.1", target.port);
 }
 
-function onDatagramReady(_r: unknown, reg: Registration<DatagramSocket>): void {
-  reg.data._receive();
-}
-
 /**
  * A datagram socket on a reactor.
  *
+ * A reply to `from` goes to exactly the sender's address: a Unix peer's name
+ * is kept as its exact bytes (`from.bytes` when it is not valid UTF-8).
+ *
  * @example A UDP echo
- * ```ts ignore
- * const udp = DatagramSocket.open(reactor, { bind: { host: "127.0.0.1", port: 9001 } });
+ * ```ts
+ * import { DatagramSocket, Reactor } from "./mod.ts";
+ * await using reactor = new Reactor();
+ * using udp = DatagramSocket.open(reactor, { bind: { host: "127.0.0.1", port: 0 } });
  * udp.onMessage = (data, from) => udp.send(data, from);
  * ```
  */
-export class DatagramSocket {
+export class DatagramSocket implements Disposable {
   /** The socket (owned). */
   readonly socket: Socket;
   /** The reactor. */
   readonly reactor: Reactor;
   /** Called with each datagram; the view is only valid during the call. */
   onMessage: ((data: Uint8Array, from: SocketAddress, socket: DatagramSocket) => void) | undefined;
-  /** Called when receiving fails (e.g. ECONNREFUSED after sending to a closed UDP port). */
-  onError: ((error: ErrnoError) => void) | undefined;
+  /**
+   * Called when receiving fails (e.g. ECONNREFUSED after sending to a closed
+   * UDP port), and with errors thrown by `onMessage`. When unset, they go to
+   * the reactor's `onError`.
+   */
+  onError: ((error: unknown) => void) | undefined;
   /** Counters. */
   readonly stats: DatagramStats = { sent: 0, dropped: 0, received: 0 };
   readonly #reg: Registration<DatagramSocket>;
@@ -93,6 +105,7 @@ export class DatagramSocket {
   #boundPath: string | undefined;
   #closed = false;
 
+  /** @ignore Internal: see the static factory. */
   private constructor(reactor: Reactor, socket: Socket, maxMessageSize: number) {
     this.reactor = reactor;
     this.socket = socket;
@@ -100,29 +113,56 @@ export class DatagramSocket {
     this.#reg = reactor.register<DatagramSocket>(
       socket.fd,
       Interest.READABLE,
-      onDatagramReady,
+      DatagramSocket.#onReady,
       this,
     );
+  }
+
+  static #onReady(_r: unknown, reg: Registration<DatagramSocket>): void {
+    const d = reg.data;
+    try {
+      d.#receive();
+    } catch (e) {
+      if (d.onError === undefined) throw e; // the reactor reports it
+      d.onError(e);
+    }
   }
 
   /**
    * Create, bind and/or connect a datagram socket and start receiving.
    *
    * @example
-   * ```ts ignore
-   * const log = DatagramSocket.open(reactor, { connect: { path: "/dev/log" } });
+   * ```ts
+   * import { DatagramSocket, Reactor } from "./mod.ts";
+   * await using reactor = new Reactor();
+   * using udp = DatagramSocket.open(reactor, { connect: { host: "127.0.0.1", port: 9 } });
    * ```
    */
   static open(reactor: Reactor, options: DatagramOptions = {}): DatagramSocket {
+    const action = "open datagram socket";
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError(`Cannot ${action}: options must be an object`);
+    }
+    const maxMessageSize = integerOption(
+      action,
+      "maxMessageSize",
+      options.maxMessageSize,
+      65536,
+      1,
+      MAX_MESSAGE_SIZE,
+    );
+    const reuseAddress = booleanOption(action, "reuseAddress", options.reuseAddress, false);
+    const reusePort = booleanOption(action, "reusePort", options.reusePort, false);
+    const broadcast = booleanOption(action, "broadcast", options.broadcast, false);
     const bindAddr = options.bind === undefined ? undefined : toAddress(options.bind);
     const peer = options.connect === undefined ? undefined : toAddress(options.connect);
     const family = bindAddr?.family ?? peer?.family ?? options.family ?? "inet";
     const socket = Socket.create(family, "dgram");
     let boundPath: string | undefined;
     try {
-      if (options.reuseAddress) socket.setOption("reuseAddress", true);
-      if (options.reusePort) socket.setOption("reusePort", true);
-      if (options.broadcast) socket.setOption("broadcast", true);
+      if (reuseAddress) socket.setOption("reuseAddress", true);
+      if (reusePort) socket.setOption("reusePort", true);
+      if (broadcast) socket.setOption("broadcast", true);
       if (bindAddr !== undefined) {
         socket.bind(bindAddr);
         if (bindAddr.family === "unix" && !bindAddr.path.startsWith("\0") && bindAddr.path !== "") {
@@ -135,7 +175,14 @@ export class DatagramSocket {
       if (boundPath !== undefined) Deno.removeSync(boundPath);
       throw e;
     }
-    const d = new DatagramSocket(reactor, socket, options.maxMessageSize ?? 65536);
+    let d: DatagramSocket;
+    try {
+      d = new DatagramSocket(reactor, socket, maxMessageSize);
+    } catch (e) {
+      socket.close();
+      if (boundPath !== undefined) Deno.removeSync(boundPath);
+      throw e;
+    }
     d.#boundPath = boundPath;
     return d;
   }
@@ -151,26 +198,31 @@ export class DatagramSocket {
    * `ErrnoError` for real errors (e.g. ECONNREFUSED, EMSGSIZE).
    *
    * @example
-   * ```ts ignore
-   * udp.send(new TextEncoder().encode("ping"), { family: "inet", address: "127.0.0.1", port: 9001 });
+   * ```ts
+   * import { DatagramSocket, Reactor } from "./mod.ts";
+   * await using reactor = new Reactor();
+   * using udp = DatagramSocket.open(reactor, { bind: { host: "127.0.0.1", port: 0 } });
+   * udp.send(new TextEncoder().encode("ping"), udp.address());
    * ```
    */
   send(data: Uint8Array, to?: SocketAddress): boolean {
+    if (this.#closed) {
+      throw new Deno.errors.BadResource("Cannot send: the datagram socket is closed");
+    }
     const sa = to === undefined ? null : encodeSockaddr(to);
-    const r = sys.sendto(this.socket.fd, data, data.byteLength, 0x4000, sa);
+    const r = sys.sendto(this.socket.fd, data, data.byteLength, MSG.NOSIGNAL, sa);
     if (r >= 0) {
       this.stats.sent++;
       return true;
     }
-    if (r === -EAGAIN || r === -105 /* ENOBUFS */) {
+    if (r === -EAGAIN || r === -ENOBUFS) {
       this.stats.dropped++;
       return false;
     }
     throw new ErrnoError("sendto", -r, to === undefined ? {} : { detail: formatAddress(to) });
   }
 
-  /** @internal */
-  _receive(): void {
+  #receive(): void {
     const fd = this.socket.fd;
     for (let i = 0; i < 64 && !this.#closed; i++) {
       this.#addrLen[0] = this.#addr.byteLength;
@@ -185,10 +237,7 @@ export class DatagramSocket {
         continue;
       }
       if (n === -EAGAIN) return;
-      const error = new ErrnoError("recvfrom", -n);
-      if (this.onError) this.onError(error);
-      else console.error(error.message);
-      return;
+      throw new ErrnoError("recvfrom", -n);
     }
   }
 
@@ -196,7 +245,10 @@ export class DatagramSocket {
    * Deregister and close; removes a Unix socket file it bound.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { DatagramSocket, Reactor } from "./mod.ts";
+   * await using reactor = new Reactor();
+   * const udp = DatagramSocket.open(reactor);
    * udp.close();
    * ```
    */
@@ -210,5 +262,10 @@ export class DatagramSocket {
         Deno.removeSync(this.#boundPath);
       } catch { /* gone */ }
     }
+  }
+
+  /** Close (for `using`). */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }

@@ -4,7 +4,7 @@
  * unchanged.
  *
  * Level-triggered (the default) reports a readable fd on every wait while
- * data is unread. Edge-triggered (`EDGE`) reports it once per arrival: the
+ * data is unread. Edge-triggered (`EDGE`, `EPOLLET`) reports it once per arrival: the
  * callback must then **drain until EAGAIN** (read, or accept, until the call
  * returns EAGAIN), or the rest waits until more data arrives and may never
  * be reported. `ONESHOT` disarms after one report until
@@ -25,19 +25,26 @@ import { EPOLL } from "../ffi/constants.ts";
  * ```
  */
 export const Interest = {
-  /** `EPOLLIN`: data to read, a connection to accept, or EOF. */
+  /** `EPOLLIN` (`0x1`): data to read, a connection to accept, or EOF. */
   READABLE: EPOLL.IN,
-  /** `EPOLLOUT`: room to write, or a non-blocking connect finished. */
+  /** `EPOLLOUT` (`0x4`): room to write, or a non-blocking connect finished. */
   WRITABLE: EPOLL.OUT,
-  /** `EPOLLPRI`: urgent (out-of-band) data or an exceptional condition. */
+  /** `EPOLLPRI` (`0x2`): urgent (out-of-band) data or an exceptional condition. */
   PRIORITY: EPOLL.PRI,
-  /** `EPOLLRDHUP`: the peer shut down its writing side. */
+  /**
+   * `EPOLLRDHUP` (`0x2000`): the peer shut down its writing side (sent a FIN),
+   * reported as {@linkcode Readiness.readClosed} without a read returning 0.
+   */
   READ_CLOSED: EPOLL.RDHUP,
-  /** `EPOLLET`: edge-triggered; drain until EAGAIN on every report. */
+  /**
+   * `EPOLLET` (`1 << 31`): edge-triggered; report each arrival once, so
+   * the callback must drain until EAGAIN on every report. Without it the
+   * registration is level-triggered (reported on every wait while ready).
+   */
   EDGE: EPOLL.ET,
-  /** `EPOLLONESHOT`: report once, then stay silent until re-armed. */
+  /** `EPOLLONESHOT` (`1 << 30`): report once, then stay silent until re-armed. */
   ONESHOT: EPOLL.ONESHOT,
-  /** `EPOLLEXCLUSIVE`: only valid when the fd is added, never on modify. */
+  /** `EPOLLEXCLUSIVE` (`1 << 28`): only valid when the fd is added, never on modify. */
   EXCLUSIVE: EPOLL.EXCLUSIVE,
 } as const;
 

@@ -14,50 +14,34 @@
  *
  * @module
  */
-import { O } from "../ffi/constants.ts";
-import {
-  EAGAIN,
-  ECONNABORTED,
-  ECONNREFUSED,
-  EMFILE,
-  ENFILE,
-  ENOENT,
-  ErrnoError,
-} from "../ffi/errno.ts";
-import { openFile, umask } from "../ffi/process.ts";
+import { AF, SOCK } from "../ffi/constants.ts";
+import { EAGAIN, ECONNABORTED, EMFILE, ENFILE, ErrnoError } from "../ffi/errno.ts";
 import { ipAddress, type SocketAddress } from "../ffi/sockaddr.ts";
 import { Socket } from "../ffi/socket.ts";
 import * as sys from "../ffi/syscalls.ts";
-import { Connection, type ConnectionOptions } from "./connection.ts";
+import { Connection, connectionControl, type ConnectionOptions } from "./connection.ts";
 import { Interest } from "./interest.ts";
-import type { Reactor } from "./reactor.ts";
+import { type Reactor, reactorControl } from "./reactor.ts";
 import type { Registration } from "./registration.ts";
 import type { Timer } from "./timer_queue.ts";
+import { applyEdgeOptions, checkEdgeOptions } from "./proxy_edge.ts";
+import { ProxyGate, type ProxyGateStats } from "./proxy_gate.ts";
+import {
+  type CheckedListen,
+  checkListenOptions,
+  type ListenerErrorHandler,
+  type ListenOptions,
+} from "./listen_options.ts";
+import { adoptListeningFd, bindUnix, openIdleFd, removeStaleSocket } from "./_listen_socket.ts";
 
-/** Where to listen: a TCP host and port, a Unix path, or an inherited fd. */
-export type ListenTarget =
-  | { host?: string; port: number }
-  | { path: string; mode?: number }
-  | { fd: number };
+export type { ListenerErrorHandler, ListenOptions, ListenTarget } from "./listen_options.ts";
 
-/** Options for {@linkcode Listener.listen}. */
-export type ListenOptions = ListenTarget & {
-  /** `listen(2)` backlog. Default 511. */
-  backlog?: number;
-  /** `SO_REUSEADDR` (TCP). Default true. */
-  reuseAddress?: boolean;
-  /** `SO_REUSEPORT`: several listeners (processes, Workers) share the port. Default false. */
-  reusePort?: boolean;
-  /** `IPV6_V6ONLY` for an IPv6 host; false (the default) makes `::` dual-stack. */
-  v6Only?: boolean;
-  /** `TCP_NODELAY` on accepted TCP connections. Default true. */
-  noDelay?: boolean;
-  /** Options for each accepted connection. */
-  connection?: ConnectionOptions;
-  /** How long accepting pauses when no spare fd is left for the EMFILE trick. Default 100 ms. */
-  emfileRetryMs?: number;
-};
-
+/** `EPROTO`: protocol error on a connection that died while queued; accept the next. */
+const EPROTO = 71;
+/** `EPERM`: a firewall rule refused this connection; accept the next. */
+const EPERM = 1;
+/** Flags for accepted sockets: non-blocking and close-on-exec. */
+const ACCEPT_FLAGS = SOCK.NONBLOCK | SOCK.CLOEXEC;
 /** Counters a listener keeps. */
 export interface ListenerStats {
   /** Connections accepted and handed to `onConnection`. */
@@ -70,29 +54,33 @@ export interface ListenerStats {
 
 const CREATED_PATHS = new Set<string>();
 
-function onListenReady(_ready: unknown, reg: Registration<Listener>): void {
-  reg.data._accept();
-}
-
 /**
- * A listening socket on a reactor.
+ * A listening socket on a reactor. `using listener = …` closes it.
  *
  * @example
- * ```ts ignore
- * const listener = Listener.listen(reactor, { host: "127.0.0.1", port: 8080 }, (conn) => {
+ * ```ts
+ * import { Listener, Reactor } from "./mod.ts";
+ * await using reactor = new Reactor();
+ * using listener = Listener.listen(reactor, { host: "127.0.0.1", port: 0 }, (conn) => {
  *   conn.onData = (data) => conn.write(data);
  * });
+ * console.log(listener.address());
  * ```
  */
-export class Listener {
+export class Listener implements Disposable {
   /** The listening socket (owned). */
   readonly socket: Socket;
   /** The reactor. */
   readonly reactor: Reactor;
   /** Called with every accepted connection. */
   onConnection: (conn: Connection) => void;
-  /** Called when accepting fails in a way the listener cannot absorb. */
-  onError: ((error: Error) => void) | undefined;
+  /**
+   * Called when accepting fails in a way the listener cannot absorb, and
+   * with errors thrown by `onConnection` or an accepted connection's
+   * handlers (that connection is closed). When unset, those errors go to
+   * the reactor's `onError`.
+   */
+  onError: ListenerErrorHandler | undefined;
   /** Counters. */
   readonly stats: ListenerStats = { accepted: 0, shed: 0, pauses: 0 };
   readonly #reg: Registration<Listener>;
@@ -101,15 +89,20 @@ export class Listener {
   readonly #connOptions: ConnectionOptions;
   readonly #retryMs: number;
   readonly #unixPath: string | undefined;
+  #gate: ProxyGate | undefined;
+  readonly #sink = (error: unknown, conn: Connection) => this.#report(error, conn);
   #idleFd: number;
   #paused = false;
   #retry: Timer | undefined;
   #closed = false;
+  #signal: AbortSignal | undefined;
+  #onAbort = () => this.close();
 
+  /** @ignore Internal: see the static factory. */
   private constructor(
     reactor: Reactor,
     socket: Socket,
-    options: ListenOptions,
+    checked: CheckedListen,
     isTcp: boolean,
     unixPath: string | undefined,
     onConnection: (conn: Connection) => void,
@@ -117,23 +110,49 @@ export class Listener {
     this.reactor = reactor;
     this.socket = socket;
     this.onConnection = onConnection;
+    this.onError = checked.onError;
     this.#isTcp = isTcp;
     this.#unixPath = unixPath;
-    this.#noDelay = options.noDelay ?? true;
-    this.#connOptions = options.connection ?? {};
-    this.#retryMs = options.emfileRetryMs ?? 100;
+    this.#noDelay = checked.noDelay;
+    this.#connOptions = checked.connection;
+    this.#retryMs = checked.emfileRetryMs;
     this.#idleFd = openIdleFd();
-    this.#reg = reactor.register<Listener>(socket.fd, Interest.READABLE, onListenReady, this);
+    try {
+      this.#reg = reactor.register<Listener>(
+        socket.fd,
+        Interest.READABLE,
+        Listener.#onReady,
+        this,
+      );
+    } catch (e) {
+      if (this.#idleFd >= 0) sys.close(this.#idleFd);
+      throw e;
+    }
+    this.#signal = checked.signal;
+    this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
+  }
+
+  static #onReady(_ready: unknown, reg: Registration<Listener>): void {
+    reg.data.#accept();
   }
 
   /**
    * Bind and listen (or adopt an inherited listening fd), and start accepting.
-   * Failures throw an `ErrnoError` naming the call, e.g.
+   * Options are checked before any socket is created (`RangeError`/`TypeError`
+   * naming the option). Failures throw an `ErrnoError` naming the call, e.g.
    * `Cannot bind: EADDRINUSE (Address already in use) [127.0.0.1:8080]`.
    *
+   * A Unix socket file gets its `mode` from `fchmod` on the socket before
+   * `bind` (never a `chmod` of the path afterwards, which a swapped symlink
+   * could redirect). A stale socket file left by a dead server is replaced;
+   * one a live server holds is refused with EADDRINUSE (the probe never
+   * blocks, even when that server's accept queue is full).
+   *
    * @example
-   * ```ts ignore
-   * const l = Listener.listen(reactor, { host: "::", port: 0, reusePort: true });
+   * ```ts
+   * import { Listener, Reactor } from "./mod.ts";
+   * await using reactor = new Reactor();
+   * using l = Listener.listen(reactor, { host: "::1", port: 0, reusePort: true });
    * console.log(l.address());
    * ```
    */
@@ -142,45 +161,98 @@ export class Listener {
     options: ListenOptions,
     onConnection: (conn: Connection) => void = (conn) => conn.close(),
   ): Listener {
+    const checked = checkListenOptions(options);
+    checkEdgeOptions(options, "path" in options);
+    const gate = options.proxyProtocol && new ProxyGate(options.proxyProtocol);
+    if (typeof onConnection !== "function") {
+      throw new TypeError("Cannot listen: onConnection is not a function");
+    }
     if ("fd" in options) {
       const socket = adoptListeningFd(options.fd);
-      const domain = socket.getOption("domain");
-      return new Listener(reactor, socket, options, domain !== 1, undefined, onConnection);
-    }
-    if ("path" in options) {
-      const socket = Socket.create("unix", "stream");
+      let domain: number;
       try {
-        const abstract = options.path.startsWith("\0");
-        if (!abstract) removeStaleSocket(options.path);
-        bindUnix(socket, options.path, options.mode);
-        socket.listen(options.backlog ?? 511);
-        if (!abstract) CREATED_PATHS.add(options.path);
+        domain = socket.getOption("domain");
       } catch (e) {
         socket.close();
         throw e;
       }
-      return new Listener(
+      try {
+        applyEdgeOptions(socket, options);
+      } catch (e) {
+        socket.close();
+        throw e;
+      }
+      return Listener.#make(reactor, socket, checked, domain !== AF.UNIX, undefined, onConnection)
+        .#withGate(gate);
+    }
+    if ("path" in options) {
+      const path = options.path;
+      const abstract = path.startsWith("\0");
+      const socket = Socket.create("unix", "stream");
+      try {
+        if (!abstract) removeStaleSocket(path);
+        bindUnix(socket, path, checked.mode);
+        applyEdgeOptions(socket, options);
+        socket.listen(checked.backlog);
+        if (!abstract) CREATED_PATHS.add(path);
+      } catch (e) {
+        socket.close();
+        throw e;
+      }
+      return Listener.#make(
         reactor,
         socket,
-        options,
+        checked,
         false,
-        options.path.startsWith("\0") ? undefined : options.path,
+        abstract ? undefined : path,
         onConnection,
-      );
+      ).#withGate(gate);
     }
     const addr = ipAddress(options.host ?? "127.0.0.1", options.port);
     const socket = Socket.create(addr.family, "stream");
     try {
-      if (options.reuseAddress ?? true) socket.setOption("reuseAddress", true);
-      if (options.reusePort) socket.setOption("reusePort", true);
-      if (addr.family === "inet6") socket.setOption("v6Only", options.v6Only ?? false);
+      if (checked.reuseAddress) socket.setOption("reuseAddress", true);
+      if (checked.reusePort) socket.setOption("reusePort", true);
+      if (addr.family === "inet6") socket.setOption("v6Only", checked.v6Only);
       socket.bind(addr);
-      socket.listen(options.backlog ?? 511);
+      applyEdgeOptions(socket, options);
+      socket.listen(checked.backlog);
     } catch (e) {
       socket.close();
       throw e;
     }
-    return new Listener(reactor, socket, options, true, undefined, onConnection);
+    return Listener.#make(reactor, socket, checked, true, undefined, onConnection).#withGate(gate);
+  }
+
+  #withGate(gate: ProxyGate | undefined): Listener {
+    this.#gate = gate;
+    return this;
+  }
+
+  /** The PROXY protocol gate's counters, when the `proxyProtocol` option is set. */
+  get proxyStats(): ProxyGateStats | undefined {
+    return this.#gate?.stats;
+  }
+
+  static #make(
+    reactor: Reactor,
+    socket: Socket,
+    checked: CheckedListen,
+    isTcp: boolean,
+    unixPath: string | undefined,
+    onConnection: (conn: Connection) => void,
+  ): Listener {
+    try {
+      return new Listener(reactor, socket, checked, isTcp, unixPath, onConnection);
+    } catch (e) {
+      socket.close();
+      if (unixPath !== undefined && CREATED_PATHS.delete(unixPath)) {
+        try {
+          Deno.removeSync(unixPath);
+        } catch { /* already gone */ }
+      }
+      throw e;
+    }
   }
 
   /** The bound address (with the real port when 0 was asked). @example `l.address()` */
@@ -193,11 +265,29 @@ export class Listener {
     return this.#paused;
   }
 
-  /** @internal */
-  _accept(): void {
+  /** Whether {@linkcode Listener.close} has run. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Hand an error to `onError`, else to the reactor's (which logs it by default). Never throws. */
+  #report(error: unknown, conn?: Connection): void {
+    const handler = this.onError;
+    if (handler !== undefined) {
+      try {
+        handler(error, conn);
+        return;
+      } catch (e) {
+        error = e; // onError itself threw: the reactor reports that
+      }
+    }
+    reactorControl.report(this.reactor, error, this.#reg);
+  }
+
+  #accept(): void {
     const lfd = this.socket.fd;
     for (;;) {
-      const fd = sys.accept4(lfd, null, null, 0o4000 | 0o2000000);
+      const fd = sys.accept4(lfd, null, null, ACCEPT_FLAGS);
       if (fd >= 0) {
         this.#adopt(fd);
         if (this.#closed) return;
@@ -208,36 +298,41 @@ export class Listener {
         if (this.#shed(lfd)) continue;
         return;
       }
-      if (fd === -ECONNABORTED || fd === -71 /* EPROTO */ || fd === -1 /* EPERM */) continue;
+      if (fd === -ECONNABORTED || fd === -EPROTO || fd === -EPERM) continue;
       // ENOBUFS, ENOMEM and anything unexpected: back off instead of spinning.
       this.#pauseFor(this.#retryMs);
-      const error = new ErrnoError("accept4", -fd);
-      if (this.onError) this.onError(error);
-      else console.error(error.message);
+      this.#report(new ErrnoError("accept4", -fd));
       return;
     }
   }
 
   #adopt(fd: number): void {
     const socket = new Socket(fd);
+    const proxy = this.#gate?.screen(socket);
+    if (this.#gate !== undefined && proxy === undefined) return; // untrusted: refused and closed
     let conn: Connection;
     try {
       if (this.#isTcp && this.#noDelay) socket.setOption("noDelay", true);
       conn = new Connection(this.reactor, socket, this.#connOptions);
     } catch (e) {
       socket.close();
-      this.onError?.(e as Error);
+      this.#report(e);
       return;
     }
+    connectionControl.setErrorSink(conn, this.#sink);
+    if (proxy !== undefined) this.#gate!.admit(conn, proxy, (c) => this.#handOver(c));
+    else this.#handOver(conn);
+  }
+
+  #handOver(conn: Connection): void {
     this.stats.accepted++;
     try {
       this.onConnection(conn);
     } catch (e) {
       // One connection's failure (e.g. a peer that reset before
       // remoteAddress() could be read) must not take the listener down.
-      conn.abort(e as Error);
-      if (this.onError) this.onError(e as Error);
-      else console.error(`ffinet listener: onConnection threw: ${(e as Error)?.message ?? e}`);
+      conn.abort(e instanceof Error ? e : new Error(String(e)));
+      this.#report(e, conn);
     }
   }
 
@@ -252,7 +347,7 @@ export class Listener {
     }
     sys.close(this.#idleFd);
     this.#idleFd = -1;
-    const fd = sys.accept4(lfd, null, null, 0o2000000);
+    const fd = sys.accept4(lfd, null, null, SOCK.CLOEXEC);
     if (fd >= 0) {
       sys.close(fd);
       this.stats.shed++;
@@ -293,95 +388,37 @@ export class Listener {
   /**
    * Stop listening: deregister, close the socket and the spare fd, and
    * remove the Unix socket file this listener created. Accepted connections
-   * are not touched.
+   * are not touched. Idempotent.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Listener, Reactor } from "./mod.ts";
+   * await using reactor = new Reactor();
+   * const listener = Listener.listen(reactor, { port: 0 });
    * listener.close();
    * ```
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#signal?.removeEventListener("abort", this.#onAbort);
     this.#retry?.cancel();
-    this.#reg.deregister();
-    this.socket.close();
-    if (this.#idleFd >= 0) sys.close(this.#idleFd);
-    this.#idleFd = -1;
-    if (this.#unixPath !== undefined && CREATED_PATHS.delete(this.#unixPath)) {
-      try {
-        Deno.removeSync(this.#unixPath);
-      } catch { /* already gone */ }
+    try {
+      this.#reg.deregister();
+    } finally {
+      this.socket.close();
+      if (this.#idleFd >= 0) sys.close(this.#idleFd);
+      this.#idleFd = -1;
+      if (this.#unixPath !== undefined && CREATED_PATHS.delete(this.#unixPath)) {
+        try {
+          Deno.removeSync(this.#unixPath);
+        } catch { /* already gone */ }
+      }
     }
   }
-}
 
-function openIdleFd(): number {
-  try {
-    return openFile("/dev/null", O.RDONLY | O.CLOEXEC);
-  } catch {
-    return -1;
+  /** Close (for `using`). */
+  [Symbol.dispose](): void {
+    this.close();
   }
-}
-
-function adoptListeningFd(fd: number): Socket {
-  if (!Number.isInteger(fd) || fd < 0) {
-    throw new RangeError(`Cannot listen on fd ${fd}: not a valid file descriptor`);
-  }
-  const flags = sys.fcntl(fd, 3, /* F_GETFL */ 0);
-  if (flags < 0) throw new ErrnoError("fcntl", -flags, { detail: `inherited fd ${fd}` });
-  const socket = new Socket(fd);
-  let listening: boolean;
-  try {
-    listening = socket.getOption("acceptConnections");
-  } catch (e) {
-    socket.release();
-    throw new Error(`Cannot listen on fd ${fd}: it is not a socket`, { cause: e });
-  }
-  if (!listening) {
-    socket.release();
-    throw new Error(`Cannot listen on fd ${fd}: it is not a listening socket`);
-  }
-  const r = sys.fcntl(fd, 4, /* F_SETFL */ flags | O.NONBLOCK);
-  if (r < 0) throw new ErrnoError("fcntl", -r, { detail: `inherited fd ${fd}` });
-  sys.fcntl(fd, 2, /* F_SETFD */ 1 /* FD_CLOEXEC */);
-  return socket;
-}
-
-function bindUnix(socket: Socket, path: string, mode: number | undefined): void {
-  const addr: SocketAddress = { family: "unix", path };
-  if (mode === undefined || path.startsWith("\0")) {
-    socket.bind(addr);
-    return;
-  }
-  const old = umask(~mode & 0o777);
-  try {
-    socket.bind(addr);
-  } finally {
-    umask(old);
-  }
-  Deno.chmodSync(path, mode);
-}
-
-/** Remove a socket file left by a dead server; refuse one that a live server holds. */
-function removeStaleSocket(path: string): void {
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!info.isSocket) return; // bind will report EADDRINUSE for a non-socket file
-  const probe = Socket.create("unix", "stream", { nonblocking: false });
-  try {
-    probe.connect({ family: "unix", path });
-  } catch (e) {
-    if (e instanceof ErrnoError && (e.errno === ECONNREFUSED || e.errno === ENOENT)) {
-      Deno.removeSync(path);
-    }
-    return;
-  } finally {
-    probe.close();
-  }
-  throw new ErrnoError("bind", 98, { detail: `${path}: another server is listening on it` });
 }

@@ -24,6 +24,9 @@ export interface PollerOptions {
   maxCapacity?: number;
 }
 
+/** `EPERM` from `epoll_ctl`: the fd kind cannot be polled (a regular file, a directory). */
+const EPERM = 1;
+
 /** How long a yield to Deno's event loop waits (see `pollAsync(0)`). */
 const YIELD_MICROS = 100;
 
@@ -107,8 +110,15 @@ export class Poller {
    * `EPOLL_CTL_ADD`.
    *
    * @example
-   * ```ts ignore
-   * poller.add(fd, Interest.READABLE, token, generation);
+   * ```ts
+   * import { Poller } from "./poller.ts";
+   * import { Interest } from "./interest.ts";
+   * import { closeFd, eventfd } from "../ffi/fd.ts";
+   * const poller = new Poller();
+   * const fd = eventfd();
+   * poller.add(fd, Interest.READABLE, 1, 1); // token 1, generation 1
+   * closeFd(fd);
+   * poller.close();
    * ```
    */
   add(fd: number, interest: number, token: number, generation: number): void {
@@ -119,8 +129,16 @@ export class Poller {
    * `EPOLL_CTL_MOD`; also re-arms an `EPOLLONESHOT` registration.
    *
    * @example
-   * ```ts ignore
-   * poller.modify(fd, Interest.READABLE | Interest.WRITABLE, token, generation);
+   * ```ts
+   * import { Poller } from "./poller.ts";
+   * import { Interest } from "./interest.ts";
+   * import { closeFd, eventfd } from "../ffi/fd.ts";
+   * const poller = new Poller();
+   * const fd = eventfd();
+   * poller.add(fd, Interest.READABLE, 1, 1);
+   * poller.modify(fd, Interest.READABLE | Interest.WRITABLE, 1, 1);
+   * closeFd(fd);
+   * poller.close();
    * ```
    */
   modify(fd: number, interest: number, token: number, generation: number): void {
@@ -131,8 +149,16 @@ export class Poller {
    * `EPOLL_CTL_DEL`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Poller } from "./poller.ts";
+   * import { Interest } from "./interest.ts";
+   * import { closeFd, eventfd } from "../ffi/fd.ts";
+   * const poller = new Poller();
+   * const fd = eventfd();
+   * poller.add(fd, Interest.READABLE, 1, 1);
    * poller.delete(fd);
+   * closeFd(fd);
+   * poller.close();
    * ```
    */
   delete(fd: number): void {
@@ -144,8 +170,11 @@ export class Poller {
    * events (0 on timeout or EINTR); the buffer doubles when a wait fills it.
    *
    * @example
-   * ```ts ignore
-   * const n = poller.poll(0);
+   * ```ts
+   * import { Poller } from "./poller.ts";
+   * const poller = new Poller();
+   * const n = poller.poll(0); // 0: nothing registered
+   * poller.close();
    * ```
    */
   poll(timeoutMs: number): number {
@@ -166,8 +195,11 @@ export class Poller {
    * (timers, I/O, signal listeners), then poll without blocking.
    *
    * @example
-   * ```ts ignore
-   * const n = await poller.pollAsync(-1);
+   * ```ts
+   * import { Poller } from "./poller.ts";
+   * const poller = new Poller();
+   * const n = await poller.pollAsync(5); // 0 after 5 ms: nothing registered
+   * poller.close();
    * ```
    */
   async pollAsync(timeoutMs: number): Promise<number> {
@@ -236,8 +268,12 @@ export class Poller {
    * many events as it could hold. Never called while a wait is parked.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Poller } from "./poller.ts";
+   * const poller = new Poller({ initialCapacity: 1 });
+   * const n = poller.poll(0);
    * if (n === poller.capacity) poller.grow();
+   * poller.close();
    * ```
    */
   grow(): void {
@@ -252,7 +288,9 @@ export class Poller {
    * (that wait would keep running on a closed, possibly reused, fd).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Poller } from "./poller.ts";
+   * const poller = new Poller();
    * poller.close();
    * ```
    */
@@ -284,7 +322,7 @@ function explain(op: CtlOp, fd: number, interest: number, errno: number): string
   if (errno === EINVAL && op === "modify") {
     return `${what}: EPOLLEXCLUSIVE registrations cannot be modified; deregister and register again`;
   }
-  if (errno === 1 /* EPERM */) {
+  if (errno === EPERM) {
     return `${what}: this kind of fd cannot be polled (regular files and directories cannot)`;
   }
   return what;

@@ -18,7 +18,7 @@
  *
  * @example An eventfd made readable by a timer
  * ```ts
- * import { Reactor, Interest } from "./mod.ts";
+ * import { Interest, Reactor } from "./mod.ts";
  * import * as fd from "../ffi/fd.ts";
  *
  * const reactor = new Reactor();
@@ -40,84 +40,61 @@ import { EFD } from "../ffi/constants.ts";
 import { ErrnoError } from "../ffi/errno.ts";
 import * as sys from "../ffi/syscalls.ts";
 import { Interest, validateInterest } from "./interest.ts";
-import { Poller, type PollerOptions } from "./poller.ts";
+import { Poller } from "./poller.ts";
 import { Readiness } from "./readiness.ts";
+import { describeRegistration, RegistrationTable, WAKER_TOKEN } from "./_registry.ts";
 import {
   type AnyRegistration,
   type ReadyCallback,
-  Registration,
-  type RegistryHooks,
+  type Registration,
+  registrationControl,
 } from "./registration.ts";
-import { type Timer, TimerQueue } from "./timer_queue.ts";
+import { MAX_TIMER_MS, type Timer, TimerQueue } from "./timer_queue.ts";
+import { finiteOption, integerOption } from "./_validate.ts";
+import { type LoopHost, runLoop } from "./_run_loop.ts";
+import type {
+  ReactorErrorHandler,
+  ReactorOptions,
+  ReactorStats,
+  RunOptions,
+} from "./reactor_options.ts";
 
-/** Options for {@linkcode Reactor}. */
-export interface ReactorOptions extends PollerOptions {
-  /**
-   * The longest the reactor runs synchronously while busy before it yields to
-   * Deno's event loop (timers, I/O, signal listeners). Default 2 ms.
-   *
-   * Every yield costs a turn of Deno's event loop (measured: tens of µs of
-   * CPU), so a dedicated server whose Deno side has little to do runs
-   * cheaper with a longer slice: the example servers use 10 (with
-   * `busyWaitMs: 10`), which took the 64 KiB echo benchmark from 1.65x to
-   * 1.14–1.37x the C server's CPU per message.
-   */
-  sliceMs?: number;
-  /**
-   * After a busy stretch, how long the reactor may wait for the next event on
-   * the main thread (a blocking `epoll_wait`) instead of parking off-thread
-   * at once. Such a wait never runs past the current slice, so Deno's own
-   * tasks are still served at least every `sliceMs`. It saves a thread
-   * round trip per event on servers with steady traffic. Default 0: never
-   * block the main thread.
-   */
-  busyWaitMs?: number;
-  /**
-   * Called when a callback or timer throws. Without it, the error stops the
-   * reactor and `run()` rejects with it.
-   */
-  onError?: (error: unknown, registration?: AnyRegistration) => void;
-}
+export type {
+  ReactorErrorHandler,
+  ReactorOptions,
+  ReactorStats,
+  RunOptions,
+} from "./reactor_options.ts";
 
-/** Counters a reactor keeps; cheap to read at any time. */
-export interface ReactorStats {
-  /** Live registrations. */
-  registrations: number;
-  /** Events dispatched to callbacks. */
-  events: number;
-  /** Events dropped because their registration was gone or its fd reused. */
-  staleEvents: number;
-  /** Synchronous `epoll_wait` calls. */
-  polls: number;
-  /** Off-thread waits (parks and yields). */
-  parks: number;
-  /** Times the waker ended a wait. */
-  wakeups: number;
-  /** Timer callbacks run. */
-  timersFired: number;
-}
-
-const WAKER_TOKEN = 0;
+/**
+ * Module-private access to a reactor's error reporting (for connections and
+ * listeners; not exported by `mod.ts`).
+ */
+export const reactorControl = {} as {
+  report(reactor: Reactor, error: unknown, registration: AnyRegistration | undefined): void;
+};
 
 /**
  * An epoll reactor.
  *
- * @example
- * ```ts ignore
- * const reactor = new Reactor();
- * const reg = reactor.register(fd, Interest.READABLE, (ready, reg) => { ... });
- * const done = reactor.run();
- * // ... later
- * reactor.stop();
- * await done;
+ * @example Stop on a signal and close with `await using`
+ * ```ts
+ * import { Reactor } from "./reactor.ts";
+ * await using reactor = new Reactor({ onError: (e) => console.error("callback failed:", e) });
+ * reactor.addSignalListener("SIGTERM", () => reactor.stop());
+ * reactor.setTimeout(() => reactor.stop(), 10);
+ * await reactor.run();
  * ```
  */
 export class Reactor implements AsyncDisposable {
+  /**
+   * Called when a callback, timer or signal listener throws (see
+   * {@linkcode ReactorOptions.onError}). Without one, the error is logged
+   * once with `console.error`.
+   */
+  onError: ReactorErrorHandler | undefined;
   #poller: Poller;
-  #slots: (AnyRegistration | undefined)[] = [undefined];
-  #freeTokens: number[] = [];
-  #byFd = new Map<number, AnyRegistration>();
-  #generation = 0;
+  #table: RegistrationTable;
   #timers = new TimerQueue();
   #wakerFd: number;
   #wakeBuf = new BigUint64Array([1n]);
@@ -125,14 +102,12 @@ export class Reactor implements AsyncDisposable {
   #drainBytes = new Uint8Array(8);
   #sliceMs: number;
   #busyWaitMs: number;
-  #onError: ((error: unknown, registration?: AnyRegistration) => void) | undefined;
   #running: Promise<void> | undefined;
   #stopping = false;
-  #failure: { error: unknown } | undefined;
   #closed = false;
-  #signals: { signal: Deno.Signal; handler: () => void }[] = [];
-  #hooks: RegistryHooks;
+  #signals: { signal: Deno.Signal; callback: () => void; handler: () => void }[] = [];
   #now = performance.now();
+  #loopHost: LoopHost;
   readonly #stats: ReactorStats = {
     registrations: 0,
     events: 0,
@@ -143,22 +118,31 @@ export class Reactor implements AsyncDisposable {
     timersFired: 0,
   };
 
-  /** Create the epoll instance and its eventfd waker. */
+  /**
+   * Create the epoll instance and its eventfd waker. Options are checked
+   * first (a `RangeError` naming the option).
+   */
   constructor(options: ReactorOptions = {}) {
-    this.#sliceMs = options.sliceMs ?? 2;
-    this.#busyWaitMs = options.busyWaitMs ?? 0;
-    if (!(this.#sliceMs > 0 && Number.isFinite(this.#sliceMs))) {
-      throw new RangeError(
-        `Cannot create reactor: sliceMs ${this.#sliceMs} is not a positive number of milliseconds`,
-      );
+    const action = "create reactor";
+    this.#sliceMs = finiteOption(action, "sliceMs", options.sliceMs, 2, { above: 0, max: 60_000 });
+    this.#busyWaitMs = finiteOption(action, "busyWaitMs", options.busyWaitMs, 0, {
+      min: 0,
+      max: 60_000,
+    });
+    const initialCapacity = integerOption(
+      action,
+      "initialCapacity",
+      options.initialCapacity,
+      256,
+      1,
+      65536,
+    );
+    const maxCapacity = integerOption(action, "maxCapacity", options.maxCapacity, 4096, 1, 65536);
+    if (options.onError !== undefined && typeof options.onError !== "function") {
+      throw new TypeError(`Cannot ${action}: onError is not a function`);
     }
-    if (!(this.#busyWaitMs >= 0 && Number.isFinite(this.#busyWaitMs))) {
-      throw new RangeError(
-        `Cannot create reactor: busyWaitMs ${this.#busyWaitMs} is not a number of milliseconds >= 0`,
-      );
-    }
-    this.#onError = options.onError;
-    this.#poller = new Poller(options);
+    this.onError = options.onError;
+    this.#poller = new Poller({ initialCapacity, maxCapacity });
     const efd = sys.eventfd(0, EFD.NONBLOCK | EFD.CLOEXEC);
     if (efd < 0) {
       this.#poller.close();
@@ -166,15 +150,25 @@ export class Reactor implements AsyncDisposable {
     }
     this.#wakerFd = efd;
     this.#poller.add(efd, Interest.READABLE, WAKER_TOKEN, 0);
-    const poller = this.#poller;
-    this.#hooks = {
-      poller,
-      release: (reg) => this.#release(reg),
+    this.#table = new RegistrationTable(this.#poller);
+    this.#loopHost = {
+      poller: this.#poller,
+      timers: this.#timers,
+      stats: this.#stats,
+      sliceMs: this.#sliceMs,
+      busyWaitMs: this.#busyWaitMs,
+      stopping: () => this.#stopping,
+      setNow: (now) => {
+        this.#now = now;
+      },
+      dispatch: (n) => this.#dispatch(n),
+      runTimers: (now) => this.#runTimers(now),
     };
   }
 
   /** The counters. @example `reactor.stats.events` */
   get stats(): Readonly<ReactorStats> {
+    this.#stats.registrations = this.#table.count;
     return this.#stats;
   }
 
@@ -207,11 +201,21 @@ export class Reactor implements AsyncDisposable {
   /**
    * Register an fd. The callback receives a {@linkcode Readiness} and the
    * registration. The registration does not own the fd: deregister it before
-   * closing the fd.
+   * closing the fd (`using reg = …` deregisters at the end of the block).
    *
    * @example
-   * ```ts ignore
-   * const reg = reactor.register(sock.fd, Interest.READABLE | Interest.READ_CLOSED, onReady);
+   * ```ts
+   * import { Interest, Reactor } from "./mod.ts";
+   * import { eventfd, eventfdRead, eventfdWrite } from "../ffi/fd.ts";
+   * await using reactor = new Reactor();
+   * const efd = eventfd();
+   * {
+   *   using reg = reactor.register(efd, Interest.READABLE, (ready) => {
+   *     if (ready.readable) eventfdRead(efd);
+   *   });
+   *   eventfdWrite(efd);
+   *   console.log(reg.registered); // true
+   * }
    * ```
    */
   register<T = undefined>(
@@ -221,7 +225,7 @@ export class Reactor implements AsyncDisposable {
     data?: T,
   ): Registration<T> {
     if (this.#closed) throw new Error(`Cannot register fd ${fd}: the reactor is closed`);
-    if (!Number.isInteger(fd) || fd < 0) {
+    if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
       throw new RangeError(`Cannot register fd ${fd}: not a valid file descriptor`);
     }
     if (typeof callback !== "function") {
@@ -231,81 +235,43 @@ export class Reactor implements AsyncDisposable {
     if (fd === this.#wakerFd || fd === this.#poller.epfd) {
       throw new Error(`Cannot register fd ${fd}: it belongs to the reactor itself`);
     }
-    const previous = this.#byFd.get(fd);
-    if (previous !== undefined && previous.state !== "added") {
-      throw new Error(
-        `Cannot register fd ${fd}: it already has a registration (token ${previous.token}); ` +
-          "deregister it first",
-      );
-    }
-    const token = this.#freeTokens.pop() ?? this.#slots.length;
-    this.#generation = (this.#generation + 1) >>> 0 || 1;
-    const reg = new Registration<T>(
-      this.#hooks,
-      fd,
-      bits,
-      token,
-      this.#generation,
-      callback,
-      data as T,
-    );
-    try {
-      reg._attach();
-    } catch (e) {
-      this.#freeTokens.push(token);
-      throw e;
-    }
-    if (previous !== undefined) {
-      // The kernel accepted an ADD for an fd number we still had registered:
-      // the old fd was closed without being deregistered and the number reused.
-      previous._markStale(
-        `fd ${fd} was closed while still registered (token ${previous.token}), and its number ` +
-          `now belongs to a new registration (token ${token}); deregister before closing`,
-      );
-      this.#slots[previous.token] = undefined;
-      this.#freeTokens.push(previous.token);
-      this.#stats.registrations--;
+    const { reg, replaced } = this.#table.add<T>(fd, bits, callback, data as T);
+    if (replaced !== undefined) {
       this.#report(
         new Error(
-          `Reactor: fd ${fd} was closed while registered (token ${previous.token}); its events ` +
+          `Reactor: fd ${fd} was closed while registered (token ${replaced.token}); its events ` +
             "were dropped and its number was reused",
         ),
-        previous,
-        false,
+        replaced,
       );
     }
-    this.#slots[token] = reg;
-    this.#byFd.set(fd, reg);
-    this.#stats.registrations++;
     return reg;
-  }
-
-  #release(reg: AnyRegistration): void {
-    if (this.#slots[reg.token] !== reg) return;
-    this.#slots[reg.token] = undefined;
-    this.#freeTokens.push(reg.token);
-    if (this.#byFd.get(reg.fd) === reg) this.#byFd.delete(reg.fd);
-    this.#stats.registrations--;
   }
 
   /**
    * The registration for an fd number, if any.
    *
    * @example
-   * ```ts ignore
-   * reactor.registrationOf(fd)?.deregister();
+   * ```ts
+   * import { Reactor } from "./reactor.ts";
+   * await using reactor = new Reactor();
+   * reactor.registrationOf(0)?.deregister(); // nothing registered: no-op
    * ```
    */
   registrationOf(fd: number): Registration<unknown> | undefined {
-    return this.#byFd.get(fd) as Registration<unknown> | undefined;
+    return this.#table.byFd(fd) as Registration<unknown> | undefined;
   }
 
   /**
-   * Run `callback` once after `delayMs` on the reactor.
+   * Run `callback` once after `delayMs` (a number of ms in 0 to 2^31 - 1) on
+   * the reactor. An error it throws goes to {@linkcode Reactor.onError}.
    *
    * @example
-   * ```ts ignore
-   * const t = reactor.setTimeout(() => conn.close(), 30_000);
+   * ```ts
+   * import { Reactor } from "./reactor.ts";
+   * await using reactor = new Reactor();
+   * const t = reactor.setTimeout(() => reactor.stop(), 30_000);
+   * t.cancel();
    * ```
    */
   setTimeout(callback: () => void, delayMs: number): Timer {
@@ -315,16 +281,22 @@ export class Reactor implements AsyncDisposable {
   }
 
   /**
-   * Run `callback` every `intervalMs` on the reactor until cancelled.
+   * Run `callback` every `intervalMs` (a number of ms in 1 to 2^31 - 1) on
+   * the reactor until cancelled.
    *
    * @example
-   * ```ts ignore
-   * const t = reactor.setInterval(() => console.log(reactor.stats), 1000);
+   * ```ts
+   * import { Reactor } from "./reactor.ts";
+   * await using reactor = new Reactor();
+   * using _t = reactor.setInterval(() => console.log(reactor.stats), 1000);
    * ```
    */
   setInterval(callback: () => void, intervalMs: number): Timer {
-    if (!(intervalMs > 0)) {
-      throw new RangeError(`Cannot schedule interval: ${intervalMs} ms is not > 0`);
+    if (typeof intervalMs !== "number" || !(intervalMs >= 1 && intervalMs <= MAX_TIMER_MS)) {
+      throw new RangeError(
+        `Cannot schedule interval: intervalMs ${intervalMs} is not a number of milliseconds ` +
+          `in 1-${MAX_TIMER_MS}`,
+      );
     }
     const t = this.#timers.schedule(intervalMs, intervalMs, callback);
     if (this.#poller.waiting) this.wake();
@@ -332,10 +304,12 @@ export class Reactor implements AsyncDisposable {
   }
 
   /**
-   * End a parked wait (no-op cost when none is parked beyond one write).
+   * End a parked wait (costs one write when none is parked).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Reactor } from "./reactor.ts";
+   * await using reactor = new Reactor();
    * reactor.wake();
    * ```
    */
@@ -347,24 +321,52 @@ export class Reactor implements AsyncDisposable {
   /**
    * Listen for a signal through Deno (signalfd does not work in Deno) and run
    * `callback` on the reactor's thread, then wake the reactor so it sees any
-   * state the callback changed. Removed by `close()`.
+   * state the callback changed. Undone by
+   * {@linkcode Reactor.removeSignalListener} or `close()`.
    *
    * @example
-   * ```ts ignore
-   * reactor.addSignalListener("SIGTERM", () => reactor.stop());
+   * ```ts
+   * import { Reactor } from "./reactor.ts";
+   * await using reactor = new Reactor();
+   * const stop = () => reactor.stop();
+   * reactor.addSignalListener("SIGTERM", stop);
+   * reactor.removeSignalListener("SIGTERM", stop);
    * ```
    */
   addSignalListener(signal: Deno.Signal, callback: () => void): void {
+    if (this.#closed) throw new Error(`Cannot listen for ${signal}: the reactor is closed`);
+    if (typeof callback !== "function") {
+      throw new TypeError(`Cannot listen for ${signal}: the callback is not a function`);
+    }
     const handler = () => {
       try {
         callback();
       } catch (e) {
-        this.#report(e, undefined, true);
+        this.#report(e, undefined);
       }
       this.wake();
     };
     Deno.addSignalListener(signal, handler);
-    this.#signals.push({ signal, handler });
+    this.#signals.push({ signal, callback, handler });
+  }
+
+  /**
+   * Remove a listener added with {@linkcode Reactor.addSignalListener} (the
+   * same signal and callback). Returns false when there was none.
+   *
+   * @example
+   * ```ts
+   * import { Reactor } from "./reactor.ts";
+   * await using reactor = new Reactor();
+   * console.log(reactor.removeSignalListener("SIGINT", () => {})); // false
+   * ```
+   */
+  removeSignalListener(signal: Deno.Signal, callback: () => void): boolean {
+    const i = this.#signals.findIndex((s) => s.signal === signal && s.callback === callback);
+    if (i < 0) return false;
+    const [entry] = this.#signals.splice(i, 1);
+    Deno.removeSignalListener(signal, entry!.handler);
+    return true;
   }
 
   /**
@@ -372,8 +374,12 @@ export class Reactor implements AsyncDisposable {
    * callback, a timer, a signal listener or any other task.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Reactor } from "./reactor.ts";
+   * await using reactor = new Reactor();
+   * const done = reactor.run();
    * reactor.stop();
+   * await done;
    * ```
    */
   stop(): void {
@@ -381,17 +387,22 @@ export class Reactor implements AsyncDisposable {
     this.wake();
   }
 
-  #report(error: unknown, reg: AnyRegistration | undefined, fatal: boolean): void {
-    if (this.#onError !== undefined) {
-      this.#onError(error, reg);
-      return;
+  static {
+    reactorControl.report = (reactor, error, reg) => reactor.#report(error, reg);
+  }
+
+  #report(error: unknown, reg: AnyRegistration | undefined): void {
+    const handler = this.onError;
+    if (handler !== undefined) {
+      try {
+        handler(error, reg);
+        return;
+      } catch (e) {
+        error = new Error(`Reactor: onError threw while handling an error`, { cause: [error, e] });
+      }
     }
-    if (!fatal) {
-      console.warn(error instanceof Error ? error.message : error);
-      return;
-    }
-    if (this.#failure === undefined) this.#failure = { error };
-    this.#stopping = true;
+    // The one place ffinet writes to the console: an error nobody handles.
+    console.error(`ffinet: uncaught error in a callback for ${describeRegistration(reg)}:`, error);
   }
 
   #drainWaker(): void {
@@ -404,7 +415,7 @@ export class Reactor implements AsyncDisposable {
     const words = poller.words;
     const stride = poller.stride;
     const dw = poller.dataWord;
-    const slots = this.#slots;
+    const slots = this.#table.slots;
     let stale = 0;
     for (let i = 0, base = 0; i < n; i++, base += stride) {
       const token = words[base + dw]!;
@@ -417,11 +428,11 @@ export class Reactor implements AsyncDisposable {
         stale++;
         continue;
       }
-      reg._fired();
+      registrationControl.fired(reg);
       try {
         reg.callback(Readiness.of(words[base]!), reg);
       } catch (e) {
-        this.#report(e, reg, true);
+        this.#report(e, reg);
       }
     }
     this.#stats.events += n - stale;
@@ -431,93 +442,40 @@ export class Reactor implements AsyncDisposable {
 
   #runTimers(now: number): void {
     if (this.#timers.size === 0) return;
-    this.#stats.timersFired += this.#timers.runDue(now, (e) => this.#report(e, undefined, true));
+    this.#stats.timersFired += this.#timers.runDue(now, (e) => this.#report(e, undefined));
   }
 
   /**
-   * Run the loop until `stop()`. Resolves when stopped; rejects with the
-   * first error a callback threw when no `onError` was given.
+   * Run the loop until `stop()` (or until `options.signal` aborts). Errors
+   * thrown by callbacks never end it: they go to
+   * {@linkcode Reactor.onError}. An already-aborted signal rejects at once.
    *
    * @example
-   * ```ts ignore
-   * const done = reactor.run();
-   * reactor.stop();
-   * await done;
+   * ```ts
+   * import { Reactor } from "./reactor.ts";
+   * await using reactor = new Reactor();
+   * await reactor.run({ signal: AbortSignal.timeout(10) });
    * ```
    */
-  run(): Promise<void> {
+  run(options: RunOptions = {}): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("Cannot run reactor: it is closed"));
     if (this.#running !== undefined) {
       return Promise.reject(new Error("Cannot run reactor: it is already running"));
     }
+    const signal = options.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      return Promise.reject(new TypeError("Cannot run reactor: signal is not an AbortSignal"));
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
     this.#stopping = false;
-    this.#failure = undefined;
-    const p = this.#loop().finally(() => {
+    const onAbort = () => this.stop();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const p = runLoop(this.#loopHost).finally(() => {
+      signal?.removeEventListener("abort", onAbort);
       this.#running = undefined;
     });
     this.#running = p;
     return p;
-  }
-
-  async #loop(): Promise<void> {
-    const poller = this.#poller;
-    const stats = this.#stats;
-    let sliceStart = performance.now();
-    let lastBusy = -Infinity;
-    while (!this.#stopping) {
-      let now = this.#now = performance.now();
-      const used = now - sliceStart;
-      if (used >= this.#sliceMs) {
-        // This thread has been ours for a whole slice: let Deno's macrotasks
-        // (timers, I/O, signal listeners) run, then carry on.
-        stats.parks++;
-        const n = await poller.pollAsync(0);
-        sliceStart = now = this.#now = performance.now();
-        if (n > 0) {
-          lastBusy = now;
-          this.#dispatch(n);
-        }
-        this.#runTimers(now);
-        await undefined; // promise continuations run before the next batch
-        continue;
-      }
-      const timeout = this.#timers.nextTimeout(now);
-      // Block this thread only when recently busy (busyWaitMs), and never
-      // past the slice or the next timer; otherwise just look.
-      let wait = 0;
-      if (this.#busyWaitMs > 0) {
-        const left = Math.min(this.#sliceMs - used, this.#busyWaitMs - (now - lastBusy));
-        if (left >= 1) wait = Math.floor(left);
-        if (timeout >= 0 && timeout < wait) wait = timeout;
-      }
-      let n = poller.poll(wait);
-      stats.polls++;
-      if (wait > 0) now = this.#now = performance.now();
-      if (n > 0) {
-        lastBusy = now;
-        this.#dispatch(n);
-      }
-      this.#runTimers(now);
-      if (this.#stopping) break;
-      if (n > 0) {
-        await undefined; // let promise continuations run
-        continue;
-      }
-      if (wait > 0 || timeout === 0) continue; // look again (maybe yield or park)
-      // Idle: park off-thread; Deno's event loop runs meanwhile.
-      stats.parks++;
-      n = await poller.pollAsync(timeout);
-      sliceStart = this.#now = performance.now();
-      if (n > 0) {
-        lastBusy = sliceStart;
-        this.#dispatch(n);
-        // Let promise continuations run before the next batch, as after every
-        // other batch: e.g. `await connect()` must get to attach onData
-        // before the new connection's first read is dispatched.
-        await undefined;
-      }
-    }
-    if (this.#failure !== undefined) throw this.#failure.error;
   }
 
   /**
@@ -527,7 +485,9 @@ export class Reactor implements AsyncDisposable {
    * not closed (the reactor never owns them).
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Reactor } from "./reactor.ts";
+   * const reactor = new Reactor();
    * reactor.close();
    * ```
    */
@@ -539,9 +499,7 @@ export class Reactor implements AsyncDisposable {
     this.#closed = true;
     for (const { signal, handler } of this.#signals) Deno.removeSignalListener(signal, handler);
     this.#signals = [];
-    for (const reg of this.#slots) reg?._markStale("the reactor was closed");
-    this.#slots = [undefined];
-    this.#byFd.clear();
+    this.#table.clear("the reactor was closed");
     this.#poller.close();
     sys.close(this.#wakerFd);
   }

@@ -7,6 +7,15 @@
  */
 import { EPOLL } from "../ffi/constants.ts";
 
+/** The low event bits decoded as they are: IN, PRI, OUT, ERR, HUP (`0x1f`). */
+const LOW_BITS = EPOLL.IN | EPOLL.PRI | EPOLL.OUT | EPOLL.ERR | EPOLL.HUP;
+/** `EPOLLRDHUP` (`0x2000`) is moved down to the table index bit just above them (`0x20`). */
+const RDHUP_SHIFT = 8;
+/** The table index bit that stands for `EPOLLRDHUP`. */
+const RDHUP_INDEX = EPOLL.RDHUP >>> RDHUP_SHIFT;
+/** One precomputed `Readiness` per combination of the six bits. */
+const TABLE_SIZE = (LOW_BITS | RDHUP_INDEX) + 1;
+
 /**
  * Decoded epoll event bits.
  *
@@ -61,12 +70,12 @@ export class Readiness {
    * ```
    */
   static of(bits: number): Readiness {
-    return Readiness.#table[(bits & 0x1f) | ((bits & EPOLL.RDHUP) >>> 8)]!;
+    return Readiness.#table[(bits & LOW_BITS) | ((bits & EPOLL.RDHUP) >>> RDHUP_SHIFT)]!;
   }
 
   static {
-    for (let i = 0; i < 64; i++) {
-      Readiness.#table.push(new Readiness((i & 0x1f) | ((i & 0x20) << 8)));
+    for (let i = 0; i < TABLE_SIZE; i++) {
+      Readiness.#table.push(new Readiness((i & LOW_BITS) | ((i & RDHUP_INDEX) << RDHUP_SHIFT)));
     }
   }
 

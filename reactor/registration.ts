@@ -30,25 +30,53 @@ export type ReadyCallback<T = unknown> = (ready: Readiness, registration: Regist
 // deno-lint-ignore no-explicit-any
 export type AnyRegistration = Registration<any>;
 
-/** @internal What a registration needs from its reactor. */
+/** What a registration needs from its reactor (internal; not exported by `mod.ts`). */
 export interface RegistryHooks {
+  /** The reactor's epoll instance. */
   readonly poller: Poller;
+  /** Free the registration's token. */
   release(registration: AnyRegistration): void;
 }
+
+/**
+ * The reactor's side of a registration: create one, put it in the epoll
+ * set, note a ONESHOT report, mark it stale. Internal to the reactor (not
+ * exported by `mod.ts` or `reactor/mod.ts`); filled in by the class below.
+ */
+export const registrationControl = {} as {
+  create<T>(
+    hooks: RegistryHooks,
+    fd: number,
+    interest: number,
+    token: number,
+    generation: number,
+    callback: ReadyCallback<T>,
+    data: T,
+  ): Registration<T>;
+  attach(reg: AnyRegistration): void;
+  fired(reg: AnyRegistration): void;
+  markStale(reg: AnyRegistration, reason: string): void;
+};
 
 /**
  * One fd registered with a reactor.
  *
  * @example Edge-triggered reads, drained until EAGAIN
- * ```ts ignore
- * const reg = reactor.register(fd, Interest.READABLE | Interest.EDGE, (ready) => {
- *   if (ready.readable) while (sock.read(buf) !== null) {}
+ * ```ts
+ * import { Interest, Reactor } from "./mod.ts";
+ * import { Socket } from "../ffi/socket.ts";
+ * await using reactor = new Reactor();
+ * const [sock, peer] = Socket.pair();
+ * const buf = new Uint8Array(4096);
+ * const reg = reactor.register(sock.fd, Interest.READABLE | Interest.EDGE, (ready) => {
+ *   if (ready.readable) while (sock.read(buf) !== null) console.log(buf[0]);
  * });
  * reg.deregister();
  * sock.close();
+ * peer.close();
  * ```
  */
-export class Registration<T = unknown> {
+export class Registration<T = unknown> implements Disposable {
   /** The fd (not owned). */
   readonly fd: number;
   /** The slot of this registration in its reactor. */
@@ -66,8 +94,8 @@ export class Registration<T = unknown> {
   #armed = false;
   #staleReason: string | undefined;
 
-  /** @internal Use {@linkcode Reactor.register}. */
-  constructor(
+  /** @ignore Internal: see the static factory. */
+  private constructor(
     hooks: RegistryHooks,
     fd: number,
     interest: number,
@@ -105,15 +133,19 @@ export class Registration<T = unknown> {
     return this.#armed;
   }
 
-  /** @internal Called by the reactor just before a ONESHOT callback runs. */
-  _fired(): void {
-    if ((this.#interest & EPOLL.ONESHOT) !== 0) this.#armed = false;
-  }
-
-  /** @internal Called by the reactor when the fd number was taken over by a new registration. */
-  _markStale(reason: string): void {
-    this.#staleReason = reason;
-    this.#state = "deleted";
+  static {
+    registrationControl.create = (hooks, fd, interest, token, generation, callback, data) =>
+      new Registration(hooks, fd, interest, token, generation, callback, data);
+    registrationControl.attach = (reg) => reg.#attach();
+    // Called by the reactor just before a ONESHOT callback runs.
+    registrationControl.fired = (reg) => {
+      if ((reg.#interest & EPOLL.ONESHOT) !== 0) reg.#armed = false;
+    };
+    // Called when the fd number was taken over by a new registration, or the reactor closed.
+    registrationControl.markStale = (reg, reason) => {
+      reg.#staleReason = reason;
+      reg.#state = "deleted";
+    };
   }
 
   #assertUsable(action: string): void {
@@ -125,8 +157,8 @@ export class Registration<T = unknown> {
     }
   }
 
-  /** @internal Put the fd into the epoll set if its interest asks for events. */
-  _attach(): void {
+  /** Put the fd into the epoll set if its interest asks for events. */
+  #attach(): void {
     if (!hasEvents(this.#interest)) return;
     this.#hooks.poller.add(this.fd, this.#interest, this.token, this.generation);
     this.#state = "added";
@@ -139,8 +171,15 @@ export class Registration<T = unknown> {
    * back. `EXCLUSIVE` is refused: the kernel only accepts it when adding.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import { Interest, Reactor } from "./mod.ts";
+   * import { closeFd, eventfd } from "../ffi/fd.ts";
+   * await using reactor = new Reactor();
+   * const fd = eventfd();
+   * const reg = reactor.register(fd, Interest.READABLE, () => {});
    * reg.modify(Interest.READABLE | Interest.WRITABLE); // start waiting for room to write
+   * reg.deregister();
+   * closeFd(fd);
    * ```
    */
   modify(interest: number): void {
@@ -178,12 +217,19 @@ export class Registration<T = unknown> {
 
   /**
    * Re-arm an `ONESHOT` registration with its current interest, so it reports
-   * again (the seeds' rule: re-arm as soon as the worker has finished with
-   * the fd).
+   * again. Re-arm as soon as you have finished with the fd (e.g. a worker
+   * has drained it); until then no other report comes.
    *
    * @example
-   * ```ts ignore
-   * reg.rearm();
+   * ```ts
+   * import { Interest, Reactor } from "./mod.ts";
+   * import { closeFd, eventfd } from "../ffi/fd.ts";
+   * await using reactor = new Reactor();
+   * const fd = eventfd();
+   * const reg = reactor.register(fd, Interest.READABLE | Interest.ONESHOT, () => {});
+   * reg.rearm(); // report again after the next event
+   * reg.deregister();
+   * closeFd(fd);
    * ```
    */
   rearm(): void {
@@ -203,9 +249,14 @@ export class Registration<T = unknown> {
    * an `ErrnoError` explaining that (the registration is released anyway).
    *
    * @example
-   * ```ts ignore
-   * reg.deregister();
-   * sock.close();
+   * ```ts
+   * import { Interest, Reactor } from "./mod.ts";
+   * import { closeFd, eventfd } from "../ffi/fd.ts";
+   * await using reactor = new Reactor();
+   * const fd = eventfd();
+   * const reg = reactor.register(fd, Interest.READABLE, () => {});
+   * reg.deregister(); // first deregister,
+   * closeFd(fd); // then close
    * ```
    */
   deregister(): void {
@@ -219,5 +270,10 @@ export class Registration<T = unknown> {
       throw new Error(`Cannot deregister fd ${this.fd}: ${this.#staleReason}`);
     }
     if (wasAdded) this.#hooks.poller.delete(this.fd);
+  }
+
+  /** Deregister (for `using`); the fd stays open. */
+  [Symbol.dispose](): void {
+    this.deregister();
   }
 }

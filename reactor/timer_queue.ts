@@ -1,38 +1,88 @@
 /**
- * `TimerQueue`: the reactor's timers, in a binary min-heap ordered by
- * deadline (then by creation order). Cancelled timers are dropped lazily
- * when they reach the top.
+ * `Timer` (what `Reactor.setTimeout`/`setInterval` return) and `TimerQueue`,
+ * the reactor's timers in a binary min-heap ordered by deadline (then by
+ * creation order). Cancelled timers are dropped lazily when they reach the
+ * top. `TimerQueue` is internal to the reactor (not exported by `mod.ts`).
  *
  * @module
  */
 
 /**
- * A scheduled timer.
+ * The longest timer delay or interval, in ms: 2^31 - 1 (about 24.8 days), the
+ * most one `epoll_wait` timeout can express, as for Deno's own `setTimeout`.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Module-private access to a timer's internals (never exported). */
+let fireTimer: (t: Timer) => void;
+let newTimer: (
+  queue: TimerQueue,
+  deadline: number,
+  interval: number,
+  seq: number,
+  cb: () => void,
+) => Timer;
+let seqOf: (t: Timer) => number;
+let moveTimer: (t: Timer, deadline: number) => void;
+
+/**
+ * A scheduled timer, as returned by {@linkcode Reactor.setTimeout} and
+ * {@linkcode Reactor.setInterval}. Disposing it cancels it.
  *
  * @example
- * ```ts ignore
- * const t = reactor.setTimeout(() => console.log("late"), 100);
- * t.cancel();
+ * ```ts
+ * import { Reactor } from "./reactor.ts";
+ * const reactor = new Reactor();
+ * {
+ *   using t = reactor.setTimeout(() => console.log("never"), 100);
+ *   console.log(t.cancelled); // false
+ * } // cancelled here
+ * reactor.close();
  * ```
  */
-export class Timer {
-  /** When it fires next (a `performance.now()` time). */
-  deadline: number;
-  /** The repeat period in ms, or 0 for one-shot. */
-  readonly interval: number;
-  /** @internal Creation order, for stable ordering of equal deadlines. */
-  readonly seq: number;
+export class Timer implements Disposable {
+  #deadline: number;
+  #interval: number;
+  #seq: number;
   readonly #callback: () => void;
   #cancelled = false;
   #queue: TimerQueue;
 
-  /** @internal Use {@linkcode TimerQueue.schedule}. */
-  constructor(queue: TimerQueue, deadline: number, interval: number, seq: number, cb: () => void) {
+  /** @ignore Internal: see the static factory. */
+  private constructor(
+    queue: TimerQueue,
+    deadline: number,
+    interval: number,
+    seq: number,
+    cb: () => void,
+  ) {
     this.#queue = queue;
-    this.deadline = deadline;
-    this.interval = interval;
-    this.seq = seq;
+    this.#deadline = deadline;
+    this.#interval = interval;
+    this.#seq = seq;
     this.#callback = cb;
+  }
+
+  static {
+    newTimer = (q, d, i, s, cb) => new Timer(q, d, i, s, cb);
+    fireTimer = (t) => {
+      if (t.#interval === 0) t.#cancelled = true;
+      t.#callback();
+    };
+    seqOf = (t) => t.#seq;
+    moveTimer = (t, deadline) => {
+      t.#deadline = deadline;
+    };
+  }
+
+  /** When it fires next (a `performance.now()` time). */
+  get deadline(): number {
+    return this.#deadline;
+  }
+
+  /** The repeat period in ms, or 0 for one-shot. */
+  get interval(): number {
+    return this.#interval;
   }
 
   /** Whether {@linkcode Timer.cancel} ran (or a one-shot timer fired). */
@@ -44,13 +94,12 @@ export class Timer {
   cancel(): void {
     if (this.#cancelled) return;
     this.#cancelled = true;
-    this.#queue._cancelled();
+    this.#queue.release(this);
   }
 
-  /** @internal */
-  _fire(): void {
-    if (this.interval === 0) this.#cancelled = true;
-    this.#callback();
+  /** Cancel (for `using`). */
+  [Symbol.dispose](): void {
+    this.cancel();
   }
 }
 
@@ -75,8 +124,8 @@ export class TimerQueue {
     return this.#live;
   }
 
-  /** @internal */
-  _cancelled(): void {
+  /** A live timer of this queue was cancelled. */
+  release(_timer: Timer): void {
     this.#live--;
   }
 
@@ -84,22 +133,32 @@ export class TimerQueue {
    * Schedule `cb` after `delayMs`, repeating every `intervalMs` if non-zero.
    *
    * @example
-   * ```ts ignore
-   * queue.schedule(1000, 1000, tick);
+   * ```ts
+   * import { TimerQueue } from "./timer_queue.ts";
+   * const queue = new TimerQueue();
+   * const t = queue.schedule(1000, 1000, () => console.log("tick"));
+   * t.cancel();
    * ```
    */
   schedule(delayMs: number, intervalMs: number, cb: () => void): Timer {
-    if (!(delayMs >= 0) || !Number.isFinite(delayMs)) {
+    if (typeof delayMs !== "number" || !(delayMs >= 0 && delayMs <= MAX_TIMER_MS)) {
       throw new RangeError(
-        `Cannot schedule timer: delay ${delayMs} ms is not a finite number >= 0`,
+        `Cannot schedule timer: delayMs ${delayMs} is not a number of milliseconds in 0-${MAX_TIMER_MS}`,
       );
     }
-    if (!(intervalMs >= 0) || !Number.isFinite(intervalMs)) {
+    if (
+      typeof intervalMs !== "number" ||
+      !(intervalMs === 0 || (intervalMs >= 1 && intervalMs <= MAX_TIMER_MS))
+    ) {
       throw new RangeError(
-        `Cannot schedule timer: interval ${intervalMs} ms is not a finite number >= 0`,
+        `Cannot schedule timer: intervalMs ${intervalMs} is not 0 (one-shot) or a number of ` +
+          `milliseconds in 1-${MAX_TIMER_MS}`,
       );
     }
-    const t = new Timer(this, performance.now() + delayMs, intervalMs, this.#seq++, cb);
+    if (typeof cb !== "function") {
+      throw new TypeError("Cannot schedule timer: the callback is not a function");
+    }
+    const t = newTimer(this, performance.now() + delayMs, intervalMs, this.#seq++, cb);
     this.#push(t);
     this.#live++;
     return t;
@@ -110,8 +169,11 @@ export class TimerQueue {
    * 0 when one is due now.
    *
    * @example
-   * ```ts ignore
-   * const timeout = queue.nextTimeout(performance.now());
+   * ```ts
+   * import { TimerQueue } from "./timer_queue.ts";
+   * const queue = new TimerQueue();
+   * queue.schedule(50, 0, () => {});
+   * const timeout = queue.nextTimeout(performance.now()); // about 50
    * ```
    */
   nextTimeout(now: number): number {
@@ -119,7 +181,7 @@ export class TimerQueue {
     while (heap.length > 0 && heap[0]!.cancelled) this.#pop();
     if (heap.length === 0) return -1;
     const d = heap[0]!.deadline - now;
-    return d <= 0 ? 0 : Math.ceil(d);
+    return d <= 0 ? 0 : Math.min(Math.ceil(d), MAX_TIMER_MS);
   }
 
   /**
@@ -127,8 +189,11 @@ export class TimerQueue {
    * throws is reported to `onError` (or rethrown after the others ran).
    *
    * @example
-   * ```ts ignore
-   * queue.runDue(performance.now());
+   * ```ts
+   * import { TimerQueue } from "./timer_queue.ts";
+   * const queue = new TimerQueue();
+   * queue.schedule(0, 0, () => console.log("due"));
+   * queue.runDue(performance.now() + 1); // 1
    * ```
    */
   runDue(now: number, onError?: (e: unknown) => void): number {
@@ -140,14 +205,14 @@ export class TimerQueue {
       const t = this.#pop()!;
       if (t.cancelled) continue;
       if (t.interval > 0) {
-        t.deadline = Math.max(t.deadline + t.interval, now);
+        moveTimer(t, Math.max(t.deadline + t.interval, now));
         this.#push(t);
       } else {
         this.#live--;
       }
       fired++;
       try {
-        t._fire();
+        fireTimer(t);
       } catch (e) {
         if (onError) onError(e);
         else if (!failed) {
@@ -161,7 +226,7 @@ export class TimerQueue {
   }
 
   #less(a: Timer, b: Timer): boolean {
-    return a.deadline < b.deadline || (a.deadline === b.deadline && a.seq < b.seq);
+    return a.deadline < b.deadline || (a.deadline === b.deadline && seqOf(a) < seqOf(b));
   }
 
   #push(t: Timer): void {

@@ -1,11 +1,12 @@
 /**
  * `daemon/cli.ts` (what `deno task serve` runs) with real processes and
- * signals, using the fixture worker (`FFINET_SERVE_WORKER`): the daemon's
+ * signals, using the test app `fixtures/cli_app.ts` as APP: the daemon's
  * process properties, worker restarts, rolling restart on SIGHUP, draining
  * stop, start-up failure, `status`/`stop`, usage errors and the foreground
  * mode.
  */
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
+import { cli as runCli, CLI_APP, type Run } from "./fixtures/cli_run.ts";
 import {
   alive,
   answers,
@@ -23,27 +24,13 @@ import {
   SERVE_FLAGS,
   sleep,
   waitUntil,
-  WORKER_SCRIPT,
 } from "./fixtures/helpers.ts";
 
-const decoder = new TextDecoder();
+const RUNTIME = await Deno.makeTempDir({ prefix: "ffinet-cli-rt-" });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run `cli.ts args` to completion, with the fixture as the worker. */
-async function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", ...SERVE_FLAGS, CLI_SCRIPT, ...args],
-    env: { FFINET_SERVE_WORKER: WORKER_SCRIPT, NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+/** Run `cli.ts args` to completion with a private runtime directory. */
+function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return runCli(args, { FFINET_RUNTIME_DIR: RUNTIME, ...env });
 }
 
 function readPid(path: string): number | null {
@@ -66,12 +53,29 @@ function exists(path: string): boolean {
 Deno.test("cli: --help exits 0; bad flags and commands exit 2 with a message", async () => {
   const help = await cli(["--help"]);
   assertEquals(help.code, 0);
-  for (const word of ["--port", "--host", "--workers", "--daemon", "--pidfile", "--umask"]) {
+  for (
+    const word of [
+      "--port",
+      "--host",
+      "--workers",
+      "--daemon",
+      "--start-timeout",
+      "--pidfile",
+      "--umask",
+    ]
+  ) {
     assertStringIncludes(help.stdout, word);
   }
-  for (const word of ["--user", "--group", "stop", "status", "SIGHUP"]) {
+  for (const word of ["--user", "--group", "stop", "status", "reload", "--json", "SIGHUP"]) {
     assertStringIncludes(help.stdout, word);
   }
+  for (const word of ["--drain-timeout", "--allow", "--deno-flag", "APP", "-- APP_ARGS"]) {
+    assertStringIncludes(help.stdout, word);
+  }
+  assertStringIncludes(
+    help.stdout,
+    "Worker permissions by default: --allow-net --allow-env --allow-read --allow-ffi",
+  );
   const cases: [string[], string][] = [
     [["--bogus"], "unknown flag --bogus"],
     [["--port", "http"], `Cannot parse --port: "http" is not an integer from 1 to 65535`],
@@ -79,8 +83,23 @@ Deno.test("cli: --help exits 0; bad flags and commands exit 2 with a message", a
     [["--workers=0"], "Cannot parse --workers"],
     [["--umask", "999"], "Cannot parse --umask"],
     [["--user", "no-such-user-ffinet"], `Cannot resolve user "no-such-user-ffinet"`],
-    [["frobnicate"], `unknown command "frobnicate"`],
+    [["frobnicate"], `Cannot parse APP: "frobnicate" is not a file (commands are status,`],
     [["stop", "--daemon"], "--daemon does not go with"],
+    [["status", "--port", "80"], `--port does not go with "status"`],
+    [["--json"], `--json goes with "status" only`],
+    [["--workers", "257"], `Cannot parse --workers: "257" is not an integer from 1 to 256`],
+    [["--drain-timeout", "-1"], "Cannot parse --drain-timeout"],
+    [["--start-timeout", "0"], `Cannot parse --start-timeout: "0" is not an integer from 1`],
+    [["--port", "8080.5"], "Cannot parse --port"],
+    [["--user", "NaN"], `Cannot parse --user: "NaN" is not an integer from 0 to 4294967294`],
+    [["--user", "4294967296"], `Cannot parse --user: "4294967296" is not an integer`],
+    [["--user", "65534.9"], `Cannot parse --user: "65534.9" is not an integer`],
+    [["--user", "-1"], "Cannot parse --user"],
+    [["--group", "nogroup"], "Cannot parse --group: it needs --user"],
+    [["--user", "nobody", "--group", "99999999999"], "Cannot parse --group"],
+    [["--allow", "everything"], `Cannot parse --allow: "everything" is not one of`],
+    [["--deno-flag", "oops"], `Cannot parse --deno-flag: "oops" is not a flag`],
+    [[CLI_APP, "other.ts"], `unexpected "other.ts"`],
   ];
   const runs = await Promise.all(cases.map(([args]) => cli(args)));
   runs.forEach((r, i) => {
@@ -103,7 +122,9 @@ Deno.test("cli: --daemon serves detached; restarts, rolls and drains; stop leave
     await t.step("the launcher returns the daemon's pid once it listens", async () => {
       const t0 = Date.now();
       const r = await cli([
+        CLI_APP,
         "--daemon",
+        "--start-timeout=30000",
         "--port",
         String(port),
         "--pidfile",
@@ -157,19 +178,40 @@ Deno.test("cli: --daemon serves detached; restarts, rolls and drains; stop leave
     });
 
     await t.step("a second daemon with the same pid file is refused", async () => {
-      const r = await cli(["--daemon", "--port", String(freePort()), "--pidfile", pidfile]);
+      const r = await cli([
+        CLI_APP,
+        "--daemon",
+        "--start-timeout=30000",
+        "--port",
+        String(freePort()),
+        "--pidfile",
+        pidfile,
+      ]);
       assertEquals(r.code, 1);
       assertStringIncludes(r.stderr, `already running with pid ${sup}`);
       const st = await cli(["status", "--pidfile", pidfile]);
-      assertEquals(st.code, 0);
-      assertEquals(st.stdout.trim(), `running (pid ${sup})`);
+      assertEquals(st.code, 0, st.stderr);
+      const lines = st.stdout.trim().split("\n");
+      assertStringIncludes(lines[0]!, `supervisor pid ${sup} running`);
+      assertStringIncludes(lines[0]!, `listening on 127.0.0.1:${port}`);
+      assertEquals(lines.length, 4, "a summary, a header and one line per worker");
+      assertStringIncludes(lines[1]!, "pid");
+      for (const w of lines.slice(2)) assertStringIncludes(w, "listening");
     });
 
     await t.step("a second daemon on the same port (another pid file) is refused", async () => {
       // Its workers would set SO_REUSEPORT too, and the kernel would let them
       // join the port and take a share of the first daemon's connections.
       const other = `${dir}/other.pid`;
-      const r = await cli(["--daemon", "--port", String(port), "--pidfile", other]);
+      const r = await cli([
+        CLI_APP,
+        "--daemon",
+        "--start-timeout=30000",
+        "--port",
+        String(port),
+        "--pidfile",
+        other,
+      ]);
       if (r.code === 0) { // it started after all: take it and its workers down
         const stray = Number(r.stdout.trim());
         [stray, ...childrenOf(stray)].forEach((p) => seen.add(p));
@@ -243,7 +285,7 @@ Deno.test("cli: --daemon serves detached; restarts, rolls and drains; stop leave
       assert(!(await answers(port)), "nothing listens any more");
       const st = await cli(["status", "--pidfile", pidfile]);
       assertEquals(st.code, 3);
-      assertEquals(st.stdout.trim(), "not running");
+      assertEquals(st.stdout.trim(), `not running (no pid file ${pidfile})`);
       const again = await cli(["stop", "--pidfile", pidfile]);
       assertEquals(again.code, 0);
       assertStringIncludes(again.stdout, "not running");
@@ -260,7 +302,15 @@ Deno.test("cli: --daemon fails with the worker's EADDRINUSE when the port is tak
   const dir = await Deno.makeTempDir({ prefix: "ffinet-cli-" });
   const pidfile = `${dir}/serve.pid`;
   try {
-    const r = await cli(["--daemon", "--port", String(port), "--pidfile", pidfile]);
+    const r = await cli([
+      CLI_APP,
+      "--daemon",
+      "--start-timeout=30000",
+      "--port",
+      String(port),
+      "--pidfile",
+      pidfile,
+    ]);
     assertEquals(r.code, 1, r.stdout);
     assertStringIncludes(r.stderr, "Cannot bind: EADDRINUSE (Address already in use)");
     assertStringIncludes(r.stderr, `127.0.0.1:${port}`);
@@ -283,10 +333,9 @@ interface Foreground {
   cleanup(): Promise<void>;
 }
 
-async function foreground(args: string[], realWorker: boolean): Promise<Foreground> {
+async function foreground(args: string[]): Promise<Foreground> {
   const env = Deno.env.toObject();
-  if (realWorker) delete env.FFINET_SERVE_WORKER; // examples/http_server.ts
-  else env.FFINET_SERVE_WORKER = WORKER_SCRIPT;
+  env.FFINET_RUNTIME_DIR = RUNTIME;
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", ...SERVE_FLAGS, CLI_SCRIPT, ...args],
     env: { ...env, NO_COLOR: "1" },
@@ -331,15 +380,18 @@ async function foreground(args: string[], realWorker: boolean): Promise<Foregrou
   };
 }
 
-Deno.test("cli: foreground with examples/http_server.ts: 'listening on', SIGTERM drains", async () => {
+Deno.test("cli: foreground: 'listening on', worker output on stderr, SIGTERM drains", async () => {
   const port = freePort();
-  const fg = await foreground(["--port", String(port), "--workers", "1"], true);
+  const fg = await foreground([CLI_APP, "--port", String(port), "--workers", "1"]);
   const seen = new Set<number>([fg.child.pid]);
   try {
     assertEquals(fg.firstLine, `listening on 127.0.0.1:${port}`);
     assertEquals((await httpGet(port)).body, "Hello, World!");
     childrenOf(fg.child.pid).forEach((p) => seen.add(p));
     assertEquals(seen.size, 2);
+    const worker = [...seen].find((p) => p !== fg.child.pid)!;
+    assertEquals((await httpGet(port, "/env")).body, `{"NO_COLOR":"1"}`, "workers get NO_COLOR");
+    assertEquals((await httpGet(port, "/color")).body, "coloured");
     const slow = httpGet(port, "/slow", 5000);
     await sleep(150);
     fg.child.kill("SIGTERM");
@@ -347,22 +399,74 @@ Deno.test("cli: foreground with examples/http_server.ts: 'listening on', SIGTERM
     assertEquals(reply.status, 200, "the in-flight /slow request completed");
     assertEquals((await fg.child.status).code, 0);
     for (const p of seen) assert(!alive(p), `pid ${p} is gone`);
-    assertEquals(await fg.rest(), "");
-    assertStringIncludes(await fg.stderr, "supervisor: stopped");
+    assertEquals(await fg.rest(), "", "stdout holds only the 'listening on' line");
+    const stderr = await fg.stderr;
+    assertStringIncludes(stderr, "supervisor: stopped");
+    // Worker lines reach the terminal tagged with the worker's pid, colours stripped.
+    assertStringIncludes(stderr, `ffinet-serve[${worker}]: green stdout line\n`);
+    assertStringIncludes(stderr, `ffinet-serve[${worker}]: red stderr line\n`);
+    assert(!stderr.includes("\x1b["), "no colour codes");
   } finally {
     await fg.cleanup();
   }
 });
 
+/** Whether `serve()` of `http/` works yet (loaded by URL: no compile-time tie to http/). */
+const SERVE_READY = await (async () => {
+  try {
+    const { serve } = await import(new URL("../../http/mod.ts", import.meta.url).href);
+    const s = serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response(""));
+    await s.shutdown();
+    return true;
+  } catch (e) {
+    console.log(`(serve() check: ${(e as Error).message})`);
+    return false;
+  }
+})();
+if (!SERVE_READY) {
+  console.log("skip: serve() in http/ does not work yet (the default app test needs it)");
+}
+
 Deno.test({
-  name: "cli: as root, workers bind a privileged port, then drop to --user",
+  name: "cli: with no APP, the bundled default app answers Hello, World!",
+  ignore: !SERVE_READY,
+  async fn() {
+    const port = freePort();
+    const fg = await foreground(["--port", String(port), "--workers", "1"]);
+    try {
+      assertEquals(fg.firstLine, `listening on 127.0.0.1:${port}`);
+      assertEquals((await httpGet(port)).body, "Hello, World!");
+      fg.child.kill("SIGTERM");
+      assertEquals((await fg.child.status).code, 0);
+    } finally {
+      await fg.cleanup();
+    }
+  },
+});
+
+Deno.test("cli: nothing under daemon/ imports or names examples/", () => {
+  const dir = new URL("../../daemon/", import.meta.url);
+  for (const e of Deno.readDirSync(dir)) {
+    if (!e.name.endsWith(".ts")) continue;
+    const text = Deno.readTextFileSync(new URL(e.name, dir));
+    assert(!/examples\//.test(text), `daemon/${e.name} mentions examples/`);
+  }
+});
+
+Deno.test({
+  name: "cli: as root, the app's workers run as --user while the supervisor stays root",
   ignore: Deno.uid() !== 0,
   async fn() {
     const port = freePrivilegedPort();
-    const fg = await foreground(
-      ["--port", String(port), "--workers", "1", "--user", "nobody"],
-      true, // the real examples/http_server.ts: it binds, then drops
-    );
+    const fg = await foreground([
+      CLI_APP,
+      "--port",
+      String(port),
+      "--workers",
+      "1",
+      "--user",
+      "nobody",
+    ]);
     try {
       assert(port < 1024);
       assertEquals(fg.firstLine, `listening on 127.0.0.1:${port}`);
@@ -390,3 +494,9 @@ function freePrivilegedPort(): number {
   }
   throw new Error("no free port below 1024");
 }
+
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(RUNTIME, { recursive: true });
+  } catch { /* already gone */ }
+});

@@ -1,5 +1,14 @@
 import { assert, assertEquals, assertFalse, assertThrows } from "@std/assert";
-import { AlreadyRunningError, PidFile, readPidFile } from "../../daemon/pidfile.ts";
+import {
+  AlreadyRunningError,
+  controlSocketPath,
+  ensurePrivateDir,
+  isServeProcess,
+  PidFile,
+  readPidFile,
+  RUNTIME_DIR_ENV,
+  runtimeDir,
+} from "../../daemon/pidfile.ts";
 import { umask } from "../../ffi/process.ts";
 import { withFdCheck } from "../_helpers.ts";
 
@@ -229,3 +238,106 @@ Deno.test("PidFile.acquire reports a missing directory as an ErrnoError", () =>
   inTempDir((dir) => {
     assertThrows(() => PidFile.acquire(`${dir}/no/such/d.pid`), Error, "ENOENT");
   }));
+
+Deno.test({
+  name: "PidFile and readPidFile refuse a pid file owned by another user",
+  ignore: Deno.uid() !== 0,
+  fn: () =>
+    inTempDir((dir) => {
+      // Root can hand a file to another user: the "planted" case of the issue.
+      const path = `${dir}/planted.pid`;
+      Deno.writeTextFileSync(path, "1\n");
+      Deno.chownSync(path, 65534, 65534);
+      assertThrows(() => readPidFile(path), Error, "is owned by uid 65534, not by uid 0");
+      assertThrows(() => PidFile.acquire(path), Error, "is owned by uid 65534, not by uid 0");
+      assertEquals(Deno.readTextFileSync(path), "1\n", "the planted file is left alone");
+    }),
+});
+if (Deno.uid() !== 0) console.log("skip: the foreign-owner pid file test needs root (chown)");
+
+Deno.test("readPidFile refuses a symlink and a hard-linked file as acquire does", () =>
+  inTempDir((dir) => {
+    Deno.writeTextFileSync(`${dir}/real.pid`, `${Deno.pid}\n`);
+    Deno.symlinkSync(`${dir}/real.pid`, `${dir}/link.pid`);
+    assertThrows(() => readPidFile(`${dir}/link.pid`), Error, "is a symbolic link");
+    Deno.linkSync(`${dir}/real.pid`, `${dir}/hard.pid`);
+    assertThrows(() => readPidFile(`${dir}/hard.pid`), Error, "hard links");
+    assertEquals(readPidFile(`${dir}/none.pid`), { exists: false, pid: null, running: false });
+  }));
+
+Deno.test("runtimeDir: FFINET_RUNTIME_DIR, /run/ffinet for root, else XDG or /tmp/ffinet-UID", () => {
+  const saved = {
+    rt: Deno.env.get(RUNTIME_DIR_ENV),
+    xdg: Deno.env.get("XDG_RUNTIME_DIR"),
+  };
+  try {
+    Deno.env.set(RUNTIME_DIR_ENV, "/x/private");
+    assertEquals(runtimeDir(), "/x/private");
+    Deno.env.delete(RUNTIME_DIR_ENV);
+    Deno.env.set("XDG_RUNTIME_DIR", "/run/user/1000");
+    if (Deno.uid() === 0) assertEquals(runtimeDir(), "/run/ffinet");
+    else assertEquals(runtimeDir(), "/run/user/1000/ffinet");
+    Deno.env.delete("XDG_RUNTIME_DIR");
+    if (Deno.uid() !== 0) assertEquals(runtimeDir(), `/tmp/ffinet-${Deno.uid()}`);
+    assert(!runtimeDir().startsWith("/tmp/ffinet-serve"), "no shared /tmp pid file any more");
+  } finally {
+    if (saved.rt === undefined) Deno.env.delete(RUNTIME_DIR_ENV);
+    else Deno.env.set(RUNTIME_DIR_ENV, saved.rt);
+    if (saved.xdg === undefined) Deno.env.delete("XDG_RUNTIME_DIR");
+    else Deno.env.set("XDG_RUNTIME_DIR", saved.xdg);
+  }
+});
+
+Deno.test("ensurePrivateDir creates 0700; refuses a symlink, a wide mode and a foreign owner", () =>
+  inTempDir((dir) => {
+    const ok = `${dir}/rt`;
+    ensurePrivateDir(ok);
+    assertEquals(Deno.statSync(ok).mode! & 0o777, 0o700);
+    ensurePrivateDir(ok); // an existing, correct one is fine
+    Deno.symlinkSync(ok, `${dir}/link`);
+    assertThrows(() => ensurePrivateDir(`${dir}/link`), Error, "is a symbolic link");
+    Deno.mkdirSync(`${dir}/wide`);
+    Deno.chmodSync(`${dir}/wide`, 0o777);
+    assertThrows(() => ensurePrivateDir(`${dir}/wide`), Error, "has mode 0777");
+    Deno.writeTextFileSync(`${dir}/file`, "");
+    assertThrows(() => ensurePrivateDir(`${dir}/file`), Error, "not a directory");
+    if (Deno.uid() === 0) {
+      Deno.mkdirSync(`${dir}/theirs`, { mode: 0o700 });
+      Deno.chownSync(`${dir}/theirs`, 65534, 65534);
+      assertThrows(() => ensurePrivateDir(`${dir}/theirs`), Error, "owned by uid 65534");
+    }
+    assertEquals(controlSocketPath(`${ok}/serve.pid`), `${ok}/serve.sock`);
+    assertEquals(controlSocketPath(`${ok}/x`), `${ok}/x.sock`);
+  }));
+
+Deno.test("isServeProcess: true only for a process running daemon/cli.ts", async () => {
+  assertFalse(isServeProcess(Deno.pid), "the test runner is not the supervisor");
+  assertFalse(isServeProcess(0));
+  assertFalse(isServeProcess(2 ** 31));
+  const victim = new Deno.Command("sleep", { args: ["30"] }).spawn();
+  try {
+    assertFalse(isServeProcess(victim.pid), "a planted pid (sleep) is not ours");
+  } finally {
+    victim.kill("SIGKILL");
+    await victim.status;
+  }
+  // A process whose argv names daemon/cli.ts (it does not need to run it).
+  const cli = new URL("../../daemon/cli.ts", import.meta.url).pathname;
+  // bash's `exec -a` sets argv[0]: one process, no child left behind.
+  const fake = new Deno.Command("bash", { args: ["-c", `exec -a ${cli} sleep 30`] }).spawn();
+  try {
+    await waitUntilTrue(() => isServeProcess(fake.pid), 5000);
+  } finally {
+    fake.kill("SIGKILL");
+    await fake.status;
+  }
+});
+
+/** Poll `cond` every 10 ms; fail after `ms`. */
+async function waitUntilTrue(cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`condition still false after ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -1,15 +1,7 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows } from "@std/assert";
 import { createLogger, formatLogMessage, Logger } from "../../daemon/syslog.ts";
 import { Socket } from "../../ffi/socket.ts";
-import {
-  closelog,
-  LOG_LOCAL1,
-  LOG_NOTICE,
-  LOG_PID,
-  LOG_USER,
-  openlog,
-  syslog,
-} from "../../ffi/syslog.ts";
+import { LOG_LOCAL1, LOG_NOTICE, LOG_USER } from "../../ffi/syslog.ts";
 import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
 
 const decoder = new TextDecoder();
@@ -123,7 +115,8 @@ Deno.test("Logger never treats the message as a format; args are formatted", asy
       const [fmt, args, error] = await receive(sink, 3);
       assert(fmt!.endsWith(": %n%s%x%%"), fmt);
       assert(args!.endsWith(': %s a 1 {"b":[2]} null undefined'), args);
-      assertStringIncludes(error!, ": failed: Error: boom\n    at ");
+      // The stack's newlines are escaped: one message, one line (daemon/syslog.ts).
+      assertStringIncludes(error!, ": failed: Error: boom\\n    at ");
     });
   } finally {
     Deno.removeSync(dir, { recursive: true });
@@ -387,52 +380,106 @@ Deno.writeTextFileSync(Deno.args[1], "done");
   }
 });
 
-/** Whether this machine has no /dev/log, so a test may bind its own there. */
-const devLogFree = (() => {
+/**
+ * Why a private mount namespace with its own `/dev/log` cannot be made here,
+ * or null when it can: it needs root and `unshare(1)`. The host's `/dev/log`
+ * is never created, replaced or removed: the child sees a private `/dev`
+ * (a tmpfs in its own mount namespace) whose `log` is a bind mount of the
+ * test's socket in a temporary directory.
+ */
+const namespaceMissing = (() => {
+  if (Deno.uid() !== 0) return "not root (a private mount namespace needs root)";
   try {
-    Deno.lstatSync("/dev/log");
-    return false;
+    const out = new Deno.Command("unshare", {
+      args: ["--mount", "--propagation", "private", "true"],
+      stdout: "null",
+      stderr: "piped",
+    }).outputSync();
+    if (!out.success) return `unshare --mount fails: ${decoder.decode(out.stderr).trim()}`;
   } catch {
-    return true;
+    return "unshare(1) is not installed";
   }
+  return null;
 })();
+if (namespaceMissing !== null) {
+  console.log(`skip: syslog_test.ts › the /dev/log test: ${namespaceMissing}`);
+}
 
 Deno.test({
-  name: "Logger and libc syslog(3) both reach a receiver at the real /dev/log",
-  // Only when /dev/log does not exist: it is then ours for the test, and removed after.
-  ignore: !devLogFree,
+  name: "Logger and libc syslog(3) both reach /dev/log (a private one, in a mount namespace)",
+  ignore: namespaceMissing !== null,
   async fn() {
-    await withFdCheck(async () => {
-      let sink: Socket;
-      try {
-        sink = receiver("/dev/log");
-      } catch (e) {
-        console.warn(`skipped: cannot bind /dev/log: ${(e as Error).message}`);
-        return;
-      }
-      try {
-        using log = new Logger({ ident: "ffinet-test", facility: "local1" });
-        log.notice("%n%s from Logger");
-        openlog("ffinet-libc", LOG_PID, LOG_LOCAL1);
-        try {
-          syslog(LOG_NOTICE, "%n%s from libc");
-        } finally {
-          closelog();
-        }
+    const dir = Deno.makeTempDirSync({ prefix: "ffinet-syslog-" });
+    try {
+      await withFdCheck(async () => {
+        using sink = receiver(`${dir}/log`);
+        const ffiSyslog = new URL("../../ffi/syslog.ts", import.meta.url).href;
+        const daemonSyslog = new URL("../../daemon/syslog.ts", import.meta.url).href;
+        Deno.writeTextFileSync(
+          `${dir}/child.ts`,
+          `import { closelog, LOG_LOCAL1, LOG_NOTICE, LOG_PID, openlog, syslog } from "${ffiSyslog}";
+import { Logger } from "${daemonSyslog}";
+const log = new Logger({ ident: "ffinet-test", facility: "local1" }); // the default path, /dev/log
+log.notice("%n%s from Logger");
+console.log(log.path, JSON.stringify(log.stats));
+log.close();
+openlog("ffinet-libc", LOG_PID, LOG_LOCAL1);
+syslog(LOG_NOTICE, "%n%s from libc");
+closelog();
+`,
+        );
+        // In the child's own mount namespace only: keep the real /dev reachable,
+        // put a tmpfs over /dev, bring back the nodes Deno uses, and bind the
+        // test's socket as /dev/log.
+        const setup = [
+          "set -e",
+          'mkdir "$D/hostdev"',
+          'mount --bind /dev "$D/hostdev"',
+          "mount -t tmpfs -o mode=755 ffinet-test-dev /dev",
+          'for n in null zero full random urandom tty; do touch "/dev/$n"; mount --bind "$D/hostdev/$n" "/dev/$n"; done',
+          "ln -s /proc/self/fd /dev/fd",
+          'touch /dev/log && mount --bind "$D/log" /dev/log',
+          'exec "$@"',
+        ].join("\n");
+        const out = await new Deno.Command("unshare", {
+          args: [
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            setup,
+            "sh",
+            Deno.execPath(),
+            "run",
+            "--no-config",
+            "--allow-ffi",
+            "--allow-read",
+            `${dir}/child.ts`,
+          ],
+          env: { D: dir },
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        const stderr = decoder.decode(out.stderr);
+        assert(out.success, `the child failed: ${stderr}`);
+        assertEquals(decoder.decode(out.stdout).trim(), '/dev/log {"sent":1,"dropped":0}');
         const got = (await receive(sink, 2)).sort();
         const pri = LOG_LOCAL1 | LOG_NOTICE; // 141
         assertMatch(
           got[0]!,
-          new RegExp(`^<${pri}>${STAMP} ffinet-libc\\[${Deno.pid}\\]: %n%s from libc$`),
+          new RegExp(`^<${pri}>${STAMP} ffinet-libc\\[\\d+\\]: %n%s from libc$`),
         );
         assertMatch(
           got[1]!,
-          new RegExp(`^<${pri}>${STAMP} ffinet-test\\[${Deno.pid}\\]: %n%s from Logger$`),
+          new RegExp(`^<${pri}>${STAMP} ffinet-test\\[\\d+\\]: %n%s from Logger$`),
         );
-      } finally {
-        sink.close();
-        Deno.removeSync("/dev/log");
-      }
-    });
+        await assertQuiet(sink);
+      });
+      // Nothing of the child's namespace is left on the host.
+      assertEquals(Deno.readDirSync(`${dir}/hostdev`).next().done, true, "hostdev is not empty");
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
   },
 });

@@ -1,3 +1,4 @@
+import { CTRUNC_SKIP, skipped } from "./_emulation.ts";
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import {
   CMSG_ALIGN,
@@ -131,7 +132,7 @@ Deno.test("msghdr: writev/readv round trip several chunks with offsets", () =>
       assertEquals(out.writev(w), 10);
       // The raw syscall with the encoded buffer works the same way.
       const raw = new IovecArray([enc.encode("KL"), enc.encode("M")]);
-      assertEquals(sys.writev(w, raw.buffer, raw.count), 3);
+      assertEquals(sys.writev(w, raw), 3);
 
       const a = new Uint8Array(3);
       const big = new Uint8Array(16).fill(0x2e); // "."
@@ -227,7 +228,14 @@ Deno.test("msghdr: more fds than maxFds are all closed and reported truncated", 
     }
   }));
 
-Deno.test("msghdr: a control buffer too small for the fds sets MSG_CTRUNC", () =>
+const CTRUNC_TEST = "msghdr: a control buffer too small for the fds sets MSG_CTRUNC";
+Deno.test({
+  name: CTRUNC_TEST,
+  ignore: skipped(CTRUNC_TEST, CTRUNC_SKIP),
+  fn: () => ctruncTest(),
+});
+
+const ctruncTest = () =>
   withFdCheck(() => {
     const [s0, s1] = unixPair();
     const [r, w] = pipe();
@@ -254,7 +262,7 @@ Deno.test("msghdr: a control buffer too small for the fds sets MSG_CTRUNC", () =
     } finally {
       for (const fd of [r, w, s0, s1]) closeFd(fd);
     }
-  }));
+  });
 
 Deno.test("msghdr: msg_name receives the sender's address of a UDP datagram", () =>
   withFdCheck(() => {

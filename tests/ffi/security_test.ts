@@ -6,6 +6,7 @@
  * pid files refuse symlinks and are never group- or world-writable; and, as
  * root, a server binds a privileged port and then drops to nobody/nogroup.
  */
+import { DENO_SPAWN_SKIP, skipped } from "./_emulation.ts";
 import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { AlreadyRunningError, PidFile } from "../../daemon/pidfile.ts";
 import { Logger } from "../../daemon/syslog.ts";
@@ -256,9 +257,11 @@ Deno.test("security: pid files refuse symlinks and hard links, and are never gro
 
 const isRoot = getuid() === 0;
 
+const DROP_TEST =
+  "security: as root, a server binds a privileged port, drops to 65534 and still serves";
 Deno.test({
-  name: "security: as root, a server binds a privileged port, drops to 65534 and still serves",
-  ignore: !isRoot,
+  name: DROP_TEST,
+  ignore: skipped(DROP_TEST, isRoot ? DENO_SPAWN_SKIP : "not root: cannot bind a privileged port"),
   fn: () =>
     withFdCheck(() =>
       inTempDir(async (dir) => {
@@ -354,7 +357,14 @@ reactor.close();
     ),
 });
 
-Deno.test("security: the permission model: without --allow-ffi a clear error; --allow-ffi alone serves TCP", () =>
+Deno.test({
+  name:
+    "security: the permission model: without --allow-ffi a clear error; --allow-ffi alone serves TCP",
+  ignore: skipped(
+    "security: the permission model: without --allow-ffi a clear error; --allow-ffi alone serves TCP",
+    DENO_SPAWN_SKIP,
+  ),
+}, () =>
   withFdCheck(() =>
     inTempDir(async (dir) => {
       const script = `${dir}/perm.ts`;

@@ -14,6 +14,7 @@ import {
 import { AF, SOCK } from "../../ffi/constants.ts";
 import * as sys from "../../ffi/syscalls.ts";
 import { withFdCheck } from "../_helpers.ts";
+import { Socket } from "../../ffi/socket.ts";
 
 /** getsockname as exact bytes. */
 function sockname(fd: number): Uint8Array {
@@ -241,7 +242,7 @@ Deno.test("sockaddr: invalid addresses throw before any system call", () => {
     assertThrows(
       () => encodeSockaddr({ family: "inet", address: "127.0.0.1", port }),
       RangeError,
-      "outside 0-65535",
+      "is not an integer from 0 to 65535",
     );
     assertThrows(() => encodeSockaddr({ family: "inet6", address: "::1", port }), RangeError);
   }
@@ -263,4 +264,73 @@ Deno.test("sockaddr: formatAddress and ipAddress", () => {
   assertEquals(ipAddress("::", 3), { family: "inet6", address: "::", port: 3 });
   assertEquals(ipAddress("[fe80::1]", 4), { family: "inet6", address: "fe80::1", port: 4 });
   assertThrows(() => ipAddress("example.com", 80), TypeError, "is not an IPv4 or IPv6 address");
+});
+
+/**
+ * Two peers whose Unix names differ only in a byte that is not UTF-8 (0xff)
+ * versus its lossy reading (U+FFFD): a reply to the decoded sender must reach
+ * the sender, never the other peer.
+ */
+function replyReachesTheExactPeer(nameA: Uint8Array, pathB: string, server: string): void {
+  const srv = Socket.create("unix", "dgram");
+  const a = Socket.create("unix", "dgram");
+  const b = Socket.create("unix", "dgram");
+  try {
+    srv.bind({ family: "unix", path: server });
+    a.bind({ family: "unix", path: "", bytes: nameA });
+    b.bind({ family: "unix", path: pathB });
+    const lossy = new TextDecoder().decode(nameA);
+    assertEquals(lossy, pathB, "both names read the same as text");
+    const local = a.localAddress();
+    assertEquals(local.family === "unix" ? local.bytes : undefined, nameA);
+
+    assertEquals(a.sendTo(new TextEncoder().encode("from A"), { family: "unix", path: server }), 6);
+    const buf = new Uint8Array(64);
+    const got = srv.receiveFrom(buf);
+    if (got === null) throw new Error("no datagram arrived");
+    assertEquals(new TextDecoder().decode(buf.subarray(0, got.bytes)), "from A");
+    assertEquals(got.from, { family: "unix", path: lossy, bytes: nameA });
+
+    assertEquals(srv.sendTo(new TextEncoder().encode("reply"), got.from), 5);
+    const reply = a.receiveFrom(buf);
+    assertEquals(reply?.bytes, 5, "the sender got the reply");
+    assertEquals(b.receiveFrom(buf), null, "the other peer got nothing");
+  } finally {
+    srv.close();
+    a.close();
+    b.close();
+  }
+}
+
+Deno.test("sockaddr: unix names are bytes: an abstract name with a non-UTF-8 byte gets its own replies", () =>
+  withFdCheck(() => {
+    const tag = `ffinet-test-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+    const nameA = new Uint8Array([0, ...new TextEncoder().encode(tag), 0xff]);
+    replyReachesTheExactPeer(nameA, `\0${tag}\uFFFD`, `\0${tag}-srv`);
+  }));
+
+Deno.test("sockaddr: unix names are bytes: a pathname with a non-UTF-8 byte gets its own replies", () =>
+  withFdCheck(async () => {
+    const dir = await Deno.makeTempDir({ prefix: "ffinet-sockaddr-" });
+    try {
+      const nameA = new Uint8Array([...new TextEncoder().encode(`${dir}/peer`), 0xff]);
+      replyReachesTheExactPeer(nameA, `${dir}/peer\uFFFD`, `${dir}/srv`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }));
+
+Deno.test("sockaddr: a UTF-8 unix name decodes without bytes; bytes win over path when encoding", () => {
+  const sa = encodeSockaddr({ family: "unix", path: "/tmp/é" });
+  assertEquals(decodeSockaddr(sa, sa.byteLength), { family: "unix", path: "/tmp/é" });
+  const raw = encodeSockaddr({
+    family: "unix",
+    path: "ignored",
+    bytes: new Uint8Array([0x2f, 0xfe]),
+  });
+  assertEquals([...raw], [AF.UNIX, 0, 0x2f, 0xfe, 0]);
+  assertThrows(
+    () => encodeSockaddr({ family: "unix", path: "", bytes: new Uint8Array([0x61, 0, 0x62]) }),
+    TypeError,
+  );
 });

@@ -95,7 +95,12 @@ export async function onReactor(
   options: OnReactorOptions = {},
 ): Promise<void> {
   const limitMs = options.limitMs ?? 20_000;
-  const reactor = new Reactor();
+  // Callback errors no longer stop a reactor (they go to onError): fail the test with them.
+  let failCallback: (e: unknown) => void = () => {};
+  const callbackFailed = new Promise<never>((_, reject) => {
+    failCallback = reject;
+  });
+  const reactor = new Reactor({ onError: (e) => failCallback(e) });
   const running = reactor.run();
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
@@ -108,6 +113,7 @@ export async function onReactor(
       running.then(() => {
         throw new Error("the reactor stopped early");
       }),
+      callbackFailed,
       new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error(`Timed out after ${limitMs} ms`)), limitMs);
       }),

@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "@std/assert";
 import { createLogger, Logger } from "../../daemon/syslog.ts";
+import { AddressLookupError } from "../../ffi/dns.ts";
 import { ErrnoError } from "../../ffi/errno.ts";
 import { closeFd, pipe } from "../../ffi/fd.ts";
 import { encodeSockaddr, ipAddress, type SocketAddress } from "../../ffi/sockaddr.ts";
@@ -96,7 +97,17 @@ Deno.test("bad input: malformed IPv4/IPv6 text is a TypeError quoting it", () =>
         const quoted = `"${text}"`;
         assertThrows(() => ipAddress(text, 80), TypeError, quoted);
         assertThrows(() => Listener.listen(reactor, { host: text, port: 0 }), TypeError, quoted);
-        await assertRejects(() => connect(reactor, { host: text, port: 80 }), TypeError, quoted);
+        // connect() resolves names as Deno.connect does: getaddrinfo refuses these
+        // (it reads "1.2.3" as inet_aton's 1.2.0.3, as Deno would, so that one is skipped).
+        if (text === "") {
+          await assertRejects(() => connect(reactor, { host: text, port: 80 }), TypeError, "host");
+        } else if (text !== "1.2.3") {
+          await assertRejects(
+            () => connect(reactor, { host: text, port: 80 }),
+            AddressLookupError,
+            quoted,
+          );
+        }
         assertThrows(
           () => DatagramSocket.open(reactor, { bind: { host: text, port: 0 } }),
           TypeError,
@@ -172,7 +183,7 @@ Deno.test("bad input: bad fds for Socket and Reactor.register are a RangeError; 
   withFdCheck(() =>
     withReactor((reactor) => {
       for (const fd of [-1, -100, 1.5, NaN]) {
-        assertThrows(() => new Socket(fd), RangeError, `${fd} is not a valid file descriptor`);
+        assertThrows(() => new Socket(fd), RangeError, `fd ${fd} is not an integer`);
         assertThrows(
           () => reactor.register(fd, Interest.READABLE, noop),
           RangeError,
@@ -241,7 +252,7 @@ Deno.test("bad input: registering an fd twice, modifying a deregistered registra
     })
   ));
 
-Deno.test("bad input: socket option values of the wrong type and unknown names are a TypeError naming the option", () =>
+Deno.test("bad input: socket option values of the wrong type (TypeError) or range (RangeError) and unknown names are refused, naming the option", () =>
   withFdCheck(() => {
     using s = Socket.create("inet", "stream");
     const set = (name: string, value: unknown) => () => s.setOption(name as Any, value as Any);
@@ -251,10 +262,10 @@ Deno.test("bad input: socket option values of the wrong type and unknown names a
     assertThrows(set("linger", { seconds: "1" }), TypeError, "linger");
     assertThrows(set("linger", { seconds: -1 }), RangeError, "linger");
     assertThrows(set("receiveBufferSize", "big"), TypeError, "receiveBufferSize");
-    assertThrows(set("receiveBufferSize", 1.5), TypeError, "receiveBufferSize");
+    assertThrows(set("receiveBufferSize", 1.5), RangeError, "receiveBufferSize");
     assertThrows(set("receiveBufferSize", 2 ** 40), RangeError, "receiveBufferSize");
-    assertThrows(set("receiveTimeout", -5), TypeError, "receiveTimeout");
-    assertThrows(set("receiveTimeout", Infinity), TypeError, "receiveTimeout");
+    assertThrows(set("receiveTimeout", -5), RangeError, "receiveTimeout");
+    assertThrows(set("receiveTimeout", Infinity), RangeError, "receiveTimeout");
     assertThrows(set("bogus", true), TypeError, 'unknown option "bogus"');
     assertThrows(set("error", 0), TypeError, "error: it is read-only");
     assertThrows(() => s.getOption("bogus" as Any), TypeError, 'unknown option "bogus"');

@@ -3,8 +3,8 @@
  * `Deno.connect`, and against real Deno peers: the `for await` server loop
  * with `readable.pipeTo(writable)`, an adapter client to a real Deno server,
  * read/write/closeWrite/close semantics, backpressure on both paths,
- * errors as `Deno.errors` classes, Unix sockets, and the shared reactor
- * letting the process exit once everything is closed.
+ * errors as `Deno.errors` classes, Unix sockets, options. Lifetimes (close,
+ * EOF, half-close, ref/unref, process exit) are in `deno_conn_lifetime_test.ts`.
  */
 import { assert, assertEquals, assertInstanceOf, assertRejects, assertThrows } from "@std/assert";
 import { ErrnoError } from "../../ffi/errno.ts";
@@ -16,77 +16,15 @@ import {
   listen,
 } from "../../reactor/deno_conn.ts";
 import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-/** Reject if `p` takes longer than `ms`. */
-async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Run `fn`, then wait for the shared reactor to stop and close its fds. */
-function adapterTest(fn: () => Promise<void>, limitMs = 20_000): () => Promise<void> {
-  return () =>
-    withFdCheck(async () => {
-      try {
-        await bounded(fn(), limitMs, "the test body");
-      } finally {
-        await bounded(defaultReactorIdle(), 5000, "the shared reactor to stop");
-      }
-    });
-}
-
-function randomBytes(n: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(n);
-  for (let off = 0; off < n; off += 65536) {
-    crypto.getRandomValues(out.subarray(off, Math.min(n, off + 65536)));
-  }
-  return out;
-}
-
-/** Read `conn` (Deno's or ours) until EOF. */
-async function readAll(conn: { read(p: Uint8Array): Promise<number | null> }): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  const buf = new Uint8Array(32 * 1024);
-  for (;;) {
-    const n = await conn.read(buf);
-    if (n === null) break;
-    parts.push(buf.slice(0, n));
-    total += n;
-  }
-  const out = new Uint8Array(total);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
-}
-
-/** Write all of `data` with a `Deno.Writer`-style `write` that may be partial. */
-async function writeAll(conn: { write(p: Uint8Array): Promise<number> }, data: Uint8Array) {
-  for (let off = 0; off < data.byteLength;) {
-    off += await conn.write(data.subarray(off, Math.min(data.byteLength, off + 100_000)));
-  }
-}
-
-function assertSameBytes(actual: Uint8Array, expected: Uint8Array): void {
-  assertEquals(actual.byteLength, expected.byteLength, "lengths differ");
-  const at = actual.findIndex((b, i) => b !== expected[i]);
-  assertEquals(at, -1, `bytes differ from offset ${at}`);
-}
+import {
+  adapterTest,
+  assertSameBytes,
+  dec,
+  enc,
+  randomBytes,
+  readAll,
+  writeAll,
+} from "./_deno_conn.ts";
 
 Deno.test(
   "a Deno.listen-style server loop on the adapter serves real Deno.connect clients",
@@ -308,7 +246,12 @@ Deno.test(
   adapterTest(async () => {
     const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     try {
-      const connecting = connect({ port: server.addr.port, readBufferLimit: 64 * 1024 });
+      // allowHalfOpen: this test writes after the peer's EOF.
+      const connecting = connect({
+        port: server.addr.port,
+        readBufferLimit: 64 * 1024,
+        allowHalfOpen: true,
+      });
       const peer = await server.accept();
       const conn = await connecting;
       try {
@@ -429,68 +372,37 @@ Deno.test(
     conn.setKeepAlive();
     assertEquals(conn.connection.socket.getOption("keepAlive"), true);
     assertEquals(server.remoteAddr, conn.localAddr);
-    conn.ref();
+    // unref'd objects keep working while the test's own awaits hold the process.
     conn.unref();
-    listener.ref();
     listener.unref();
+    await conn.write(enc.encode("still served"));
+    const got = new Uint8Array(32);
+    assertEquals(dec.decode(got.subarray(0, (await server.read(got))!)), "still served");
+    const late = listener.accept();
+    using other = await connect({ port: listener.addr.port });
+    using otherServer = await late;
+    assertEquals(otherServer.remoteAddr, other.localAddr);
+    conn.ref();
+    listener.ref();
   }),
 );
 
-/** Run a script using the adapters in a child Deno; resolves with its status and output. */
-async function runScript(
-  body: string,
-  killAfterMs: number,
-): Promise<{ exited: boolean; code: number; stdout: string; stderr: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "ffinet-deno-conn-" });
-  const file = `${dir}/script.ts`;
-  const mod = new URL("../../reactor/deno_conn.ts", import.meta.url).href;
-  await Deno.writeTextFile(file, `import { connect, listen } from "${mod}";\n${body}`);
-  try {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-check", "--allow-ffi", "--allow-net", "--allow-read", file],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let exited = true;
-    const timer = setTimeout(() => {
-      exited = false;
-      child.kill("SIGKILL");
-    }, killAfterMs);
-    const out = await child.output();
-    clearTimeout(timer);
-    return {
-      exited,
-      code: out.code,
-      stdout: dec.decode(out.stdout),
-      stderr: dec.decode(out.stderr),
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-Deno.test("process: exits by itself once every adapter is closed; stays up while one is open", async () => {
-  const exchange = `
-    const listener = listen({ hostname: "127.0.0.1", port: 0 });
-    const serving = (async () => {
-      for await (const c of listener) c.readable.pipeTo(c.writable);
-    })();
-    const conn = await connect({ port: listener.addr.port });
-    await conn.write(new TextEncoder().encode("ping"));
-    await conn.closeWrite();
-    const buf = new Uint8Array(16);
-    const n = await conn.read(buf);
-    console.log(new TextDecoder().decode(buf.subarray(0, n ?? 0)));
-    await conn.read(buf);
-    conn.close();
-  `;
-  const done = await runScript(`${exchange}\nlistener.close();\nawait serving;\n`, 15_000);
-  assert(done.exited, `the process did not exit: ${done.stderr}`);
-  assertEquals(done.code, 0, done.stderr);
-  assertEquals(done.stdout.trim(), "ping");
-
-  // The same script without closing the listener: it keeps serving, like Deno.listen.
-  const open = await runScript(exchange, 3000);
-  assertEquals(open.stdout.trim(), "ping");
-  assertEquals(open.exited, false, "the process exited with a listener still open");
-});
+Deno.test("options are validated before any resource is taken: RangeError naming the option", () =>
+  withFdCheck(async () => {
+    assertThrows(
+      () => listen({ hostname: "127.0.0.1", port: 0, highWaterMark: NaN }),
+      RangeError,
+      "highWaterMark",
+    );
+    assertThrows(
+      () => listen({ hostname: "127.0.0.1", port: 0, readBufferLimit: 0 }),
+      RangeError,
+      "readBufferLimit",
+    );
+    await assertRejects(
+      () => connect({ port: 1, closeTimeoutMs: 2 ** 40 }),
+      RangeError,
+      "closeTimeoutMs",
+    );
+    await defaultReactorIdle();
+  }));

@@ -7,12 +7,13 @@
  * as fds are freed.
  */
 import { assert, assertEquals } from "@std/assert";
-import { RLIMIT } from "../../ffi/constants.ts";
+import { O, RLIMIT } from "../../ffi/constants.ts";
 import { closeFd, eventfd, eventfdWrite, listOpenFds } from "../../ffi/fd.ts";
-import { getrlimit, setrlimit } from "../../ffi/process.ts";
+import { getrlimit, openFile, setrlimit } from "../../ffi/process.ts";
+import { Socket } from "../../ffi/socket.ts";
 import type { InetAddress } from "../../ffi/sockaddr.ts";
 import { Interest, Listener, Reactor } from "../../reactor/mod.ts";
-import { sleep, withFdCheck } from "../_helpers.ts";
+import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
 
 /** The client side, run by a child Deno with the normal fd limit. */
 const CLIENT_SCRIPT = `
@@ -232,4 +233,60 @@ Deno.test("EMFILE: a busy reactor with no fd left still yields to Deno and keeps
     }
     assert(calls > 1000, `only ${calls} callbacks while busy`);
     assert(ticks >= 5, `Deno's timers ran ${ticks} times in 300 busy ms`);
+  }));
+
+Deno.test("EMFILE: with no spare fd at all, accepting pauses, then resumes by itself once fds are freed", () =>
+  withFdCheck(async () => {
+    await using reactor = new Reactor();
+    // The listening socket, made before the fds run out; the listener adopts it.
+    const lsock = Socket.create("inet", "stream");
+    lsock.bind({ family: "inet", address: "127.0.0.1", port: 0 });
+    lsock.listen(16);
+    const addr = lsock.localAddress() as InetAddress;
+    const client = Socket.create("inet", "stream"); // its fd exists before the fds run out
+    const saved = getrlimit(RLIMIT.NOFILE);
+    const fillers: number[] = [];
+    let accepted = 0;
+    let listener: Listener | undefined;
+    const running = reactor.run();
+    try {
+      // Take every fd number below a lowered soft limit.
+      const open = listOpenFds();
+      let limit = 0;
+      for (let free = 0; free < 8; limit++) if (!open.has(limit)) free++;
+      setrlimit(RLIMIT.NOFILE, { soft: limit, hard: saved.hard });
+      for (;;) {
+        try {
+          fillers.push(openFile("/dev/null", O.RDONLY | O.CLOEXEC));
+        } catch {
+          break; // EMFILE
+        }
+      }
+      // No fd left even for the listener's spare: the EMFILE trick cannot shed.
+      listener = Listener.listen(
+        reactor,
+        { fd: lsock.release(), emfileRetryMs: 50 },
+        (conn) => {
+          accepted++;
+          conn.close();
+        },
+      );
+      client.connect(addr);
+      await waitFor(() => listener!.stats.pauses >= 1, 5000, "accepting to pause");
+      assertEquals(accepted, 0);
+      assertEquals(listener.stats.shed, 0, "a connection was shed without a spare fd");
+      // Free the fds: the listener must start accepting again by itself.
+      for (const fd of fillers.splice(0)) closeFd(fd);
+      setrlimit(RLIMIT.NOFILE, saved);
+      await waitFor(() => accepted === 1, 5000, "accepting to resume after the pause");
+      assertEquals(listener.paused, false);
+    } finally {
+      for (const fd of fillers) closeFd(fd);
+      setrlimit(RLIMIT.NOFILE, saved);
+      client.close();
+      listener?.close();
+      if (listener === undefined) lsock.close();
+      reactor.stop();
+      await running;
+    }
   }));

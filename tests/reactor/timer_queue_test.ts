@@ -2,18 +2,21 @@
  * Timers: the heap on its own, and reactor timers (one-shot, repeating,
  * cancel, ordering, firing while the reactor is parked).
  */
-import {
-  assert,
-  assertEquals,
-  assertGreaterOrEqual,
-  assertRejects,
-  assertThrows,
-} from "@std/assert";
-import { Reactor, TimerQueue } from "../../reactor/mod.ts";
+import { assert, assertEquals, assertGreaterOrEqual, assertThrows } from "@std/assert";
+import { Reactor } from "../../reactor/mod.ts";
+import { TimerQueue } from "../../reactor/timer_queue.ts";
 import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
 import { runFor } from "./_util.ts";
+import { EMULATED, scaled } from "../ffi/_emulation.ts";
 
 Deno.test("TimerQueue: fires due timers in deadline order, then creation order", () => {
+  if (EMULATED !== undefined) {
+    // Emulated, the first calls are compiled slowly (tens of ms each), which
+    // would spread the five deadlines below apart: compile them first.
+    const warm = new TimerQueue();
+    for (let i = 0; i < 200; i++) warm.schedule(i % 3, 0, () => {});
+    warm.runDue(performance.now() + 10);
+  }
   const q = new TimerQueue();
   const fired: string[] = [];
   const base = performance.now();
@@ -103,9 +106,9 @@ Deno.test("reactor timers: one-shot, repeating, cancel and ordering", () =>
     const interval = reactor.setInterval(() => {
       if (++repeats === 4) interval.cancel();
     }, 8);
-    reactor.setTimeout(() => reactor.stop(), 60);
+    reactor.setTimeout(() => reactor.stop(), scaled(60));
     const t0 = performance.now();
-    await runFor(reactor, 2000);
+    await runFor(reactor, scaled(2000));
     const elapsed = performance.now() - t0;
     assertEquals(order, ["10", "20", "30"]);
     assertEquals(repeats, 4, "the interval ran until it cancelled itself");
@@ -125,28 +128,43 @@ Deno.test("reactor timers fire while it is parked, including timers added while 
     reactor.setTimeout(() => {
       firedAt = performance.now();
     }, 25); // must wake the parked wait to shorten its timeout
-    await waitFor(() => firedAt > 0, 2000, "the reactor timer");
+    await waitFor(() => firedAt > 0, scaled(2000), "the reactor timer");
     assertGreaterOrEqual(firedAt - t0, 24);
-    assert(firedAt - t0 < 1000, `fired late: ${firedAt - t0} ms`);
+    assert(firedAt - t0 < scaled(1000), `fired late: ${firedAt - t0} ms`);
     assert(reactor.stats.parks > parksBefore, "the reactor was parked");
 
     // A repeating timer keeps firing while nothing else happens.
     let ticks = 0;
     const iv = reactor.setInterval(() => ticks++, 5);
-    await waitFor(() => ticks >= 5, 2000, "five interval ticks");
+    await waitFor(() => ticks >= 5, scaled(2000), "five interval ticks");
     iv.cancel();
     reactor.stop();
     await done;
   }));
 
-Deno.test("a throwing reactor timer rejects run() without onError, and is reported with it", () =>
+Deno.test("a throwing reactor timer is logged without onError (the loop goes on), and reported with it", () =>
   withFdCheck(async () => {
     {
       await using reactor = new Reactor();
       reactor.setTimeout(() => {
         throw new Error("timer boom");
       }, 1);
-      await assertRejects(() => runFor(reactor, 2000), Error, "timer boom");
+      let fired = false;
+      reactor.setTimeout(() => {
+        fired = true;
+        reactor.stop();
+      }, 20);
+      const logged: unknown[][] = [];
+      const original = console.error;
+      console.error = (...args: unknown[]) => logged.push(args);
+      try {
+        await runFor(reactor, 2000);
+      } finally {
+        console.error = original;
+      }
+      assert(fired, "the loop stopped at the throwing timer");
+      assertEquals(logged.length, 1);
+      assertEquals((logged[0]![1] as Error).message, "timer boom");
     }
     {
       const errors: unknown[] = [];

@@ -1,11 +1,11 @@
 /**
- * Tests of the example HTTP server's request parser and response writer,
+ * Tests of the HTTP request parser (whole and streamed bodies) and the response writer,
  * with a time-bounded, seeded fuzz test.
  *
  * The fuzz test is deterministic: case i uses a seed derived from a base seed
  * (0x5eed0001, or `FUZZ_SEED`) and i; only how many cases fit in the time
  * budget varies. A failure prints its case's seed; replay that case alone
- * with `FUZZ_CASE=<seed> deno test --allow-env tests/examples/`.
+ * with `FUZZ_CASE=<seed> deno test --allow-env tests/http/parser_test.ts`.
  *
  * @module
  */
@@ -23,7 +23,7 @@ import {
   HttpParser,
   type HttpParserOptions,
   type HttpRequest,
-} from "../../examples/http/parser.ts";
+} from "../../http/parser.ts";
 import {
   errorResponse,
   helloWorldResponse,
@@ -31,7 +31,7 @@ import {
   ResponseBuffer,
   STATUS_TEXT,
   writeResponse,
-} from "../../examples/http/response.ts";
+} from "../../http/response.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -102,6 +102,58 @@ function run(input: Uint8Array, cuts: number[] = [], options?: HttpParserOptions
   } catch (e) {
     if (!(e instanceof HttpParseError)) throw e;
     assertStrictEquals(parser.error, e);
+    return { requests, error: { status: e.status, reason: e.reason }, idle: parser.idle };
+  }
+  return { requests, error: null, idle: parser.idle };
+}
+
+/**
+ * Like {@linkcode run}, through the streaming API (`nextHead`/`readBody`):
+ * a request counts once its body is complete, so the outcome must equal
+ * `run`'s. The scratch buffer is scribbled over after `retain()`, as the
+ * server does when it stops reading mid-chunk.
+ */
+function runStreaming(
+  input: Uint8Array,
+  cuts: number[] = [],
+  options?: HttpParserOptions,
+): Outcome {
+  const parser = new HttpParser(options);
+  const requests: PlainRequest[] = [];
+  const scratch = new Uint8Array(input.length);
+  let head: HttpRequest | null = null;
+  let body: number[] = [];
+  let start = 0;
+  try {
+    for (const end of [...cuts, input.length]) {
+      if (end < start) continue;
+      const chunk = scratch.subarray(0, end - start);
+      chunk.set(input.subarray(start, end));
+      start = end;
+      parser.feed(chunk);
+      for (;;) {
+        if (head !== null) {
+          const piece = parser.readBody();
+          if (piece !== null) {
+            body.push(...piece);
+            continue;
+          }
+          if (parser.inBody) break;
+          requests.push({ ...plain(head), body: latin1(new Uint8Array(body)) });
+          head = null;
+          body = [];
+        }
+        const next = parser.nextHead();
+        if (next === null) break;
+        assertEquals(next.body.length, 0);
+        if (parser.inBody) head = next;
+        else requests.push(plain(next));
+      }
+      parser.retain();
+      chunk.fill(0xaa);
+    }
+  } catch (e) {
+    if (!(e instanceof HttpParseError)) throw e;
     return { requests, error: { status: e.status, reason: e.reason }, idle: parser.idle };
   }
   return { requests, error: null, idle: parser.idle };
@@ -1032,8 +1084,11 @@ function fuzzCase(seed: number, counts: Record<string, number>): void {
       : {};
     const data = bytes(input);
     const whole = run(data, [], options);
-    const cut = run(data, randomCuts(g, data.length), options);
+    const cuts = randomCuts(g, data.length);
+    const cut = run(data, cuts, options);
     assertEquals(cut, whole, "a different chunking gave a different result");
+    assertEquals(runStreaming(data, cuts, options), whole, "streaming gave a different result");
+    assertEquals(run(data, cuts, { ...options, memo: true }), whole, "the memo changed the result");
     if (kind < 8 && !mutated) {
       assertEquals(whole, { requests: generated, error: null, idle: true });
       counts.valid!++;
@@ -1066,4 +1121,102 @@ Deno.test("HttpParser survives fuzzing (seeded, about 2 seconds)", () => {
   }
   assert(counts.valid > 100 && counts.mutated > 100 && counts.random > 10, JSON.stringify(counts));
   assert(counts.errors > 50 && counts.requests > 500, JSON.stringify(counts));
+});
+
+// ---------------------------------------------------------------------------
+// Streaming bodies, limits and grammar added with the server
+
+Deno.test("HttpParser streams a body: the head first, then the bytes as they arrive", () => {
+  const parser = new HttpParser();
+  parser.feed(bytes("POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\nab"));
+  const head = parser.nextHead()!;
+  assertEquals([head.method, head.target, head.bodyLength, head.body.length], [
+    "POST",
+    "/up",
+    6,
+    0,
+  ]);
+  assert(parser.inBody);
+  assertEquals(latin1(parser.readBody()!), "ab");
+  assertEquals(parser.readBody(), null);
+  assert(parser.inBody);
+  assertThrows(() => parser.nextHead(), Error, "not read to its end");
+  parser.feed(bytes("cdefGET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+  assertEquals(latin1(parser.readBody()!), "cdef");
+  assertEquals(parser.readBody(), null);
+  assert(!parser.inBody);
+  assertEquals(parser.nextHead()?.target, "/");
+  assert(parser.idle);
+  // Chunked: de-chunked pieces, bodyLength -1.
+  parser.feed(bytes("PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n"));
+  assertEquals(parser.nextHead()?.bodyLength, -1);
+  assertEquals(latin1(parser.readBody()!), "xy");
+  assertEquals(parser.readBody(), null);
+  parser.feed(bytes("0\r\n\r\n"));
+  assertEquals(parser.readBody(), null);
+  assert(!parser.inBody && parser.idle);
+});
+
+Deno.test("HttpParser reports Expect: 100-continue and keeps the bytes after an upgrade head", () => {
+  const parser = new HttpParser();
+  parser.feed(
+    bytes("PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n"),
+  );
+  assert(parser.nextHead()!.expectContinue);
+  const up = new HttpParser();
+  up.feed(bytes("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\nraw bytes"));
+  assert(!up.nextHead()!.expectContinue);
+  assertEquals(latin1(up.takeBuffered()), "raw bytes");
+  assert(up.idle);
+});
+
+Deno.test("HttpParser: a long target is a 414, a bad Host a 400, and the method is kept for HEAD errors", () => {
+  assertEquals(
+    parseError(`GET /${"a".repeat(100)} HTTP/1.1\r\nHost: h\r\n\r\n`, { maxTargetBytes: 50 })
+      .status,
+    414,
+  );
+  assertEquals(
+    parseOne(`GET /${"a".repeat(49)} HTTP/1.1\r\nHost: h\r\n\r\n`, { maxTargetBytes: 50 }).target
+      .length,
+    50,
+  );
+  for (const host of ["a b", "a/b", "[zz]", "h:8x", "a@b", "[::1", "h:"]) {
+    const status = host === "h:" ? null : 400;
+    const out = run(bytes(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`));
+    assertEquals(out.error?.status ?? null, status, host);
+  }
+  for (const host of ["example.com", "127.0.0.1:8080", "[::1]:80", "xn--d1a.example", ""]) {
+    assertEquals(parseOne(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`).headers[0]![1], host);
+  }
+  const parser = new HttpParser({ maxTargetBytes: 10 });
+  parser.feed(bytes(`HEAD /${"x".repeat(20)} HTTP/1.1\r\nHost: h\r\n\r\n`));
+  const error = assertThrows(() => parser.next(), HttpParseError);
+  assertEquals([error.status, error.method], [414, "HEAD"]);
+});
+
+Deno.test("HttpParser: chunk extensions follow RFC 9112 §7.1.1", () => {
+  const chunked = (line: string) =>
+    `POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n${line}\r\nhello\r\n0\r\n\r\n`;
+  for (
+    const ok of ["5", "5;a", "5;a=b", "5 ;a=b", "5; a = b", '5;a="q\\"x"', "5;a;b=c", '5;a=""']
+  ) {
+    assertEquals(parseOne(chunked(ok)).body, "hello", ok);
+  }
+  for (const bad of ["5;", "5 ", "5;a=", '5;a="open', "5;=b", "5;a b", "5 x", "5;a=b;"]) {
+    assertEquals(parseError(chunked(bad)).status, 400, bad);
+  }
+});
+
+Deno.test("HttpParser: the repeated-head memo is opt-in and returns the same request object", () => {
+  const wrk = "GET /memo HTTP/1.1\r\nHost: h\r\n\r\n";
+  const on = new HttpParser({ memo: true });
+  on.feed(bytes(wrk + wrk + wrk));
+  const a = on.next()!, b = on.next()!, c = on.next()!;
+  assertStrictEquals(b, c);
+  assertEquals(plain(a), plain(c));
+  const off = new HttpParser();
+  off.feed(bytes(wrk + wrk));
+  const d = off.next()!, e = off.next()!;
+  assert(d !== e);
 });

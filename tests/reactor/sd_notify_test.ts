@@ -8,7 +8,7 @@ import {
   parseWatchdog,
   SD_LISTEN_FDS_START,
   watchdogInterval,
-} from "../../daemon/sd_notify.ts";
+} from "../../reactor/sd_notify.ts";
 import { ErrnoError } from "../../ffi/errno.ts";
 import { Socket } from "../../ffi/socket.ts";
 import { waitFor, withFdCheck } from "../_helpers.ts";
@@ -202,7 +202,7 @@ Deno.test("listenFds takes real inherited fds 3.. in a socket-activated child", 
   // LISTEN_PID to its own pid and execs deno, which keeps that pid.
   const dir = Deno.makeTempDirSync();
   try {
-    const url = new URL("../../daemon/sd_notify.ts", import.meta.url).href;
+    const url = new URL("../../reactor/sd_notify.ts", import.meta.url).href;
     const fdUrl = new URL("../../ffi/fd.ts", import.meta.url).href;
     const script = `${dir}/child.ts`;
     Deno.writeTextFileSync(

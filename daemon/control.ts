@@ -1,0 +1,397 @@
+/**
+ * The control socket of `deno task serve`: a Unix stream socket (mode 0600,
+ * beside the pid file in a private directory) that the supervisor serves
+ * with a tiny line protocol, and the client `serve status|stop|reload` use.
+ *
+ * Protocol: the client sends one command line (`ping`, `status`, `stop` or
+ * `reload`, at most {@linkcode MAX_REQUEST_BYTES} bytes with the `\n`); the
+ * server answers with one line of JSON and closes:
+ * `{"ok":true,"pid":1234,"data":...}` or `{"ok":false,"pid":1234,"error":"..."}`.
+ * `pid` is the supervisor's own pid, so a client can check that the pid
+ * file and the socket name the same process before acting.
+ *
+ * @example
+ * ```ts
+ * import { ControlServer, controlRequest } from "./control.ts";
+ * const dir = Deno.makeTempDirSync();
+ * const server = ControlServer.listen({
+ *   path: `${dir}/serve.sock`,
+ *   handlers: { status: () => ({ workers: [] }) },
+ * });
+ * const reply = await controlRequest(`${dir}/serve.sock`, "status");
+ * console.log(reply.pid === Deno.pid, reply.data); // true { workers: [] }
+ * await server.close();
+ * Deno.removeSync(dir, { recursive: true });
+ * ```
+ *
+ * @module
+ */
+import { ErrnoError } from "../ffi/errno.ts";
+import { getuid } from "../ffi/process.ts";
+import { connect } from "../reactor/connect.ts";
+import type { Connection } from "../reactor/connection.ts";
+import { Listener } from "../reactor/listener.ts";
+import { Reactor } from "../reactor/reactor.ts";
+
+/** The commands of the control protocol. */
+export type ControlCommand = "ping" | "status" | "stop" | "reload";
+
+const COMMANDS: ReadonlySet<string> = new Set(["ping", "status", "stop", "reload"]);
+
+/**
+ * The longest request line the server reads, `\n` included.
+ *
+ * @example
+ * ```ts
+ * import { MAX_REQUEST_BYTES } from "./control.ts";
+ * console.log(MAX_REQUEST_BYTES); // 64
+ * ```
+ */
+export const MAX_REQUEST_BYTES = 64;
+
+/** What the server does for each command; a missing handler answers an error. */
+export interface ControlHandlers {
+  /** The status data (any JSON value). */
+  status?: () => unknown;
+  /** Begin stopping; the reply is sent before the stop completes. */
+  stop?: () => void;
+  /** Reload (rolling restart); resolves to whether it succeeded. */
+  reload?: () => Promise<boolean> | boolean;
+}
+
+/** Options for {@linkcode ControlServer.listen}. */
+export interface ControlServerOptions {
+  /** The socket path (an existing stale socket there is replaced). */
+  path: string;
+  /** The handlers. */
+  handlers: ControlHandlers;
+  /** How long a client may take to send its line, in ms (default 5000). */
+  requestTimeoutMs?: number;
+}
+
+/** One reply of the control protocol. */
+export interface ControlReply {
+  /** Whether the command succeeded. */
+  ok: boolean;
+  /** The supervisor's pid. */
+  pid: number;
+  /** The command's data (`status`), when it has some. */
+  data?: unknown;
+  /** Why it failed, when `ok` is false. */
+  error?: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * The control socket server, on a reactor.
+ *
+ * @example
+ * ```ts ignore
+ * const control = ControlServer.listen({
+ *   path: "/run/ffinet/serve.sock",
+ *   handlers: { status: () => sup.status(), stop: () => sup.stop(), reload: () => sup.reload() },
+ * });
+ * // ...
+ * await control.close();
+ * ```
+ */
+export class ControlServer {
+  /** The socket path. */
+  readonly path: string;
+  readonly #listener: Listener;
+  readonly #reactor: Reactor;
+  readonly #ownReactor: boolean;
+  readonly #loop: Promise<void> | null;
+  readonly #handlers: ControlHandlers;
+  readonly #timeoutMs: number;
+  readonly #conns = new Set<Connection>();
+  #closed = false;
+
+  private constructor(options: ControlServerOptions, timeoutMs: number) {
+    this.path = options.path;
+    this.#handlers = options.handlers;
+    this.#timeoutMs = timeoutMs;
+    this.#ownReactor = true; // a reactor of its own, run until close()
+    this.#reactor = new Reactor();
+    try {
+      this.#listener = Listener.listen(
+        this.#reactor,
+        { path: options.path, mode: 0o600, backlog: 16 },
+        (conn) => this.#accept(conn),
+      );
+    } catch (e) {
+      if (this.#ownReactor) this.#reactor.close();
+      throw e;
+    }
+    this.#loop = this.#ownReactor ? this.#reactor.run() : null;
+  }
+
+  /**
+   * Bind the socket (mode 0600) and start serving. Throws `RangeError` for a
+   * bad option and an `ErrnoError` when the path cannot be bound.
+   *
+   * @example
+   * ```ts ignore
+   * const control = ControlServer.listen({ path, handlers: { status: () => ({}) } });
+   * ```
+   */
+  static listen(options: ControlServerOptions): ControlServer {
+    const timeoutMs = options.requestTimeoutMs ?? 5000;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 3_600_000) {
+      throw new RangeError(
+        `Cannot listen on control socket: requestTimeoutMs ${timeoutMs} is not an integer from 1 to 3600000`,
+      );
+    }
+    if (typeof options.path !== "string" || !options.path.startsWith("/")) {
+      throw new RangeError(
+        `Cannot listen on control socket: path "${options.path}" is not absolute`,
+      );
+    }
+    return new ControlServer(options, timeoutMs);
+  }
+
+  #accept(conn: Connection): void {
+    if (this.#closed) return conn.close();
+    this.#conns.add(conn);
+    let line = "";
+    let answered = false;
+    const timer = this.#reactor.setTimeout(() => {
+      if (!answered) this.#reply(conn, { ok: false, error: "request timed out" });
+    }, this.#timeoutMs);
+    conn.onClose = () => {
+      timer.cancel();
+      this.#conns.delete(conn);
+    };
+    conn.onData = (data) => {
+      if (answered) return;
+      line += decoder.decode(data, { stream: true });
+      const nl = line.indexOf("\n");
+      if (nl < 0) {
+        if (line.length >= MAX_REQUEST_BYTES) {
+          answered = true;
+          this.#reply(conn, { ok: false, error: "request line too long" });
+        }
+        return;
+      }
+      answered = true;
+      timer.cancel();
+      void this.#run(conn, line.slice(0, nl).trim());
+    };
+    conn.onEnd = () => {
+      if (!answered) {
+        answered = true;
+        this.#reply(conn, { ok: false, error: "empty request" });
+      }
+    };
+  }
+
+  async #run(conn: Connection, command: string): Promise<void> {
+    const h = this.#handlers;
+    try {
+      switch (command) {
+        case "ping":
+          return this.#reply(conn, { ok: true });
+        case "status":
+          if (h.status === undefined) break;
+          return this.#reply(conn, { ok: true, data: h.status() });
+        case "stop":
+          if (h.stop === undefined) break;
+          this.#reply(conn, { ok: true });
+          h.stop();
+          return;
+        case "reload": {
+          if (h.reload === undefined) break;
+          const ok = await h.reload();
+          return this.#reply(conn, ok ? { ok: true } : { ok: false, error: "reload failed" });
+        }
+        default:
+          return this.#reply(conn, {
+            ok: false,
+            error: `unknown command "${command.slice(0, MAX_REQUEST_BYTES)}"`,
+          });
+      }
+      this.#reply(conn, { ok: false, error: `command "${command}" is not supported` });
+    } catch (e) {
+      this.#reply(conn, { ok: false, error: e instanceof Error ? e.message : String(e) });
+    }
+  }
+
+  #reply(conn: Connection, reply: Omit<ControlReply, "pid">): void {
+    if (conn.state !== "open") return;
+    conn.write(encoder.encode(JSON.stringify({ ...reply, pid: Deno.pid }) + "\n"));
+    conn.close();
+  }
+
+  /**
+   * Stop serving: close the listener (removing the socket file) and every
+   * open connection, and stop the reactor if it is the server's own.
+   * Idempotent.
+   *
+   * @example
+   * ```ts ignore
+   * await control.close();
+   * ```
+   */
+  async close(): Promise<void> {
+    if (this.#closed) {
+      await this.#loop;
+      return;
+    }
+    this.#closed = true;
+    this.#listener.close();
+    for (const c of this.#conns) c.abort();
+    this.#conns.clear();
+    if (this.#ownReactor) {
+      this.#reactor.stop();
+      await this.#loop;
+      this.#reactor.close();
+    }
+  }
+}
+
+/** Options for {@linkcode controlRequest}. */
+export interface ControlRequestOptions {
+  /** How long to wait for the reply, in ms (default 10 000; `reload` may take a while). */
+  timeoutMs?: number;
+}
+
+/**
+ * Thrown by {@linkcode controlRequest} when there is no server to ask: no
+ * socket, or nobody listening on it (a stale socket file).
+ *
+ * @example
+ * ```ts ignore
+ * try {
+ *   await controlRequest(path, "ping");
+ * } catch (e) {
+ *   if (e instanceof ControlUnavailableError) console.log("not running");
+ * }
+ * ```
+ */
+export class ControlUnavailableError extends Error {
+  /** Build it with the reason. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ControlUnavailableError";
+  }
+}
+
+/**
+ * Send one command to the control socket at `path` and return the reply.
+ * The socket must be a socket owned by the caller (or root). Never waits
+ * past `timeoutMs`. Rejects with {@linkcode ControlUnavailableError} when
+ * nobody serves the path.
+ *
+ * @example
+ * ```ts ignore
+ * import { controlRequest } from "./control.ts";
+ * const reply = await controlRequest("/run/ffinet/serve.sock", "status");
+ * console.log(reply.data);
+ * ```
+ */
+export function controlRequest(
+  path: string,
+  command: ControlCommand,
+  options: ControlRequestOptions = {},
+): Promise<ControlReply> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 3_600_000) {
+    return Promise.reject(
+      new RangeError(
+        `Cannot query control socket: timeoutMs ${timeoutMs} is not an integer from 1 to 3600000`,
+      ),
+    );
+  }
+  if (!COMMANDS.has(command)) {
+    return Promise.reject(
+      new RangeError(`Cannot query control socket: unknown command "${command}"`),
+    );
+  }
+  return Promise.resolve().then(() => request(path, command, timeoutMs));
+}
+
+async function request(
+  path: string,
+  command: ControlCommand,
+  timeoutMs: number,
+): Promise<ControlReply> {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new ControlUnavailableError(`Cannot query control socket: ${path} does not exist`);
+    }
+    throw e;
+  }
+  if (!info.isSocket) {
+    throw new Error(`Cannot query control socket: ${path} is not a socket`);
+  }
+  const uid = getuid();
+  if (info.uid !== null && info.uid !== uid && info.uid !== 0) {
+    throw new Error(
+      `Cannot query control socket: ${path} is owned by uid ${info.uid}, not by uid ${uid}`,
+    );
+  }
+  const reactor = new Reactor();
+  const loop = reactor.run();
+  let conn: Connection | null = null;
+  try {
+    try {
+      conn = await connect(reactor, { path }, { timeoutMs });
+    } catch (e) {
+      if (e instanceof ErrnoError && (e.code === "ECONNREFUSED" || e.code === "ENOENT")) {
+        throw new ControlUnavailableError(
+          `Cannot query control socket: nobody listens on ${path}`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+    const c = conn;
+    const text = await new Promise<string>((resolve, reject) => {
+      let got = "";
+      const timer = reactor.setTimeout(() => {
+        reject(
+          new Error(`Cannot query control socket: no reply from ${path} within ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+      c.onData = (data) => {
+        got += decoder.decode(data, { stream: true });
+        if (got.includes("\n") || got.length > 1 << 20) {
+          timer.cancel();
+          resolve(got);
+        }
+      };
+      c.onClose = (_c, error) => {
+        timer.cancel();
+        if (error !== undefined && got === "") {
+          reject(new Error(`Cannot query control socket: ${error.message}`, { cause: error }));
+        } else resolve(got);
+      };
+      c.write(encoder.encode(command + "\n"));
+    });
+    const line = text.split("\n")[0] ?? "";
+    let reply: unknown;
+    try {
+      reply = JSON.parse(line);
+    } catch {
+      throw new Error(`Cannot query control socket: bad reply from ${path}: ${line.slice(0, 200)}`);
+    }
+    if (
+      typeof reply !== "object" || reply === null ||
+      typeof (reply as ControlReply).ok !== "boolean" ||
+      !Number.isInteger((reply as ControlReply).pid)
+    ) {
+      throw new Error(`Cannot query control socket: bad reply from ${path}: ${line.slice(0, 200)}`);
+    }
+    return reply as ControlReply;
+  } finally {
+    conn?.abort();
+    reactor.stop();
+    await loop;
+    reactor.close();
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * A `Deno.serve`-compatible HTTP/1.1 server on ffinet's reactor.
+ *
+ * - {@linkcode serve}: web `Request` in, `Response` out, the shape of
+ *   `Deno.serve` (code written for it moves by changing the import; a Hono
+ *   app runs with `serve(app.fetch)`). Request bodies stream with
+ *   backpressure to the socket, any `Response` body goes out (a stream of
+ *   unknown length chunked), pipelined responses leave in order and in one
+ *   write, HEAD never has a body, timeouts cannot be dodged, closes are FINs.
+ * - {@linkcode upgradeConnection}: take over the connection after `101`
+ *   (WebSocket and other protocols on top of `serve()`).
+ * - `shutdown()` drains gracefully; SIGTERM does it for a supervised worker.
+ *   Socket activation (`LISTEN_FDS`) and `READY=1`/`WATCHDOG=1` on
+ *   `NOTIFY_SOCKET` work without options.
+ * - `workers: N` serves on N threads, one reactor each, on one port
+ *   ({@linkcode isServeWorker}).
+ * - {@linkcode serveRaw}: the low-level entry point, a parsed request view
+ *   and a response writer, for C-level cost ({@linkcode prebuilt} responses
+ *   and the repeated-head memo are its opt-in fast paths).
+ *
+ * All servers of a thread share that thread's reactor.
+ *
+ * @example
+ * ```ts
+ * import { serve } from "./mod.ts";
+ *
+ * const server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () =>
+ *   new Response("Hello, World!"));
+ * const { port } = server.addr as { port: number };
+ * console.log(await (await fetch(`http://127.0.0.1:${port}/`)).text());
+ * await server.shutdown();
+ * ```
+ *
+ * @module
+ */
+export type {
+  HttpServer,
+  ListenerPassthrough,
+  NetAddr,
+  ServeHandler,
+  ServeHandlerInfo,
+  ServeInit,
+  ServeLimits,
+  ServeOptions,
+  UnixAddr,
+} from "./types.ts";
+export type {
+  PrebuiltResponseLike,
+  RawHandler,
+  RawHeaders,
+  RawResponder,
+  RawServeOptions,
+} from "./raw_types.ts";
+export { serve } from "./serve.ts";
+export { prebuilt, serveRaw } from "./raw.ts";
+export {
+  type RawConnection,
+  upgradeConnection,
+  type UpgradedConnection,
+  type UpgradeOptions,
+} from "./upgrade.ts";
+export type {
+  ProxyHeader,
+  ProxyInfo,
+  ProxyProtocolVersion,
+  ProxySslInfo,
+  ProxyTlv,
+} from "../reactor/proxy_protocol.ts";
+export type { ProxyProtocolOptions } from "../reactor/proxy_gate.ts";
+export type { ProxyParserOptions } from "../reactor/proxy_protocol.ts";
+export type { Inet6Address, InetAddress, SocketAddress, UnixAddress } from "../ffi/sockaddr.ts";
+export {
+  HttpHeaders,
+  HttpParseError,
+  HttpParser,
+  type HttpParserOptions,
+  type HttpRequest,
+  type HttpVersion,
+} from "./parser.ts";
+export { isServeWorker } from "./workers.ts";

@@ -1,0 +1,152 @@
+/**
+ * Starts the server under test for the HTTP tests: ffinet's `serve()` by
+ * default; `FFINET_HTTP_TEST_SERVER=deno` runs the same tests against
+ * `Deno.serve` (to check a test itself against a reference server).
+ *
+ * @module
+ */
+import { serve } from "../../http/mod.ts";
+import type { ServeHandler, ServeOptions } from "../../http/types.ts";
+
+/** A running server under test. */
+export interface TestServer {
+  port: number;
+  /** Which server this is: "ffinet" or "deno". */
+  kind: "ffinet" | "deno";
+  /** Graceful shutdown, resolved once everything is released. */
+  close(): Promise<void>;
+}
+
+/** Whether the tests run against Deno.serve instead of ffinet's serve(). */
+export const USE_DENO: boolean = (() => {
+  try {
+    return Deno.env.get("FFINET_HTTP_TEST_SERVER") === "deno";
+  } catch {
+    return false;
+  }
+})();
+
+/** Start a server on 127.0.0.1, ephemeral port. */
+export function startServer(
+  options: Omit<ServeOptions, "hostname" | "port" | "onListen">,
+  handler: ServeHandler,
+): TestServer {
+  if (USE_DENO) {
+    const opts: Deno.ServeTcpOptions = {
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen() {},
+    };
+    if (options.onError) opts.onError = options.onError;
+    const server = Deno.serve(opts, handler as Deno.ServeHandler);
+    return {
+      port: server.addr.port,
+      kind: "deno",
+      async close() {
+        await server.shutdown();
+        await server.finished;
+      },
+    };
+  }
+  const server = serve({ ...options, hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
+  const addr = server.addr;
+  if (addr.transport !== "tcp") throw new Error("expected a TCP server");
+  return {
+    port: addr.port,
+    kind: "ffinet",
+    async close() {
+      await server.shutdown();
+      await server.finished;
+    },
+  };
+}
+
+/** A promise with its resolver, for signalling between handler and test. */
+export function deferred<T = void>(): {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: unknown) => void;
+} {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((a, b) => {
+    resolve = a;
+    reject = b;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Reject after `ms` with a message naming `what`. */
+export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    p.finally(() => clearTimeout(timer)),
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]);
+}
+
+/** A server in a child process (tests/http/_serve_child.ts). */
+export interface ChildServer {
+  port: number;
+  pid: number;
+  child: Deno.ChildProcess;
+  /** Whether the child has exited (a crash, when the test did not kill it). */
+  exited(): boolean;
+  /** SIGKILL it and wait. */
+  kill(): Promise<void>;
+}
+
+/** Start tests/http/_serve_child.ts with `mode` and wait for its port. */
+export async function spawnServerChild(
+  mode: "hello" | "fuzz" | "fuzz-raw",
+): Promise<ChildServer> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-env",
+      "--allow-net",
+      new URL("./_serve_child.ts", import.meta.url).pathname,
+      mode,
+    ],
+    env: USE_DENO ? { FFINET_HTTP_TEST_SERVER: "deno" } : {},
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const reader = child.stdout.getReader();
+  let seen = "";
+  try {
+    while (!/listening on [^:]+:(\d+)/.test(seen)) {
+      const { value, done } = await within(reader.read(), 20_000, "child server start");
+      if (done) throw new Error(`Cannot start the child server: it exited (${seen})`);
+      seen += new TextDecoder().decode(value);
+    }
+  } catch (e) {
+    reader.releaseLock();
+    child.kill("SIGKILL");
+    await status;
+    await child.stdout.cancel().catch(() => {});
+    throw e;
+  }
+  reader.releaseLock();
+  // Keep draining stdout so the child never blocks on a full pipe.
+  const drain = child.stdout.pipeTo(new WritableStream()).catch(() => {});
+  return {
+    port: Number(/listening on [^:]+:(\d+)/.exec(seen)![1]),
+    pid: child.pid,
+    child,
+    exited: () => exited,
+    async kill() {
+      if (!exited) child.kill("SIGKILL");
+      await status;
+      await drain;
+    },
+  };
+}
