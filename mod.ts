@@ -20,57 +20,54 @@
  * @module
  */
 
-// The reactor and its registrations.
-export {
-  Reactor,
-  type ReactorErrorHandler,
-  type ReactorOptions,
-  type ReactorStats,
-  type RunOptions,
-} from "./reactor/reactor.ts";
-export { Interest, type InterestBits } from "./reactor/interest.ts";
-export { Readiness } from "./reactor/readiness.ts";
+// The reactor, its registrations, streams, datagrams and the PROXY protocol
+// (`reactor/mod.ts` names the module that defines each).
 export {
   type AnyRegistration,
-  type ReadyCallback,
-  Registration,
-  type RegistrationState,
-} from "./reactor/registration.ts";
-export { Timer } from "./reactor/timer_queue.ts";
-
-// Streams: listeners, connections, connect.
-export {
+  connect,
+  // Streams: listeners, connections, connect.
   Connection,
   type ConnectionOptions,
   type ConnectionState,
+  type ConnectOptions,
+  type ConnectTarget,
+  // Datagrams.
+  type DatagramOptions,
+  DatagramSocket,
+  type DatagramStats,
   type DataHandler,
+  // PROXY protocol and edge options of listeners (helper "proxy" owns these modules).
+  type EdgeListenOptions,
   type FdsInfo,
-} from "./reactor/connection.ts";
-export {
+  Interest,
+  type InterestBits,
   Listener,
   type ListenerErrorHandler,
   type ListenerStats,
   type ListenOptions,
   type ListenTarget,
-} from "./reactor/listener.ts";
-export { connect, type ConnectOptions, type ConnectTarget } from "./reactor/connect.ts";
-
-// Datagrams.
-export { type DatagramOptions, DatagramSocket, type DatagramStats } from "./reactor/datagram.ts";
-
-// PROXY protocol and edge options of listeners (helper "proxy" owns these modules).
-export type { EdgeListenOptions } from "./reactor/proxy_edge.ts";
-export type { ProxyGateStats, ProxyProtocolOptions } from "./reactor/proxy_gate.ts";
-export {
+  type ProxyGateStats,
   type ProxyHeader,
   type ProxyInfo,
   type ProxyParserOptions,
   ProxyProtocolError,
   type ProxyProtocolErrorKind,
+  type ProxyProtocolOptions,
   type ProxyProtocolVersion,
   type ProxySslInfo,
   type ProxyTlv,
-} from "./reactor/proxy_protocol.ts";
+  // The reactor and its registrations.
+  Reactor,
+  type ReactorErrorHandler,
+  type ReactorOptions,
+  type ReactorStats,
+  Readiness,
+  type ReadyCallback,
+  Registration,
+  type RegistrationState,
+  type RunOptions,
+  Timer,
+} from "./reactor/mod.ts";
 
 // Sockets and addresses.
 export {

@@ -212,6 +212,12 @@ export function integerFlag(flag: string, text: string, min: number, max: number
   return Number(text);
 }
 
+/** `value`, or a UsageError "Cannot parse FLAG: it is empty". */
+function nonEmpty(flag: string, value: string): string {
+  if (value === "") throw new UsageError(`Cannot parse ${flag}: it is empty`);
+  return value;
+}
+
 function lookupId(
   file: string,
   flag: string,
@@ -349,8 +355,7 @@ export function parseServeArgs(args: readonly string[]): ServeOptions {
     if (!["--pidfile", "--timeout"].includes(flag)) servingFlag ??= flag;
     switch (flag) {
       case "--host":
-        if (value === "") throw new UsageError("Cannot parse --host: it is empty");
-        o.host = value;
+        o.host = nonEmpty(flag, value);
         break;
       case "--port":
         o.port = integerFlag(flag, value, 1, 65535);
@@ -359,8 +364,7 @@ export function parseServeArgs(args: readonly string[]): ServeOptions {
         o.workers = integerFlag(flag, value, 1, 256);
         break;
       case "--pidfile":
-        if (value === "") throw new UsageError("Cannot parse --pidfile: it is empty");
-        o.pidfile = absolute(value);
+        o.pidfile = absolute(nonEmpty(flag, value));
         break;
       case "--umask":
         if (!/^[0-7]{1,4}$/.test(value) || parseInt(value, 8) > 0o777) {
@@ -369,12 +373,10 @@ export function parseServeArgs(args: readonly string[]): ServeOptions {
         o.umask = parseInt(value, 8);
         break;
       case "--user":
-        if (value === "") throw new UsageError("Cannot parse --user: it is empty");
-        user = value;
+        user = nonEmpty(flag, value);
         break;
       case "--group":
-        if (value === "") throw new UsageError("Cannot parse --group: it is empty");
-        group = value;
+        group = nonEmpty(flag, value);
         break;
       case "--drain-timeout":
         o.drainTimeoutMs = integerFlag(flag, value, 0, 86_400_000);

@@ -305,14 +305,22 @@ export abstract class ServeOutput implements CoreConn {
 
   /** The front exchange `ex` is fully written (to the batch): next. */
   _done(ex: Exchange): void {
+    if (!this._retire(ex)) this._advance();
+  }
+
+  /**
+   * Take the fully written front exchange `ex` off the queue; when it closes
+   * the connection, end it and say so (`true`).
+   */
+  _retire(ex: Exchange): boolean {
     this._queue.shift();
     ex.finish();
     if (!ex.bodyDone) ex.discard = true;
     if (ex.close) {
       this._end();
-      return;
+      return true;
     }
-    this._advance();
+    return false;
   }
 
   /** Move queued, finished responses to the batch while they are in front. */
@@ -335,13 +343,7 @@ export abstract class ServeOutput implements CoreConn {
       if (ex.state === READY) {
         batch.bytes(ex.out!);
         ex.out = null;
-        this._queue.shift();
-        ex.finish();
-        if (!ex.bodyDone) ex.discard = true;
-        if (ex.close) {
-          this._end();
-          return;
-        }
+        if (this._retire(ex)) return;
         continue;
       }
       if (ex.state === STREAMING && ex.stream !== null) {

@@ -10,6 +10,9 @@
  * - {@linkcode upgradeConnection}: take over the connection after `101`
  *   (WebSocket and other protocols on top of `serve()`).
  * - `shutdown()` drains gracefully; SIGTERM does it for a supervised worker.
+ *   The listening socket closes at once; requests in flight and requests
+ *   that still arrive on kept-alive connections within `drainIdleMs` are
+ *   answered with `connection: close`, so a rolling restart loses none.
  *   Socket activation (`LISTEN_FDS`) and `READY=1`/`WATCHDOG=1` on
  *   `NOTIFY_SOCKET` work without options.
  * - `workers: N` serves on N threads, one reactor each, on one port

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { assertEquals } from "@std/assert";
+import { assertEquals, assertInstanceOf } from "@std/assert";
 import { listOpenFds } from "../ffi/fd.ts";
 
 /**
@@ -46,6 +46,143 @@ export async function withFdCheck(fn: () => unknown | Promise<unknown>): Promise
     [],
     "fds leaked by the test",
   );
+}
+
+/** What {@linkcode readText} reads: a Deno connection or anything with its `read`. */
+export interface TextSource {
+  /** Read into `p`: the byte count, or `null` at EOF. */
+  read(p: Uint8Array): Promise<number | null>;
+}
+
+/**
+ * Read `conn` as text (each chunk decoded on its own) until `until(text)`
+ * holds (checked before each read) or EOF; `size` is the read buffer's size.
+ *
+ * @example
+ * ```ts
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: 80 });
+ * const head = await readText(conn, { until: (t) => t.includes("\r\n\r\n") });
+ * ```
+ */
+export async function readText(
+  conn: TextSource,
+  { until = () => false, size = 4096 }: { until?: (text: string) => boolean; size?: number } = {},
+): Promise<string> {
+  const decoder = new TextDecoder();
+  const buf = new Uint8Array(size);
+  let text = "";
+  while (!until(text)) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    text += decoder.decode(buf.subarray(0, n));
+  }
+  return text;
+}
+
+/**
+ * Assert that a connection to 127.0.0.1:`port` is refused (nothing listens);
+ * when one is accepted, fail with `message`.
+ *
+ * @example
+ * ```ts
+ * await assertConnectRefused(1, "something listens on port 1");
+ * ```
+ */
+export async function assertConnectRefused(port: number, message: string): Promise<void> {
+  try {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    c.close();
+  } catch (e) {
+    assertInstanceOf(e, Deno.errors.ConnectionRefused);
+    return;
+  }
+  throw new Error(message);
+}
+
+/** How a process run by {@linkcode runBounded} ended. */
+export interface ProcessOutput {
+  /** Exit code. */
+  code: number;
+  /** Its stdout. */
+  stdout: string;
+  /** Its stderr. */
+  stderr: string;
+}
+
+/**
+ * Run `cmd` to completion with `options` (stdin closed, stdout and stderr
+ * collected as text); SIGKILL it after `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * const out = await runBounded("true", { args: [] }, 5000);
+ * ```
+ */
+export async function runBounded(
+  cmd: string,
+  options: Deno.CommandOptions,
+  timeoutMs: number,
+): Promise<ProcessOutput> {
+  const child = new Deno.Command(cmd, {
+    ...options,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+  }, timeoutMs);
+  try {
+    const out = await child.output();
+    const decoder = new TextDecoder();
+    return {
+      code: out.code,
+      stdout: decoder.decode(out.stdout),
+      stderr: decoder.decode(out.stderr),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Whether `path` names anything, a dangling symlink included (`lstat`).
+ *
+ * @example
+ * ```ts
+ * exists("/proc/self"); // true
+ * ```
+ */
+export function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * mulberry32: a small, fast, seedable PRNG; the same seed gives the same
+ * numbers in [0, 1), so a failing fuzz case can be replayed.
+ *
+ * @example
+ * ```ts
+ * const rand = prng(42);
+ * const byte = Math.floor(rand() * 256);
+ * ```
+ */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /** Resolve after `ms` milliseconds. */

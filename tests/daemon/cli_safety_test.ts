@@ -8,7 +8,7 @@
 import { assert, assertEquals, assertNotEquals, assertStringIncludes } from "@std/assert";
 import { ControlServer } from "../../daemon/control.ts";
 import { PidFile } from "../../daemon/pidfile.ts";
-import { cli, CLI_APP, withRuntimeDir } from "./fixtures/cli_run.ts";
+import { cli, CLI_APP, daemonArgs, withRuntimeDir } from "./fixtures/cli_run.ts";
 import {
   alive,
   childrenOf,
@@ -127,11 +127,7 @@ Deno.test("cli: the default pid file and a 0600 control socket live in the priva
     const seen = new Set<number>();
     try {
       const r = await cli([
-        CLI_APP,
-        "--daemon",
-        "--start-timeout=30000",
-        "--port",
-        String(port),
+        ...daemonArgs(port),
         "--workers",
         "2",
       ], env);
@@ -189,11 +185,7 @@ Deno.test("cli: a runtime dir others can write is refused before anything starts
     Deno.mkdirSync(dir);
     Deno.chmodSync(dir, 0o777);
     const r = await cli([
-      CLI_APP,
-      "--daemon",
-      "--start-timeout=30000",
-      "--port",
-      String(freePort()),
+      ...daemonArgs(freePort()),
     ], {
       FFINET_RUNTIME_DIR: dir,
     });
@@ -209,11 +201,7 @@ Deno.test("cli: --daemon passes APP (a file: URL), extra Deno flags and app argu
     const seen = new Set<number>();
     try {
       const r = await cli([
-        new URL(`file://${CLI_APP}`).href,
-        "--daemon",
-        "--start-timeout=30000",
-        "--port",
-        String(port),
+        ...daemonArgs(port, [], new URL(`file://${CLI_APP}`).href),
         "--workers",
         "1",
         `--allow=write=${dir}`,

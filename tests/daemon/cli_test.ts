@@ -6,12 +6,11 @@
  * mode.
  */
 import { assert, assertEquals, assertGreater, assertStringIncludes } from "@std/assert";
-import { cli as runCli, CLI_APP, type Run } from "./fixtures/cli_run.ts";
+import { cli as runCli, CLI_APP, cliRunArgs, daemonArgs, type Run } from "./fixtures/cli_run.ts";
 import {
   alive,
   answers,
   childrenOf,
-  CLI_SCRIPT,
   freePort,
   httpGet,
   keepRequesting,
@@ -21,7 +20,6 @@ import {
   procRead,
   procStat,
   type RequestTally,
-  SERVE_FLAGS,
   sleep,
   waitUntil,
 } from "./fixtures/helpers.ts";
@@ -122,11 +120,7 @@ Deno.test("cli: --daemon serves detached; restarts, rolls and drains; stop leave
     await t.step("the launcher returns the daemon's pid once it listens", async () => {
       const t0 = Date.now();
       const r = await cli([
-        CLI_APP,
-        "--daemon",
-        "--start-timeout=30000",
-        "--port",
-        String(port),
+        ...daemonArgs(port),
         "--pidfile",
         pidfile,
         "--umask",
@@ -179,11 +173,7 @@ Deno.test("cli: --daemon serves detached; restarts, rolls and drains; stop leave
 
     await t.step("a second daemon with the same pid file is refused", async () => {
       const r = await cli([
-        CLI_APP,
-        "--daemon",
-        "--start-timeout=30000",
-        "--port",
-        String(freePort()),
+        ...daemonArgs(freePort()),
         "--pidfile",
         pidfile,
       ]);
@@ -204,11 +194,7 @@ Deno.test("cli: --daemon serves detached; restarts, rolls and drains; stop leave
       // join the port and take a share of the first daemon's connections.
       const other = `${dir}/other.pid`;
       const r = await cli([
-        CLI_APP,
-        "--daemon",
-        "--start-timeout=30000",
-        "--port",
-        String(port),
+        ...daemonArgs(port),
         "--pidfile",
         other,
       ]);
@@ -303,11 +289,7 @@ Deno.test("cli: --daemon fails with the worker's EADDRINUSE when the port is tak
   const pidfile = `${dir}/serve.pid`;
   try {
     const r = await cli([
-      CLI_APP,
-      "--daemon",
-      "--start-timeout=30000",
-      "--port",
-      String(port),
+      ...daemonArgs(port),
       "--pidfile",
       pidfile,
     ]);
@@ -337,7 +319,7 @@ async function foreground(args: string[]): Promise<Foreground> {
   const env = Deno.env.toObject();
   env.FFINET_RUNTIME_DIR = RUNTIME;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...SERVE_FLAGS, CLI_SCRIPT, ...args],
+    args: cliRunArgs(args),
     env: { ...env, NO_COLOR: "1" },
     clearEnv: true,
     stdin: "null",

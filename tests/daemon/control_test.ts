@@ -11,7 +11,7 @@ import {
   MAX_REQUEST_BYTES,
 } from "../../daemon/control.ts";
 import { Socket } from "../../ffi/socket.ts";
-import { withFdCheck } from "../_helpers.ts";
+import { exists, withFdCheck } from "../_helpers.ts";
 
 async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ffinet-control-" });
@@ -171,12 +171,3 @@ Deno.test("control: a server that never answers makes the client time out", () =
       for (const c of accepted) c.close();
     }
   }));
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

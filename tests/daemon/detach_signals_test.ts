@@ -7,21 +7,24 @@
 import { assert, assertEquals } from "@std/assert";
 import { resetSignalMask } from "../../daemon/detach.ts";
 import { blockedSignals, blockSignals } from "../../ffi/spawn.ts";
-import { CLI_APP } from "./fixtures/cli_run.ts";
+import { CLI_APP, cliRunArgs, daemonArgs } from "./fixtures/cli_run.ts";
 import {
   alive,
   childrenOf,
-  CLI_SCRIPT,
   freePort,
   httpGet,
   killAll,
   procRead,
-  SERVE_FLAGS,
   waitUntil,
 } from "./fixtures/helpers.ts";
 
 const SIGHUP = 1;
 const SIGTERM = 15;
+
+/** python3 `-c` script: block SIGTERM and SIGHUP, then exec `argv[1:]`. */
+const BLOCK_THEN_EXEC = "import os, signal, sys\n" +
+  "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})\n" +
+  "os.execvp(sys.argv[1], sys.argv[1:])\n";
 
 /** The blocked-signal set of `pid` (`SigBlk` in `/proc/<pid>/status`). */
 function sigBlk(pid: number): bigint {
@@ -68,24 +71,12 @@ Deno.test({
     const port = freePort();
     const seen = new Set<number>();
     try {
-      const script = "import os, signal, sys\n" +
-        "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})\n" +
-        "os.execvp(sys.argv[1], sys.argv[1:])\n";
       const out = await new Deno.Command(PYTHON!, {
         args: [
           "-c",
-          script,
+          BLOCK_THEN_EXEC,
           Deno.execPath(),
-          "run",
-          ...SERVE_FLAGS,
-          CLI_SCRIPT,
-          CLI_APP,
-          "--daemon",
-          "--start-timeout=30000",
-          "--port",
-          String(port),
-          "--pidfile",
-          pidfile,
+          ...cliRunArgs([...daemonArgs(port), "--pidfile", pidfile]),
         ],
         env: { FFINET_RUNTIME_DIR: dir, NO_COLOR: "1" },
         stdin: "null",
@@ -132,22 +123,12 @@ Deno.test({
     // No Deno.Command in between this time: the supervisor process itself
     // inherits the blocked mask across exec, and must clear it.
     const port = freePort();
-    const script = "import os, signal, sys\n" +
-      "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP})\n" +
-      "os.execvp(sys.argv[1], sys.argv[1:])\n";
     const child = new Deno.Command(PYTHON!, {
       args: [
         "-c",
-        script,
+        BLOCK_THEN_EXEC,
         Deno.execPath(),
-        "run",
-        ...SERVE_FLAGS,
-        CLI_SCRIPT,
-        CLI_APP,
-        "--port",
-        String(port),
-        "--workers",
-        "1",
+        ...cliRunArgs([CLI_APP, "--port", String(port), "--workers", "1"]),
       ],
       env: { NO_COLOR: "1" },
       stdin: "null",

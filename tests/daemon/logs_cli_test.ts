@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertGreater, assertMatch } from "@std/assert";
 import { Socket } from "../../ffi/socket.ts";
-import { cli, CLI_APP } from "./fixtures/cli_run.ts";
+import { cli, daemonArgs } from "./fixtures/cli_run.ts";
 import { alive, childrenOf, freePort, httpGet, killAll, waitUntil } from "./fixtures/helpers.ts";
 
 Deno.test("logs: worker lines reach syslog with the worker's pid; a flood is counted", async () => {
@@ -28,11 +28,7 @@ Deno.test("logs: worker lines reach syslog with the worker's pid; a flood is cou
   try {
     const r = await cli(
       [
-        CLI_APP,
-        "--daemon",
-        "--start-timeout=30000",
-        "--port",
-        String(port),
+        ...daemonArgs(port),
         "--workers",
         "1",
         "--syslog",

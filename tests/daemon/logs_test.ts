@@ -11,7 +11,7 @@ import { assert, assertEquals, assertGreater, assertMatch, assertThrows } from "
 import { OutputForwarder, stripAnsi } from "../../daemon/cli_output.ts";
 import { escapeLogText, Logger } from "../../daemon/syslog.ts";
 import { Socket } from "../../ffi/socket.ts";
-import { withFdCheck } from "../_helpers.ts";
+import { exists, withFdCheck } from "../_helpers.ts";
 
 const decoder = new TextDecoder();
 
@@ -234,15 +234,6 @@ template(name="t" type="string" string="%syslogfacility-text%.%syslogseverity-te
     }
   },
 });
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));

@@ -10,18 +10,9 @@ import {
   runtimeDir,
 } from "../../daemon/pidfile.ts";
 import { umask } from "../../ffi/process.ts";
-import { withFdCheck } from "../_helpers.ts";
+import { exists, withFdCheck } from "../_helpers.ts";
 
 const decoder = new TextDecoder();
-
-function existsSync(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Run `fn` in a fresh temp dir with umask 022, removing the dir after. */
 async function inTempDir(fn: (dir: string) => unknown): Promise<void> {
@@ -44,7 +35,7 @@ async function childAcquire(
   const url = new URL("../../daemon/pidfile.ts", import.meta.url).href;
   const script = `${dir}/child.ts`;
   // Written once per directory: children started together must not see it rewritten.
-  if (!existsSync(script)) {
+  if (!exists(script)) {
     Deno.writeTextFileSync(
       script,
       `import { PidFile } from "${url}";

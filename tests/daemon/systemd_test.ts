@@ -7,17 +7,8 @@
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { Socket } from "../../ffi/socket.ts";
-import { CLI_APP } from "./fixtures/cli_run.ts";
-import {
-  alive,
-  childrenOf,
-  CLI_SCRIPT,
-  freePort,
-  httpGet,
-  killAll,
-  SERVE_FLAGS,
-  waitUntil,
-} from "./fixtures/helpers.ts";
+import { CLI_APP, cliRunArgs } from "./fixtures/cli_run.ts";
+import { alive, childrenOf, freePort, httpGet, killAll, waitUntil } from "./fixtures/helpers.ts";
 
 const UNITS = new URL("../../examples/systemd/", import.meta.url).pathname;
 const DEFAULT_APP = new URL("../../daemon/default_app.ts", import.meta.url).pathname;
@@ -159,7 +150,7 @@ Deno.test({
     // `--port 1` is ignored: the activated socket is used instead.
     const { child, stderr, text } = await activate(
       port,
-      [DENO, "run", ...SERVE_FLAGS, CLI_SCRIPT, CLI_APP, "--workers", "2", "--port", "1"],
+      [DENO, ...cliRunArgs([CLI_APP, "--workers", "2", "--port", "1"])],
       { FFINET_RUNTIME_DIR: dir },
     );
     const seen = new Set<number>([child.pid]);
@@ -227,7 +218,7 @@ Deno.test("systemd: Type=notify protocol in the foreground: READY=1 with MAINPID
   }, 5);
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...SERVE_FLAGS, CLI_SCRIPT, CLI_APP, "--port", String(port), "--workers", "1"],
+    args: cliRunArgs([CLI_APP, "--port", String(port), "--workers", "1"]),
     env: { NOTIFY_SOCKET: `${dir}/notify`, WATCHDOG_USEC: "400000", NO_COLOR: "1" },
     stdin: "null",
     stdout: "null",

@@ -7,6 +7,7 @@
  * @module
  */
 import { assert } from "@std/assert";
+import { readText } from "../_helpers.ts";
 
 const decoder = new TextDecoder();
 /** The repository root. */
@@ -203,14 +204,7 @@ export async function haproxyCommand(socket: string, command: string): Promise<s
   const conn = await Deno.connect({ transport: "unix", path: socket });
   try {
     await conn.write(new TextEncoder().encode(command + "\n"));
-    let text = "";
-    const buf = new Uint8Array(16384);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      text += decoder.decode(buf.subarray(0, n));
-    }
-    return text;
+    return await readText(conn, { size: 16384 });
   } finally {
     conn.close();
   }

@@ -1,4 +1,4 @@
-import { DENO_SPAWN_SKIP, skipped } from "./_emulation.ts";
+import { evalChild, spawnsDeno } from "./_child.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import {
   chdir,
@@ -200,15 +200,11 @@ Deno.test("process: dup2 makes a second fd for the same pipe", () =>
     assertEquals(assertThrows(() => dup2(-1, target), ErrnoError).code, "EBADF");
   }));
 
-Deno.test({
-  name: "process: setsid, setgroups, setgid and setuid in a child process",
-  ignore: skipped(
-    "process: setsid, setgroups, setgid and setuid in a child process",
-    DENO_SPAWN_SKIP,
-  ),
-}, async () => {
-  const url = new URL("../../ffi/process.ts", import.meta.url).href;
-  const script = `
+Deno.test(
+  spawnsDeno("process: setsid, setgroups, setgid and setuid in a child process"),
+  async () => {
+    const url = new URL("../../ffi/process.ts", import.meta.url).href;
+    const script = `
     import * as p from "${url}";
     const out = {};
     out.sid = p.setsid() === p.getpid() && p.getsid() === p.getpid();
@@ -223,20 +219,14 @@ Deno.test({
     }
     console.log(JSON.stringify(out));
   `;
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--no-config", script],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(result.stderr);
-  assert(result.success, stderr);
-  const out = JSON.parse(new TextDecoder().decode(result.stdout));
-  assertEquals(out.sid, true);
-  if (getuid() === 0) {
-    assertEquals(out.uid, 65534);
-    assertEquals(out.regained, "EPERM");
-  } else {
-    assertEquals(out.groups, "EPERM");
-  }
-});
+    const { stdout } = await evalChild(script);
+    const out = JSON.parse(stdout);
+    assertEquals(out.sid, true);
+    if (getuid() === 0) {
+      assertEquals(out.uid, 65534);
+      assertEquals(out.regained, "EPERM");
+    } else {
+      assertEquals(out.groups, "EPERM");
+    }
+  },
+);

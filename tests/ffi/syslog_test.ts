@@ -1,4 +1,4 @@
-import { DENO_SPAWN_SKIP, skipped } from "./_emulation.ts";
+import { evalChild, spawnsDeno } from "./_child.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import {
   closelog,
@@ -151,15 +151,11 @@ Deno.test("syslog: setlogmask returns the previous mask", () => {
   assertEquals(setlogmask(0), old);
 });
 
-Deno.test({
-  name: "syslog: LOG_PERROR shows the message logged literally and the ident kept alive",
-  ignore: skipped(
-    "syslog: LOG_PERROR shows the message logged literally and the ident kept alive",
-    DENO_SPAWN_SKIP,
-  ),
-}, async () => {
-  const url = new URL("../../ffi/syslog.ts", import.meta.url).href;
-  const script = `
+Deno.test(
+  spawnsDeno("syslog: LOG_PERROR shows the message logged literally and the ident kept alive"),
+  async () => {
+    const url = new URL("../../ffi/syslog.ts", import.meta.url).href;
+    const script = `
     import * as s from "${url}";
     s.openlog(["ffinet", "child"].join("-"), s.LOG_PERROR | s.LOG_PID, s.LOG_LOCAL0);
     // Churn the heap: a collected ident buffer would show up as garbage below.
@@ -170,49 +166,33 @@ Deno.test({
     s.syslog(s.LOG_WARNING, "after mask");
     s.closelog();
   `;
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--no-config", "--v8-flags=--expose-gc", script],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(result.stderr);
-  assert(result.success, stderr);
-  const lines = stderr.split("\n").filter((l) => l.length > 0);
-  assertEquals(lines.length, 2, stderr);
-  assertStringIncludes(lines[0]!, "ffinet-child[");
-  assert(lines[0]!.endsWith("]: %n%s%x%p 100% literal"), lines[0]);
-  assert(lines[1]!.endsWith(": after mask"), lines[1]);
-});
+    const { stderr } = await evalChild(script, ["--v8-flags=--expose-gc"]);
+    const lines = stderr.split("\n").filter((l) => l.length > 0);
+    assertEquals(lines.length, 2, stderr);
+    assertStringIncludes(lines[0]!, "ffinet-child[");
+    assert(lines[0]!.endsWith("]: %n%s%x%p 100% literal"), lines[0]);
+    assert(lines[1]!.endsWith(": after mask"), lines[1]);
+  },
+);
 
-Deno.test({
-  name: "syslog: newline, CR and NUL in an ident or message cannot forge log lines",
-  ignore: skipped(
-    "syslog: newline, CR and NUL in an ident or message cannot forge log lines",
-    DENO_SPAWN_SKIP,
-  ),
-}, async () => {
-  assertEquals(escapeLogText("a\nb\rc\0d\te\x1b\x7f"), "a#012b#015c#000d\te#033#177");
-  const url = new URL("../../ffi/syslog.ts", import.meta.url).href;
-  const script = `
+Deno.test(
+  spawnsDeno("syslog: newline, CR and NUL in an ident or message cannot forge log lines"),
+  async () => {
+    assertEquals(escapeLogText("a\nb\rc\0d\te\x1b\x7f"), "a#012b#015c#000d\te#033#177");
+    const url = new URL("../../ffi/syslog.ts", import.meta.url).href;
+    const script = `
     import * as s from "${url}";
     s.openlog("app\\nroot: forged ident", s.LOG_PERROR, s.LOG_LOCAL0);
     s.syslog(s.LOG_LOCAL0 | s.LOG_INFO, "login failed\\nsshd[1]: Accepted password for root\\r\\0tail");
     s.closelog();
   `;
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--no-config", script],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(result.stderr);
-  assert(result.success, stderr);
-  const lines = stderr.split("\n").filter((l) => l.length > 0);
-  assertEquals(lines.length, 1, stderr); // one message, one line
-  assert(lines[0]!.startsWith("app#012root: forged ident: "), lines[0]);
-  assert(
-    lines[0]!.endsWith("login failed#012sshd[1]: Accepted password for root#015#000tail"),
-    lines[0],
-  );
-});
+    const { stderr } = await evalChild(script);
+    const lines = stderr.split("\n").filter((l) => l.length > 0);
+    assertEquals(lines.length, 1, stderr); // one message, one line
+    assert(lines[0]!.startsWith("app#012root: forged ident: "), lines[0]);
+    assert(
+      lines[0]!.endsWith("login failed#012sshd[1]: Accepted password for root#015#000tail"),
+      lines[0],
+    );
+  },
+);

@@ -3,7 +3,7 @@
  * ids, flow info, buffer sizes, linger and timeouts throw a RangeError that
  * names the argument, before any system call.
  */
-import { DENO_SPAWN_SKIP, skipped } from "./_emulation.ts";
+import { evalChild, spawnsDeno } from "./_child.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
 import * as sys from "../../ffi/syscalls.ts";
 import { encodeSockaddr } from "../../ffi/sockaddr.ts";
@@ -31,17 +31,13 @@ function assertNamed(fn: () => unknown, call: string, name: string, label: strin
   assertStringIncludes(e.message, name, label);
 }
 
-Deno.test({
-  name: "validate: setuid/setgid/setgroups refuse what used to wrap to 0, before the call",
-  ignore: skipped(
-    "validate: setuid/setgid/setgroups refuse what used to wrap to 0, before the call",
-    DENO_SPAWN_SKIP,
-  ),
-}, async () => {
-  // In a child process: were a check missing, 65534.9 would really drop
-  // this test runner's privileges.
-  const url = new URL("../../ffi/process.ts", import.meta.url).href;
-  const script = `
+Deno.test(
+  spawnsDeno("validate: setuid/setgid/setgroups refuse what used to wrap to 0, before the call"),
+  async () => {
+    // In a child process: were a check missing, 65534.9 would really drop
+    // this test runner's privileges.
+    const url = new URL("../../ffi/process.ts", import.meta.url).href;
+    const script = `
     import { setgid, setgroups, setuid, getuid } from "${url}";
     const bad = [2 ** 32, 2 ** 32 + 1, NaN, Number("nobody"), 65534.9, -1, -0.5, Infinity,
       0xffffffff, 2 ** 53];
@@ -59,27 +55,21 @@ Deno.test({
     out.push("uid " + uid + " -> " + getuid());
     console.log(JSON.stringify(out));
   `;
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["eval", "--no-config", script],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(result.stderr);
-  assert(result.success, stderr);
-  const lines: string[] = JSON.parse(new TextDecoder().decode(result.stdout));
-  const last = lines.pop()!;
-  const [before, after] = last.slice(4).split(" -> ");
-  assertEquals(after, before, "the uid never changed");
-  assertEquals(lines.length, 10 * 3 + 1);
-  for (const line of lines) {
-    assert(line.startsWith("RangeError: Cannot set"), line);
-    assert(
-      / (uid|gid|gids\[1\]) .* is not an integer from 0 to 4294967294|NGROUPS_MAX/.test(line),
-      line,
-    );
-  }
-});
+    const { stdout } = await evalChild(script);
+    const lines: string[] = JSON.parse(stdout);
+    const last = lines.pop()!;
+    const [before, after] = last.slice(4).split(" -> ");
+    assertEquals(after, before, "the uid never changed");
+    assertEquals(lines.length, 10 * 3 + 1);
+    for (const line of lines) {
+      assert(line.startsWith("RangeError: Cannot set"), line);
+      assert(
+        / (uid|gid|gids\[1\]) .* is not an integer from 0 to 4294967294|NGROUPS_MAX/.test(line),
+        line,
+      );
+    }
+  },
+);
 
 Deno.test("validate: backlog, port, scope id and flow info", () =>
   withFdCheck(() => {

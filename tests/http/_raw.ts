@@ -68,6 +68,13 @@ export type ParseStep =
  * Parse one response from the front of `buf`. `headRequest` tells whether the
  * request it answers was HEAD; `eof` whether no more bytes will come (for a
  * close-delimited body). Throws {@linkcode MalformedResponse} on bad bytes.
+ *
+ * @example
+ * ```ts
+ * import { parseResponse } from "./_raw.ts";
+ * const bytes = new TextEncoder().encode("HTTP/1.1 204 No Content\r\n\r\n");
+ * const step = parseResponse(bytes, false, false); // { kind: "response", consumed: 27, ... }
+ * ```
  */
 export function parseResponse(buf: Uint8Array, headRequest: boolean, eof: boolean): ParseStep {
   const end = indexOfCrlfCrlf(buf);
@@ -171,7 +178,19 @@ export function parseResponse(buf: Uint8Array, headRequest: boolean, eof: boolea
   return make(buf.slice(pos), "close", buf.length);
 }
 
-/** A raw TCP client on 127.0.0.1. */
+/**
+ * A raw TCP client on 127.0.0.1.
+ *
+ * @example
+ * ```ts
+ * import { RawClient, request } from "./_raw.ts";
+ * async function hello(port: number): Promise<string | undefined> {
+ *   using c = await RawClient.connect(port);
+ *   await c.write(request("GET", "/"));
+ *   return (await c.readResponse())?.text;
+ * }
+ * ```
+ */
 export class RawClient {
   #conn: Deno.TcpConn;
   #buf: Uint8Array = new Uint8Array(0);
@@ -318,13 +337,29 @@ export class RawClient {
   }
 }
 
-/** `value`, or a failed assertion naming `what` when it is null (narrows the type). */
+/**
+ * `value`, or a failed assertion naming `what` when it is null (narrows the type).
+ *
+ * @example
+ * ```ts
+ * import { must } from "./_raw.ts";
+ * const n: number = must([1, 2].find((x) => x > 1), "an element above 1");
+ * ```
+ */
 export function must<T>(value: T | null | undefined, what: string): T {
   if (value === null || value === undefined) throw new Error(`Expected ${what}, got ${value}`);
   return value;
 }
 
-/** Build a request head + body from parts. */
+/**
+ * Build a request head + body from parts.
+ *
+ * @example
+ * ```ts
+ * import { request } from "./_raw.ts";
+ * const text = request("POST", "/echo", { "content-length": "2" }, "hi");
+ * ```
+ */
 export function request(
   method: string,
   target: string,
@@ -341,7 +376,15 @@ export function request(
   return s + "\r\n" + body;
 }
 
-/** Resident set size in KiB, from the text of a /proc/<pid>/status file. */
+/**
+ * Resident set size in KiB, from the text of a /proc/<pid>/status file.
+ *
+ * @example
+ * ```ts
+ * import { rssKiB } from "./_raw.ts";
+ * const kib = rssKiB("Name:\tdeno\nVmRSS:\t  1234 kB\n"); // 1234
+ * ```
+ */
 export function rssKiB(statusText: string): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(statusText);
   if (!m) throw new Error("Cannot read VmRSS: not in the status text");

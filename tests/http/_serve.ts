@@ -26,7 +26,16 @@ export const USE_DENO: boolean = (() => {
   }
 })();
 
-/** Start a server on 127.0.0.1, ephemeral port. */
+/**
+ * Start a server on 127.0.0.1, ephemeral port.
+ *
+ * @example
+ * ```ts
+ * import { startServer } from "./_serve.ts";
+ * const server = startServer({}, () => new Response("hi"));
+ * await server.close();
+ * ```
+ */
 export function startServer(
   options: Omit<ServeOptions, "hostname" | "port" | "onListen">,
   handler: ServeHandler,
@@ -61,7 +70,17 @@ export function startServer(
   };
 }
 
-/** A promise with its resolver, for signalling between handler and test. */
+/**
+ * A promise with its resolver, for signalling between handler and test.
+ *
+ * @example
+ * ```ts
+ * import { deferred } from "./_serve.ts";
+ * const d = deferred<number>();
+ * d.resolve(1);
+ * console.log(await d.promise);
+ * ```
+ */
 export function deferred<T = void>(): {
   promise: Promise<T>;
   resolve: (v: T) => void;
@@ -76,7 +95,15 @@ export function deferred<T = void>(): {
   return { promise, resolve, reject };
 }
 
-/** Reject after `ms` with a message naming `what`. */
+/**
+ * Reject after `ms` with a message naming `what`.
+ *
+ * @example
+ * ```ts
+ * import { within } from "./_serve.ts";
+ * await within(Promise.resolve(1), 1000, "a resolved promise");
+ * ```
+ */
 export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
@@ -98,7 +125,16 @@ export interface ChildServer {
   kill(): Promise<void>;
 }
 
-/** Start tests/http/_serve_child.ts with `mode` and wait for its port. */
+/**
+ * Start tests/http/_serve_child.ts with `mode` and wait for its port.
+ *
+ * @example
+ * ```ts
+ * import { spawnServerChild } from "./_serve.ts";
+ * const child = await spawnServerChild("hello");
+ * await child.kill();
+ * ```
+ */
 export async function spawnServerChild(
   mode: "hello" | "fuzz" | "fuzz-raw",
 ): Promise<ChildServer> {

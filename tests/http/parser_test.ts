@@ -32,6 +32,7 @@ import {
   STATUS_TEXT,
   writeResponse,
 } from "../../http/response.ts";
+import { prng } from "../_helpers.ts";
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -76,29 +77,39 @@ interface Outcome {
 }
 
 /**
- * Feed `input` cut at `cuts` (sorted offsets), draining after each chunk.
- * Each chunk goes through one reused scratch buffer that is scribbled over
- * after the drain, as a server's read buffer would be.
+ * Feed `input` to `parser` cut at `cuts` (sorted offsets), calling `drain`
+ * after each chunk. Each chunk goes through one reused scratch buffer that is
+ * scribbled over after the drain, as a server's read buffer would be.
+ */
+function feedCut(parser: HttpParser, input: Uint8Array, cuts: number[], drain: () => void): void {
+  const scratch = new Uint8Array(input.length);
+  let start = 0;
+  for (const end of [...cuts, input.length]) {
+    if (end < start) continue;
+    const chunk = scratch.subarray(0, end - start);
+    chunk.set(input.subarray(start, end));
+    start = end;
+    parser.feed(chunk);
+    drain();
+    chunk.fill(0xaa);
+  }
+}
+
+/**
+ * Feed `input` cut at `cuts` (sorted offsets, {@linkcode feedCut}), taking
+ * every request with `next()` after each chunk.
  */
 function run(input: Uint8Array, cuts: number[] = [], options?: HttpParserOptions): Outcome {
   const parser = new HttpParser(options);
   const requests: PlainRequest[] = [];
-  const scratch = new Uint8Array(input.length);
   let calls = 0;
-  let start = 0;
   try {
-    for (const end of [...cuts, input.length]) {
-      if (end < start) continue;
-      const chunk = scratch.subarray(0, end - start);
-      chunk.set(input.subarray(start, end));
-      start = end;
-      parser.feed(chunk);
+    feedCut(parser, input, cuts, () => {
       for (let req = parser.next(); req !== null; req = parser.next()) {
         requests.push(plain(req));
         if (++calls > input.length + 1) throw new Error("parser produced more requests than bytes");
       }
-      chunk.fill(0xaa);
-    }
+    });
   } catch (e) {
     if (!(e instanceof HttpParseError)) throw e;
     assertStrictEquals(parser.error, e);
@@ -120,17 +131,10 @@ function runStreaming(
 ): Outcome {
   const parser = new HttpParser(options);
   const requests: PlainRequest[] = [];
-  const scratch = new Uint8Array(input.length);
   let head: HttpRequest | null = null;
   let body: number[] = [];
-  let start = 0;
   try {
-    for (const end of [...cuts, input.length]) {
-      if (end < start) continue;
-      const chunk = scratch.subarray(0, end - start);
-      chunk.set(input.subarray(start, end));
-      start = end;
-      parser.feed(chunk);
+    feedCut(parser, input, cuts, () => {
       for (;;) {
         if (head !== null) {
           const piece = parser.readBody();
@@ -150,8 +154,7 @@ function runStreaming(
         else requests.push(plain(next));
       }
       parser.retain();
-      chunk.fill(0xaa);
-    }
+    });
   } catch (e) {
     if (!(e instanceof HttpParseError)) throw e;
     return { requests, error: { status: e.status, reason: e.reason }, idle: parser.idle };
@@ -206,19 +209,21 @@ function checkResponse(response: Uint8Array, omitBody = false): Map<string, stri
 }
 
 const WRK_GET = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+/** What {@linkcode WRK_GET} parses to. */
+const WRK_GET_PARSED: PlainRequest = {
+  method: "GET",
+  target: "/",
+  version: "1.1",
+  headers: [["host", "127.0.0.1:8080"]],
+  body: "",
+  keepAlive: true,
+};
 
 // ---------------------------------------------------------------------------
 // Parsing
 
 Deno.test("HttpParser parses a simple GET", () => {
-  assertEquals(parseOne(WRK_GET), {
-    method: "GET",
-    target: "/",
-    version: "1.1",
-    headers: [["host", "127.0.0.1:8080"]],
-    body: "",
-    keepAlive: true,
-  });
+  assertEquals(parseOne(WRK_GET), WRK_GET_PARSED);
 });
 
 Deno.test("HttpParser lowercases names, trims values and keeps field order", () => {
@@ -277,14 +282,7 @@ const MIXED = WRK_GET +
   "DELETE /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
 
 const MIXED_EXPECTED: PlainRequest[] = [
-  {
-    method: "GET",
-    target: "/",
-    version: "1.1",
-    headers: [["host", "127.0.0.1:8080"]],
-    body: "",
-    keepAlive: true,
-  },
+  WRK_GET_PARSED,
   {
     method: "POST",
     target: "/submit",
@@ -844,18 +842,6 @@ Deno.test("ResponseBuffer serializes in place, grows and consumes", () => {
 
 // ---------------------------------------------------------------------------
 // Fuzzing
-
-/** mulberry32: a small, fast, seedable PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   readonly #rand: () => number;

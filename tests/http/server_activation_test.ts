@@ -11,7 +11,7 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { Socket } from "../../ffi/socket.ts";
-import { waitFor } from "../_helpers.ts";
+import { readText, waitFor } from "../_helpers.ts";
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -40,14 +40,7 @@ async function request(port: number, path: string): Promise<string> {
     await conn.write(
       encoder.encode(`GET ${path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n`),
     );
-    let out = "";
-    const buf = new Uint8Array(4096);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      out += decoder.decode(buf.subarray(0, n));
-    }
-    return out;
+    return await readText(conn);
   } finally {
     conn.close();
   }

@@ -8,6 +8,7 @@
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { type HttpServer, prebuilt, type RawHandler, serveRaw } from "../../http/mod.ts";
+import { readText } from "../_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -24,14 +25,7 @@ async function exchange(port: number, data: string): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
     await conn.write(encoder.encode(data));
-    let out = "";
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      out += decoder.decode(buf.subarray(0, n));
-    }
-    return out;
+    return await readText(conn, { size: 65536 });
   } finally {
     conn.close();
   }
@@ -141,13 +135,7 @@ Deno.test("serveRaw: the header timeout covers the head only; a stalled body get
         await new Promise((r) => setTimeout(r, 100));
         await live.write(encoder.encode("x"));
       }
-      let got = "";
-      const buf = new Uint8Array(4096);
-      for (;;) {
-        const n = await live.read(buf);
-        if (n === null) break;
-        got += decoder.decode(buf.subarray(0, n));
-      }
+      const got = await readText(live);
       assertMatch(got, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\ngot 12$/);
     } finally {
       live.close();

@@ -9,6 +9,7 @@
  */
 import { assert, assertEquals, assertInstanceOf, assertMatch, assertThrows } from "@std/assert";
 import { type HttpServer, serve, type ServeHandler, upgradeConnection } from "../../http/mod.ts";
+import { assertConnectRefused, readText } from "../_helpers.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -236,31 +237,15 @@ Deno.test("serve: upgradeConnection hands over the connection after 101 (a tiny 
           "GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly;",
         ),
       );
-      let got = "";
-      const buf = new Uint8Array(4096);
-      while (!got.includes("early;")) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        got += decoder.decode(buf.subarray(0, n));
-      }
+      let got = await readText(conn, { until: (text) => text.includes("early;") });
       assertMatch(got, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
       assertMatch(got, /\r\nx-proto: echo\r\n/);
       assertMatch(got, /\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\nearly;$/);
       await conn.write(encoder.encode("hello"));
-      got = "";
-      while (got.length < 5) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        got += decoder.decode(buf.subarray(0, n));
-      }
+      got = await readText(conn, { until: (text) => text.length >= 5 });
       assertEquals(got, "hello");
       await conn.write(encoder.encode("bye"));
-      got = "";
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        got += decoder.decode(buf.subarray(0, n));
-      }
+      got = await readText(conn);
       assertEquals(got, "ciao");
     } finally {
       conn.close();
@@ -289,19 +274,8 @@ Deno.test("serve: shutdown lets an in-flight request finish (with connection: cl
   assertMatch(raw, /^HTTP\/1\.1 200 OK\r\n[^]*connection: close\r\n\r\nlate$/);
   assert(performance.now() - t0 < 4000);
   // Not accepting any more.
-  await assertRejectsConnect(port);
+  await assertConnectRefused(port, "the listener still accepts after shutdown");
 });
-
-async function assertRejectsConnect(port: number): Promise<void> {
-  try {
-    const c = await Deno.connect({ hostname: "127.0.0.1", port });
-    c.close();
-  } catch (e) {
-    assertInstanceOf(e, Deno.errors.ConnectionRefused);
-    return;
-  }
-  throw new Error("the listener still accepts after shutdown");
-}
 
 Deno.test("serve: an idle keep-alive connection is closed by shutdown (FIN after the drain grace); the signal option shuts down", async () => {
   const controller = new AbortController();
@@ -331,13 +305,7 @@ Deno.test("serve: a Unix socket path works; remoteAddr is a unix address", async
     const conn = await Deno.connect({ transport: "unix", path });
     try {
       await conn.write(encoder.encode("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
-      let got = "";
-      const buf = new Uint8Array(4096);
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) break;
-        got += decoder.decode(buf.subarray(0, n));
-      }
+      const got = await readText(conn);
       assertMatch(got, /\r\n\r\nunix$/);
     } finally {
       conn.close();
@@ -365,21 +333,11 @@ Deno.test("serve: Expect: 100-continue behind a slow pipelined request gets its 
           "Connection: close\r\n\r\n",
       ),
     );
-    let got = "";
-    const buf = new Uint8Array(4096);
-    while (!got.includes("100 Continue")) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      got += decoder.decode(buf.subarray(0, n));
-    }
+    let got = await readText(conn, { until: (text) => text.includes("100 Continue") });
     // The slow response first, then the 100 (never before an earlier response).
     assertMatch(got, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nslow;HTTP\/1\.1 100 Continue\r\n\r\n$/);
     await conn.write(encoder.encode("hello"));
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      got += decoder.decode(buf.subarray(0, n));
-    }
+    got += await readText(conn);
     assertMatch(got, /100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n[^]*\r\n\r\ngot 5;$/);
   } finally {
     conn.close();

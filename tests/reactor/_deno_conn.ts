@@ -3,7 +3,7 @@
  * `deno_conn_lifetime_test.ts`).
  */
 import { assertEquals } from "@std/assert";
-import { defaultReactorIdle } from "../../reactor/deno_conn.ts";
+import { connect, defaultReactorIdle, type FfiConn } from "../../reactor/deno_conn.ts";
 import { listFds, withFdCheck } from "../_helpers.ts";
 
 export const enc = new TextEncoder();
@@ -37,6 +37,16 @@ export function adapterTest(fn: () => Promise<void>, limitMs = 20_000): () => Pr
       }
       await bounded(defaultReactorIdle(), 5000, "the shared reactor to stop");
     });
+}
+
+/** Connects the adapter to `server` (a `Deno.listen` on loopback): our end and the accepted peer. */
+export async function connectTo(
+  server: Deno.TcpListener,
+): Promise<{ conn: FfiConn; peer: Deno.TcpConn }> {
+  const connecting = connect({ port: server.addr.port });
+  const peer = await server.accept();
+  const conn = await connecting;
+  return { conn, peer };
 }
 
 export function randomBytes(n: number): Uint8Array<ArrayBuffer> {

@@ -77,6 +77,41 @@ export function text(buf: Uint8Array, n = buf.byteLength): string {
   return new TextDecoder().decode(buf.subarray(0, n));
 }
 
+/**
+ * Run `fn` while counting the SIGPIPEs this process gets: Deno ignores
+ * SIGPIPE by default, which would hide a write without MSG_NOSIGNAL; a
+ * listener makes any SIGPIPE the kernel raises visible.
+ */
+export async function withSigpipeCount(
+  fn: (sigpipes: () => number) => Promise<void>,
+): Promise<void> {
+  let sigpipes = 0;
+  const onSigpipe = () => sigpipes++;
+  Deno.addSignalListener("SIGPIPE", onSigpipe);
+  try {
+    await fn(() => sigpipes);
+  } finally {
+    Deno.removeSignalListener("SIGPIPE", onSigpipe);
+  }
+}
+
+/**
+ * A blocking connect to 127.0.0.1:`port` (from `src`, when given, as the
+ * local address), then made non-blocking.
+ */
+export function connectLoopback(port: number, src?: string): Socket {
+  const s = Socket.create("inet", "stream", { nonblocking: false });
+  try {
+    if (src !== undefined) s.bind({ family: "inet", address: src, port: 0 });
+    s.connect({ family: "inet", address: "127.0.0.1", port });
+    setNonBlocking(s.fd, true);
+    return s;
+  } catch (e) {
+    s.close();
+    throw e;
+  }
+}
+
 /** Options for {@linkcode onReactor}. */
 export interface OnReactorOptions {
   /** Fail after this long (default 20 s). */

@@ -22,7 +22,7 @@ import {
   type Registration,
 } from "../../reactor/mod.ts";
 import { startExample } from "../_example_server.ts";
-import { countFds, withFdCheck } from "../_helpers.ts";
+import { countFds, type ProcessOutput, runBounded, withFdCheck } from "../_helpers.ts";
 
 const EXAMPLES = new URL("../../examples/", import.meta.url);
 const encoder = new TextEncoder();
@@ -298,24 +298,10 @@ Deno.test("bad input: unknown syslog facility and priority names are a RangeErro
   }));
 
 /** Run an example with `args` and collect its exit code and output (bounded). */
-async function runExample(name: string, args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
+function runExample(name: string, args: string[]): Promise<ProcessOutput> {
+  return runBounded(Deno.execPath(), {
     args: ["run", "--allow-ffi", "--allow-env", new URL(name, EXAMPLES).pathname, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  try {
-    const out = await child.output();
-    return {
-      code: out.code,
-      stdout: decoder.decode(out.stdout),
-      stderr: decoder.decode(out.stderr),
-    };
-  } finally {
-    clearTimeout(timer);
-  }
+  }, 30_000);
 }
 
 Deno.test("bad input: bad flags make the example servers exit 2 with a clear message", () =>

@@ -6,12 +6,13 @@
  * process alive.
  */
 import { assert, assertEquals, assertRejects } from "@std/assert";
-import { connect, listen } from "../../reactor/deno_conn.ts";
+import { listen } from "../../reactor/deno_conn.ts";
 import { sleep, waitFor } from "../_helpers.ts";
 import {
   adapterTest,
   bounded,
   closeWaitCount,
+  connectTo,
   dec,
   enc,
   readAll,
@@ -100,9 +101,7 @@ Deno.test(
   adapterTest(async () => {
     const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     try {
-      const connecting = connect({ port: server.addr.port });
-      const peer = await server.accept();
-      const conn = await connecting;
+      const { conn, peer } = await connectTo(server);
       await peer.write(enc.encode("question"));
       await peer.closeWrite();
       const buf = new Uint8Array(64);
@@ -150,9 +149,7 @@ Deno.test(
   adapterTest(async () => {
     const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     try {
-      const connecting = connect({ port: server.addr.port });
-      const peer = await server.accept();
-      const conn = await connecting;
+      const { conn, peer } = await connectTo(server);
       await conn.write(enc.encode("ping"));
       await conn.closeWrite();
       assertEquals(dec.decode(await readAll(peer)), "ping");

@@ -19,6 +19,7 @@ import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
 import {
   adapterTest,
   assertSameBytes,
+  connectTo,
   dec,
   enc,
   randomBytes,
@@ -96,9 +97,7 @@ Deno.test(
   adapterTest(async () => {
     const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     try {
-      const connecting = connect({ port: server.addr.port });
-      const peer = await server.accept();
-      const conn = await connecting;
+      const { conn, peer } = await connectTo(server);
       try {
         // Data that arrives while no read is pending is kept.
         await peer.write(enc.encode("hello, world"));
@@ -148,9 +147,7 @@ Deno.test(
   adapterTest(async () => {
     const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     try {
-      const connecting = connect({ port: server.addr.port });
-      const peer = await server.accept();
-      const conn = await connecting;
+      const { conn, peer } = await connectTo(server);
       const pending = conn.read(new Uint8Array(8));
       conn.close();
       await assertRejects(() => pending, Deno.errors.Interrupted);
@@ -158,9 +155,7 @@ Deno.test(
       peer.close();
 
       // Written, then closed at once: the peer still gets every byte.
-      const connecting2 = connect({ port: server.addr.port });
-      const peer2 = await server.accept();
-      const conn2 = await connecting2;
+      const { conn: conn2, peer: peer2 } = await connectTo(server);
       const payload = randomBytes(4 * 1024 * 1024);
       const writing = conn2.write(payload);
       conn2.close();

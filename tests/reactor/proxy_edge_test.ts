@@ -7,26 +7,12 @@
  * land on that CPU's listener).
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { setNonBlocking } from "../../ffi/fd.ts";
-import { Socket } from "../../ffi/socket.ts";
 import { Listener } from "../../reactor/listener.ts";
 import { sleep, waitFor } from "../_helpers.ts";
-import { bytes, onReactor } from "./_util.ts";
+import { bytes, connectLoopback, onReactor } from "./_util.ts";
 
 const DENO = Deno.execPath();
 const ROOT = new URL("../../", import.meta.url).pathname;
-
-function connectTo(port: number): Socket {
-  const s = Socket.create("inet", "stream", { nonblocking: false });
-  try {
-    s.connect({ family: "inet", address: "127.0.0.1", port });
-    setNonBlocking(s.fd, true);
-    return s;
-  } catch (e) {
-    s.close();
-    throw e;
-  }
-}
 
 async function run(cmd: string, args: string[]): Promise<Deno.CommandOutput> {
   return await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
@@ -51,12 +37,12 @@ Deno.test("edge: deferAccept: a connection that sends nothing is never handed ov
       assertEquals(plain.socket.getOption("deferAccept"), 0);
       const dport = (deferred.address() as { port: number }).port;
       const pport = (plain.address() as { port: number }).port;
-      using silent = connectTo(dport); // the handshake completes on the client side
-      using silentPlain = connectTo(pport);
+      using silent = connectLoopback(dport); // the handshake completes on the client side
+      using silentPlain = connectLoopback(pport);
       await waitFor(() => seen.plain.length === 1, 3000, "the plain listener's accept");
       await sleep(700);
       assertEquals(seen.deferred, [], "the silent connection was handed over");
-      using talker = connectTo(dport);
+      using talker = connectLoopback(dport);
       talker.write(bytes("hi"));
       await waitFor(() => seen.deferred.length === 2, 3000, "the talking connection");
       assertEquals(seen.deferred, ["conn", "hi"]);

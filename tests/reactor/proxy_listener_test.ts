@@ -13,23 +13,9 @@ import { Listener, type ListenOptions } from "../../reactor/listener.ts";
 import type { ProxyInfo } from "../../reactor/proxy_protocol.ts";
 import type { Reactor } from "../../reactor/reactor.ts";
 import { sleep, waitFor } from "../_helpers.ts";
-import { bytes, onReactor } from "./_util.ts";
+import { bytes, connectLoopback, onReactor } from "./_util.ts";
 
 const SIG = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
-
-/** A blocking loopback connect from `src`, then non-blocking. */
-function connectFrom(src: string, port: number): Socket {
-  const s = Socket.create("inet", "stream", { nonblocking: false });
-  try {
-    s.bind({ family: "inet", address: src, port: 0 });
-    s.connect({ family: "inet", address: "127.0.0.1", port });
-    setNonBlocking(s.fd, true);
-    return s;
-  } catch (e) {
-    s.close();
-    throw e;
-  }
-}
 
 /** Read what `s` receives until `done(text)` or EOF/reset; returns the text and how it ended. */
 async function readFrom(
@@ -131,17 +117,17 @@ Deno.test("proxy listener: a trusted proxy's v1, v2 (IPv4, IPv6, Unix) headers s
     const clients: Socket[] = [];
     try {
       // v1, header and request in one write
-      const a = connectFrom("127.0.0.2", port);
+      const a = connectLoopback(port, "127.0.0.2");
       clients.push(a);
       a.write(bytes("PROXY TCP4 203.0.113.9 198.51.100.1 40001 443\r\nhello-v1"));
       assertEquals((await readFrom(a, (t) => t === "echo:hello-v1")).text, "echo:hello-v1");
       // v2 IPv4, header and data in one write
-      const b = connectFrom("127.0.0.2", port);
+      const b = connectLoopback(port, "127.0.0.2");
       clients.push(b);
       b.write(cat(v2ipv4([192, 0, 2, 33], 50505, [192, 0, 2, 1], 80), bytes("hello-v2")));
       assertEquals((await readFrom(b, (t) => t === "echo:hello-v2")).text, "echo:hello-v2");
       // v2 IPv6
-      const c = connectFrom("127.0.0.2", port);
+      const c = connectLoopback(port, "127.0.0.2");
       clients.push(c);
       const v6 = new Uint8Array(16 + 36);
       v6.set([...SIG, 0x21, 0x21, 0, 36]);
@@ -153,7 +139,7 @@ Deno.test("proxy listener: a trusted proxy's v1, v2 (IPv4, IPv6, Unix) headers s
       c.write(v6);
       await waitFor(() => seen.conns.length === 3, 5000, "the IPv6 connection");
       // v2 Unix
-      const d = connectFrom("127.0.0.2", port);
+      const d = connectLoopback(port, "127.0.0.2");
       clients.push(d);
       const ux = new Uint8Array(16 + 216);
       ux.set([...SIG, 0x21, 0x31, 0, 216]);
@@ -194,7 +180,7 @@ Deno.test("proxy listener: an untrusted source is refused at once, the app never
     });
     try {
       const t0 = performance.now();
-      using s = connectFrom("127.0.0.1", port);
+      using s = connectLoopback(port, "127.0.0.1");
       s.write(bytes("PROXY TCP4 203.0.113.9 198.51.100.1 40001 443\r\nGET / HTTP/1.0\r\n\r\n"));
       const r = await readFrom(s, () => false);
       assert(r.ended !== "open" && r.text === "", JSON.stringify(r));
@@ -203,7 +189,7 @@ Deno.test("proxy listener: an untrusted source is refused at once, the app never
       assertEquals(listener.stats.accepted, 0);
       assertEquals(listener.proxyStats?.untrusted, 1);
       // the same header from the trusted address is served
-      using ok = connectFrom("127.0.0.2", port);
+      using ok = connectLoopback(port, "127.0.0.2");
       ok.write(bytes("PROXY TCP4 203.0.113.9 198.51.100.1 40001 443\r\nping"));
       assertEquals((await readFrom(ok, (t) => t === "echo:ping")).text, "echo:ping");
     } finally {
@@ -221,7 +207,7 @@ Deno.test("proxy listener: a header that never completes is closed after timeout
     });
     try {
       const t0 = performance.now();
-      using s = connectFrom("127.0.0.2", port);
+      using s = connectLoopback(port, "127.0.0.2");
       s.write(bytes("PROXY TCP4 203.0.113.9 "));
       const r = await readFrom(s, () => false, 5000);
       const took = performance.now() - t0;
@@ -230,7 +216,7 @@ Deno.test("proxy listener: a header that never completes is closed after timeout
       assertEquals(seen.conns.length, 0);
       assertEquals(listener.proxyStats?.timedOut, 1);
       // silent connections time out too
-      using silent = connectFrom("127.0.0.2", port);
+      using silent = connectLoopback(port, "127.0.0.2");
       const r2 = await readFrom(silent, () => false, 5000);
       assert(r2.ended !== "open");
       assertEquals(listener.proxyStats?.timedOut, 2);
@@ -258,7 +244,7 @@ Deno.test("proxy listener: malformed headers are closed, the app sees nothing; a
           Uint8Array.from([...SIG, 0x21, 0x11, 0, 15, ...new Array(12).fill(1), 0x01, 0, 9]),
         ]
       ) {
-        using s = connectFrom("127.0.0.2", port);
+        using s = connectLoopback(port, "127.0.0.2");
         s.write(bad);
         const r = await readFrom(s, () => false);
         assert(r.ended !== "open" && r.text === "", JSON.stringify(r));
@@ -266,7 +252,7 @@ Deno.test("proxy listener: malformed headers are closed, the app sees nothing; a
       assertEquals(seen.conns.length, 0);
       assertEquals(listener.proxyStats?.malformed, 5);
 
-      using t = connectFrom("127.0.0.2", port);
+      using t = connectLoopback(port, "127.0.0.2");
       const header = v2ipv4([10, 1, 2, 3], 1234, [10, 0, 0, 1], 80);
       for (const b of header) {
         t.write(Uint8Array.of(b));
@@ -289,7 +275,7 @@ Deno.test("proxy listener: v2 LOCAL (a balancer's health check) keeps the real a
       trusted: ["127.0.0.2"],
     });
     try {
-      using s = connectFrom("127.0.0.2", port);
+      using s = connectLoopback(port, "127.0.0.2");
       s.write(Uint8Array.from([...SIG, 0x20, 0x00, 0, 0, ...bytes("ok?")]));
       assertEquals((await readFrom(s, (t) => t === "echo:ok?")).text, "echo:ok?");
       assertEquals(seen.info[0]?.command, "local");

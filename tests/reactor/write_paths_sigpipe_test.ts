@@ -10,17 +10,12 @@ import { ErrnoError } from "../../ffi/errno.ts";
 import { Socket } from "../../ffi/socket.ts";
 import { Connection } from "../../reactor/mod.ts";
 import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
-import { onReactor } from "./_util.ts";
+import { onReactor, withSigpipeCount } from "./_util.ts";
 
 Deno.test("write: several queued chunks flushed to a peer that is gone give EPIPE through onClose and no SIGPIPE", () =>
-  withFdCheck(async () => {
-    let sigpipes = 0;
-    const onSigpipe = () => sigpipes++;
-    // Deno ignores SIGPIPE by default, which would hide a gather write
-    // without MSG_NOSIGNAL; a listener makes any SIGPIPE the kernel raises visible.
-    Deno.addSignalListener("SIGPIPE", onSigpipe);
-    try {
-      await onReactor(async (reactor) => {
+  withFdCheck(() =>
+    withSigpipeCount((sigpipes) =>
+      onReactor(async (reactor) => {
         const [a, b] = Socket.pair();
         a.setOption("sendBufferSize", 4096);
         b.setOption("receiveBufferSize", 4096);
@@ -52,9 +47,7 @@ Deno.test("write: several queued chunks flushed to a peer that is gone give EPIP
         );
         assertEquals(conn.state, "closed");
         await sleep(200); // a SIGPIPE would be delivered by now
-        assertEquals(sigpipes, 0, "the process got SIGPIPE");
-      });
-    } finally {
-      Deno.removeSignalListener("SIGPIPE", onSigpipe);
-    }
-  }));
+        assertEquals(sigpipes(), 0, "the process got SIGPIPE");
+      })
+    )
+  ));

@@ -10,7 +10,7 @@ import { ErrnoError } from "../../ffi/errno.ts";
 import { Socket } from "../../ffi/socket.ts";
 import { Connection } from "../../reactor/mod.ts";
 import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
-import { onReactor } from "./_util.ts";
+import { onReactor, withSigpipeCount } from "./_util.ts";
 
 Deno.test("write: EAGAIN with an empty queue queues the whole chunk; every byte arrives in order", () =>
   withFdCheck(async () => {
@@ -56,14 +56,9 @@ Deno.test("write: EAGAIN with an empty queue queues the whole chunk; every byte 
   }));
 
 Deno.test("write: to a peer that is gone, Connection.write gives EPIPE through onClose and no SIGPIPE", () =>
-  withFdCheck(async () => {
-    let sigpipes = 0;
-    const onSigpipe = () => sigpipes++;
-    // Deno ignores SIGPIPE by default, which would hide a send without
-    // MSG_NOSIGNAL; a listener makes any SIGPIPE the kernel raises visible.
-    Deno.addSignalListener("SIGPIPE", onSigpipe);
-    try {
-      await onReactor(async (reactor) => {
+  withFdCheck(() =>
+    withSigpipeCount((sigpipes) =>
+      onReactor(async (reactor) => {
         const [a, b] = Socket.pair();
         const conn = new Connection(reactor, a);
         let closeError: Error | undefined;
@@ -80,9 +75,7 @@ Deno.test("write: to a peer that is gone, Connection.write gives EPIPE through o
         assertEquals((closeError as ErrnoError).code, "EPIPE");
         assertEquals(conn.state, "closed");
         await sleep(50); // a SIGPIPE would be delivered by now
-        assertEquals(sigpipes, 0, "the process got SIGPIPE");
-      });
-    } finally {
-      Deno.removeSignalListener("SIGPIPE", onSigpipe);
-    }
-  }));
+        assertEquals(sigpipes(), 0, "the process got SIGPIPE");
+      })
+    )
+  ));
