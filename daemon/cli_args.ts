@@ -107,7 +107,7 @@ foreground, to stderr. Floods are cut to 1000 lines/s per worker; dropped
 lines are counted in the log and in status.
 
 Exit codes: 0 ok, 1 failure, 2 bad usage; status: 0 running, 1 dead but the pid
-file exists, 3 not running.`;
+file exists, 3 not running, 4 unknown (the pid file or control socket was refused).`;
 
 /** The subcommands. */
 export type ServeCommand = "run" | "stop" | "status" | "reload" | "help";

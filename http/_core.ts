@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { envVar } from "../reactor/_env.ts";
 import type { SocketAddress } from "../ffi/sockaddr.ts";
 import type { Connection } from "../reactor/connection.ts";
 import { Listener, type ListenOptions } from "../reactor/listener.ts";
@@ -170,7 +171,7 @@ export class ServerCore implements HttpServer {
   }
 
   #notifyReady(): void {
-    if (Deno.env.get("NOTIFY_SOCKET") === undefined) return;
+    if (envVar("NOTIFY_SOCKET") === undefined) return;
     try {
       notify("READY=1");
       const ms = watchdogInterval();

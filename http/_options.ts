@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { envVar } from "../reactor/_env.ts";
 import type { ListenerPassthrough, NetAddr, ServeOptions, UnixAddr } from "./types.ts";
 
 /** The options with defaults applied. */
@@ -80,7 +81,7 @@ export function resolveOptions(options: ServeOptions, raw: boolean): ResolvedOpt
   if (options.onError !== undefined && typeof options.onError !== "function") {
     throw new TypeError("Cannot serve: onError must be a function");
   }
-  const workerId = Deno.env.get("FFINET_WORKER_ID");
+  const workerId = envVar("FFINET_WORKER_ID");
   const drainTimeoutMs = integer(o, "drainTimeoutMs", 10_000, 0, MAX_MS);
   const drainIdleMs = integer(o, "drainIdleMs", Math.min(DRAIN_IDLE_MS, drainTimeoutMs), 0, MAX_MS);
   if (drainIdleMs > drainTimeoutMs) {

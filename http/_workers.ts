@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { envVar } from "../reactor/_env.ts";
 import { ipAddress } from "../ffi/sockaddr.ts";
 import { Socket } from "../ffi/socket.ts";
 import { notify } from "../reactor/sd_notify.ts";
@@ -97,6 +98,7 @@ export function startWorkers(options: ResolvedOptions, _factory: ConnFactory): H
   if (options.path !== undefined) {
     throw new RangeError("Cannot serve: workers needs a TCP port, not a Unix path");
   }
+  checkWorkersCanLoad(Deno.mainModule);
   const ip = ipAddress(options.hostname, options.port);
   const reservation = Socket.create(ip.family, "stream");
   let port: number;
@@ -138,7 +140,7 @@ export function startWorkers(options: ResolvedOptions, _factory: ConnFactory): H
   const addr: NetAddr = { transport: "tcp", hostname: options.hostname, port };
   const server = new MultiServer(addr, workers, stopped, reservation);
   Promise.all(listening).then(() => {
-    if (Deno.env.get("NOTIFY_SOCKET") === undefined) return;
+    if (envVar("NOTIFY_SOCKET") === undefined) return;
     try {
       notify("READY=1");
     } catch (e) {
@@ -155,4 +157,22 @@ export function startWorkers(options: ResolvedOptions, _factory: ConnFactory): H
     void server.finished.then(() => stopDrainingOnSignals(server));
   }
   return server;
+}
+
+/**
+ * Each Worker re-runs the main module: without permission to load it the
+ * Workers would fail one by one while the main thread carried on serving
+ * nothing. Refuse at once instead.
+ */
+function checkWorkersCanLoad(mainModule: string): void {
+  const url = new URL(mainModule);
+  const descriptor: Deno.PermissionDescriptor = url.protocol === "file:"
+    ? { name: "read", path: url }
+    : { name: "import", host: url.host };
+  if (Deno.permissions.querySync(descriptor).state !== "granted") {
+    throw new Error(
+      `Cannot serve with workers: each Worker re-runs the main module ${mainModule}, which needs ` +
+        (url.protocol === "file:" ? `--allow-read for it` : `--allow-import for ${url.host}`),
+    );
+  }
 }

@@ -4,7 +4,7 @@
  * {@linkcode listenFds} (`sd_listen_fds_with_names`, socket activation).
  *
  * @example A `Type=notify` service
- * ```ts ignore
+ * ```ts
  * import { listenFds, notify, watchdogInterval } from "./sd_notify.ts";
  * const inherited = listenFds(); // [{ fd: 3, name: "http" }] under socket activation
  * notify({ READY: "1", STATUS: "serving" });
@@ -17,6 +17,7 @@
 import { EAGAIN, ErrnoError } from "../ffi/errno.ts";
 import { setCloexec } from "../ffi/fd.ts";
 import { Socket } from "../ffi/socket.ts";
+import { envDelete, envVar } from "./_env.ts";
 
 /** The first fd systemd passes (`SD_LISTEN_FDS_START`). */
 export const SD_LISTEN_FDS_START = 3;
@@ -93,7 +94,7 @@ export function formatNotifyState(state: NotifyState): string {
  * (`EAGAIN`) or a refused connection throws an {@linkcode ErrnoError}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { notify } from "./sd_notify.ts";
  * notify("READY=1");
  * notify({ STATUS: "42 connections" });
@@ -101,7 +102,7 @@ export function formatNotifyState(state: NotifyState): string {
  * ```
  */
 export function notify(state: NotifyState, options: NotifyOptions = {}): boolean {
-  const target = options.socket ?? Deno.env.get("NOTIFY_SOCKET");
+  const target = options.socket ?? envVar("NOTIFY_SOCKET");
   if (target === undefined || target === "") return false;
   const address = notifySocketAddress(target);
   const bytes = encoder.encode(formatNotifyState(state));
@@ -110,7 +111,7 @@ export function notify(state: NotifyState, options: NotifyOptions = {}): boolean
   if (n === null) {
     throw new ErrnoError("sendto", EAGAIN, { detail: `${target}: the notify queue is full` });
   }
-  if (options.unsetEnvironment) Deno.env.delete("NOTIFY_SOCKET");
+  if (options.unsetEnvironment) envDelete("NOTIFY_SOCKET");
   return true;
 }
 
@@ -146,14 +147,23 @@ export function parseWatchdog(env: Environment, pid: number): number | null {
  * {@linkcode notify} at about half this interval.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { notify, watchdogInterval } from "./sd_notify.ts";
  * const ms = watchdogInterval();
  * if (ms !== null) setInterval(() => notify("WATCHDOG=1"), ms / 2);
  * ```
  */
 export function watchdogInterval(): number | null {
-  return parseWatchdog(Deno.env.toObject(), Deno.pid);
+  return parseWatchdog(readEnv(["WATCHDOG_USEC", "WATCHDOG_PID"]), Deno.pid);
+}
+
+const LISTEN_VARIABLES = ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] as const;
+
+/** The readable ones of `names` (without `--allow-env` for a name, it reads as unset). */
+function readEnv(names: readonly string[]): Environment {
+  const env: Record<string, string | undefined> = {};
+  for (const name of names) env[name] = envVar(name);
+  return env;
 }
 
 /** One fd passed by socket activation. */
@@ -215,7 +225,7 @@ export interface ListenFdsOptions {
  * environment (unless `unsetEnvironment` is false), whatever they held.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { listenFds } from "./sd_notify.ts";
  * import { Socket } from "../ffi/socket.ts";
  * const sockets = listenFds().map(({ fd }) => new Socket(fd));
@@ -223,14 +233,12 @@ export interface ListenFdsOptions {
  */
 export function listenFds(options: ListenFdsOptions = {}): ListenFd[] {
   try {
-    const fds = parseListenFds(Deno.env.toObject(), Deno.pid);
+    const fds = parseListenFds(readEnv(LISTEN_VARIABLES), Deno.pid);
     for (const { fd } of fds) setCloexec(fd, true);
     return fds;
   } finally {
     if (options.unsetEnvironment ?? true) {
-      Deno.env.delete("LISTEN_PID");
-      Deno.env.delete("LISTEN_FDS");
-      Deno.env.delete("LISTEN_FDNAMES");
+      for (const name of LISTEN_VARIABLES) envDelete(name);
     }
   }
 }
