@@ -28,8 +28,13 @@ export interface RestartContext {
  * `uptimeMs`: log, decide, and arm the slot's restart timer.
  *
  * @example
- * ```ts ignore
- * scheduleRestart(ctx, w, exit, uptimeMs);
+ * ```ts
+ * import { type RestartContext, scheduleRestart } from "./_restart.ts";
+ * import type { Worker } from "./_supervisor_slot.ts";
+ * import type { WorkerExit } from "./supervisor_types.ts";
+ * function onWorkerExit(ctx: RestartContext, w: Worker, exit: WorkerExit, uptimeMs: number): void {
+ *   scheduleRestart(ctx, w, exit, uptimeMs);
+ * }
  * ```
  */
 export function scheduleRestart(

@@ -117,8 +117,11 @@ export class Backoff {
    * the restart.
    *
    * @example
-   * ```ts ignore
-   * const d = backoff.crashed(Date.now(), uptime);
+   * ```ts
+   * import { Backoff, RestartPolicy } from "./backoff.ts";
+   * const backoff = new Backoff(new RestartPolicy({ maxRestarts: 3 }));
+   * const d = backoff.crashed(Date.now(), 120);
+   * if (!d.gaveUp) console.log(`restart in ${d.delayMs} ms`); // "restart in 100 ms"
    * ```
    */
   crashed(now: number, uptimeMs: number): CrashDecision {
@@ -150,8 +153,12 @@ export class Backoff {
    * Returns true when this ended a crash loop.
    *
    * @example
-   * ```ts ignore
-   * if (backoff.reset()) log.info("recovered");
+   * ```ts
+   * import { Backoff, RestartPolicy } from "./backoff.ts";
+   * const backoff = new Backoff(new RestartPolicy({ crashLoopCount: 2 }));
+   * backoff.crashed(Date.now(), 10);
+   * backoff.crashed(Date.now(), 10); // enteredLoop: true
+   * if (backoff.reset()) console.log("recovered");
    * ```
    */
   reset(): boolean {

@@ -300,9 +300,11 @@ async function serve(o: ServeOptions): Promise<number> {
  * Run `serve` with `args` and return its exit code.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { main } from "./cli.ts";
- * Deno.exit(await main(["status"]));
+ * async function status(): Promise<never> {
+ *   Deno.exit(await main(["status"]));
+ * }
  * ```
  */
 export async function main(args: readonly string[]): Promise<number> {

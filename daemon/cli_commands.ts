@@ -10,10 +10,12 @@
  * `/proc/<pid>/cmdline` runs `daemon/cli.ts`. A planted pid is refused.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { statusCommand } from "./cli_commands.ts";
  * import { parseServeArgs } from "./cli_args.ts";
- * Deno.exit(await statusCommand(parseServeArgs(["status", "--json"])));
+ * async function status(): Promise<never> {
+ *   Deno.exit(await statusCommand(parseServeArgs(["status", "--json"])));
+ * }
  * ```
  *
  * @module
@@ -254,8 +256,12 @@ function stillRunning(path: string): boolean {
  * 4 unknown (the pid file or control socket was refused).
  *
  * @example
- * ```ts ignore
- * Deno.exit(await statusCommand(parseServeArgs(["status"])));
+ * ```ts
+ * import { statusCommand } from "./cli_commands.ts";
+ * import { parseServeArgs } from "./cli_args.ts";
+ * async function status(): Promise<never> {
+ *   Deno.exit(await statusCommand(parseServeArgs(["status"])));
+ * }
  * ```
  */
 export async function statusCommand(o: ServeOptions): Promise<number> {
@@ -296,8 +302,12 @@ export async function statusCommand(o: ServeOptions): Promise<number> {
  * `--timeout`) until it has exited and released its pid file.
  *
  * @example
- * ```ts ignore
- * Deno.exit(await stopCommand(parseServeArgs(["stop"])));
+ * ```ts
+ * import { stopCommand } from "./cli_commands.ts";
+ * import { parseServeArgs } from "./cli_args.ts";
+ * async function stop(): Promise<never> {
+ *   Deno.exit(await stopCommand(parseServeArgs(["stop"])));
+ * }
  * ```
  */
 export async function stopCommand(o: ServeOptions): Promise<number> {
@@ -347,8 +357,12 @@ export async function stopCommand(o: ServeOptions): Promise<number> {
  * `serve reload`: a rolling restart; returns once it is done (0) or failed (1).
  *
  * @example
- * ```ts ignore
- * Deno.exit(await reloadCommand(parseServeArgs(["reload"])));
+ * ```ts
+ * import { reloadCommand } from "./cli_commands.ts";
+ * import { parseServeArgs } from "./cli_args.ts";
+ * async function reload(): Promise<never> {
+ *   Deno.exit(await reloadCommand(parseServeArgs(["reload"])));
+ * }
  * ```
  */
 export async function reloadCommand(o: ServeOptions): Promise<number> {

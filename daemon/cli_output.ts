@@ -98,10 +98,18 @@ interface Bucket {
  * module documentation).
  *
  * @example
- * ```ts ignore
- * const out = new OutputForwarder({ logger: log });
- * out.line(worker.id, worker.pid, "stderr", text);
- * console.log(out.dropped(worker.id));
+ * ```ts
+ * import { type ForwardingLogger, OutputForwarder } from "./cli_output.ts";
+ * const logger: ForwardingLogger = {
+ *   logFor: (pid, priority, message) => console.log(pid, priority, message),
+ *   warning: (message) => console.warn(message),
+ *   stats: { dropped: 0 },
+ *   connected: true,
+ * };
+ * const out = new OutputForwarder({ logger, linesPerSecond: 100 });
+ * out.line(0, 1234, "stderr", "\x1b[31mboom\x1b[0m"); // logged as "boom" for pid 1234
+ * console.log(out.dropped(0)); // 0
+ * out.close();
  * ```
  */
 export class OutputForwarder {
@@ -130,8 +138,11 @@ export class OutputForwarder {
    * Returns whether it was sent.
    *
    * @example
-   * ```ts ignore
-   * out.line(0, 1234, "stdout", "GET / 200");
+   * ```ts
+   * import type { OutputForwarder } from "./cli_output.ts";
+   * function forward(out: OutputForwarder, pid: number, text: string): boolean {
+   *   return out.line(0, pid, "stdout", text); // false when the line was dropped
+   * }
    * ```
    */
   line(id: number, pid: number, stream: "stdout" | "stderr", text: string): boolean {
@@ -173,8 +184,11 @@ export class OutputForwarder {
    * Lines of worker `id` dropped so far (0 for an unknown worker).
    *
    * @example
-   * ```ts ignore
-   * out.dropped(0);
+   * ```ts
+   * import type { OutputForwarder } from "./cli_output.ts";
+   * function droppedOf(out: OutputForwarder, workerId: number): number {
+   *   return out.dropped(workerId);
+   * }
    * ```
    */
   dropped(id: number): number {
@@ -186,8 +200,11 @@ export class OutputForwarder {
    * itself every `reportIntervalMs`; call it to flush at once.
    *
    * @example
-   * ```ts ignore
-   * out.report();
+   * ```ts
+   * import type { OutputForwarder } from "./cli_output.ts";
+   * function flush(out: OutputForwarder): void {
+   *   out.report();
+   * }
    * ```
    */
   report(): void {
@@ -207,8 +224,11 @@ export class OutputForwarder {
    * Idempotent.
    *
    * @example
-   * ```ts ignore
-   * out.close();
+   * ```ts
+   * import type { OutputForwarder } from "./cli_output.ts";
+   * function shutdown(out: OutputForwarder): void {
+   *   out.close();
+   * }
    * ```
    */
   close(): void {

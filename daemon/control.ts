@@ -88,13 +88,17 @@ const decoder = new TextDecoder();
  * The control socket server, on a reactor.
  *
  * @example
- * ```ts ignore
- * const control = ControlServer.listen({
- *   path: "/run/ffinet/serve.sock",
- *   handlers: { status: () => sup.status(), stop: () => sup.stop(), reload: () => sup.reload() },
- * });
- * // ...
- * await control.close();
+ * ```ts
+ * import { ControlServer } from "./control.ts";
+ * import type { Supervisor } from "./supervisor.ts";
+ * async function serveControl(sup: Supervisor, finished: Promise<void>): Promise<void> {
+ *   const control = ControlServer.listen({
+ *     path: "/run/ffinet/serve.sock",
+ *     handlers: { status: () => sup.status(), stop: () => sup.stop(), reload: () => sup.reload() },
+ *   });
+ *   await finished;
+ *   await control.close();
+ * }
  * ```
  */
 export class ControlServer {
@@ -133,8 +137,16 @@ export class ControlServer {
    * bad option and an `ErrnoError` when the path cannot be bound.
    *
    * @example
-   * ```ts ignore
-   * const control = ControlServer.listen({ path, handlers: { status: () => ({}) } });
+   * ```ts
+   * import { controlRequest, ControlServer } from "./control.ts";
+   * const dir = await Deno.makeTempDir();
+   * const control = ControlServer.listen({
+   *   path: `${dir}/serve.sock`,
+   *   handlers: { status: () => ({ workers: 2 }) },
+   * });
+   * console.log((await controlRequest(control.path, "status")).data); // { workers: 2 }
+   * await control.close();
+   * await Deno.remove(dir, { recursive: true });
    * ```
    */
   static listen(options: ControlServerOptions): ControlServer {
@@ -230,8 +242,11 @@ export class ControlServer {
    * Idempotent.
    *
    * @example
-   * ```ts ignore
-   * await control.close();
+   * ```ts
+   * import type { ControlServer } from "./control.ts";
+   * async function shutdown(control: ControlServer): Promise<void> {
+   *   await control.close();
+   * }
    * ```
    */
   async close(): Promise<void> {
@@ -262,9 +277,10 @@ export interface ControlRequestOptions {
  * socket, or nobody listening on it (a stale socket file).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { controlRequest, ControlUnavailableError } from "./control.ts";
  * try {
- *   await controlRequest(path, "ping");
+ *   await controlRequest("/nonexistent/serve.sock", "ping");
  * } catch (e) {
  *   if (e instanceof ControlUnavailableError) console.log("not running");
  * }
@@ -285,10 +301,12 @@ export class ControlUnavailableError extends Error {
  * nobody serves the path.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { controlRequest } from "./control.ts";
- * const reply = await controlRequest("/run/ffinet/serve.sock", "status");
- * console.log(reply.data);
+ * async function status(): Promise<unknown> {
+ *   const reply = await controlRequest("/run/ffinet/serve.sock", "status");
+ *   return reply.data;
+ * }
  * ```
  */
 export function controlRequest(

@@ -41,21 +41,23 @@
  * worker processes inherit nothing but their stdio.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { daemonize, enterDaemon, isDaemon, notifyFailure, notifyReady } from "./detach.ts";
  *
- * if (Deno.args.includes("--daemon") && !isDaemon()) {
- *   const { pid } = await daemonize(); // throws DaemonizeError with the daemon's reason
- *   console.log(pid);
- *   Deno.exit(0);
- * }
- * if (isDaemon()) enterDaemon({ umask: 0o027 });
- * try {
- *   await startServing();
- *   notifyReady();
- * } catch (e) {
- *   notifyFailure(e);
- *   Deno.exit(1);
+ * async function main(startServing: () => Promise<void>): Promise<void> {
+ *   if (Deno.args.includes("--daemon") && !isDaemon()) {
+ *     const { pid } = await daemonize(); // throws DaemonizeError with the daemon's reason
+ *     console.log(pid);
+ *     Deno.exit(0);
+ *   }
+ *   if (isDaemon()) enterDaemon({ umask: 0o027 });
+ *   try {
+ *     await startServing();
+ *     notifyReady();
+ *   } catch (e) {
+ *     notifyFailure(e);
+ *     Deno.exit(1);
+ *   }
  * }
  * ```
  *
@@ -74,9 +76,9 @@ import { notify } from "./sd_notify.ts";
  * The environment variable that marks a process started by {@linkcode daemonize}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { DAEMON_ENV } from "./detach.ts";
- * Deno.env.get(DAEMON_ENV); // "1" in the daemon
+ * console.log(Deno.env.get(DAEMON_ENV) === "1"); // true only in the daemon
  * ```
  */
 export const DAEMON_ENV = "FFINET_DAEMONIZED";
@@ -86,9 +88,12 @@ export const DAEMON_ENV = "FFINET_DAEMONIZED";
  * `deno task serve`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { daemonize, DAEMON_PERMISSIONS } from "./detach.ts";
- * await daemonize({ denoFlags: [...DAEMON_PERMISSIONS, "--unstable-net"] });
+ * async function start(): Promise<number> {
+ *   const { pid } = await daemonize({ denoFlags: [...DAEMON_PERMISSIONS, "--unstable-net"] });
+ *   return pid;
+ * }
  * ```
  */
 export const DAEMON_PERMISSIONS: readonly string[] = Object.freeze([
@@ -129,12 +134,14 @@ export interface DaemonizeResult {
  * Why a daemon did not come up, as {@linkcode daemonize} rejects.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { daemonize, DaemonizeError } from "./detach.ts";
- * try {
- *   await daemonize();
- * } catch (e) {
- *   if (e instanceof DaemonizeError) console.error(e.reason, e.errno, e.exitCode);
+ * async function start(): Promise<void> {
+ *   try {
+ *     await daemonize();
+ *   } catch (e) {
+ *     if (e instanceof DaemonizeError) console.error(e.reason, e.errno, e.exitCode);
+ *   }
  * }
  * ```
  */
@@ -166,7 +173,7 @@ export class DaemonizeError extends Error {
  * Whether this process was started by {@linkcode daemonize}.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { isDaemon } from "./detach.ts";
  * if (isDaemon()) console.log("running detached");
  * ```
@@ -221,15 +228,17 @@ function parseNotification(text: string): Map<string, string> {
  * it failed, exited or timed out first.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { daemonize, DaemonizeError } from "./detach.ts";
- * try {
- *   const { pid } = await daemonize({ timeoutMs: 10_000 });
- *   console.log(pid);
- *   Deno.exit(0);
- * } catch (e) {
- *   console.error(e instanceof DaemonizeError ? e.reason : e);
- *   Deno.exit(1);
+ * async function start(): Promise<never> {
+ *   try {
+ *     const { pid } = await daemonize({ timeoutMs: 10_000 });
+ *     console.log(pid);
+ *     Deno.exit(0);
+ *   } catch (e) {
+ *     console.error(e instanceof DaemonizeError ? e.reason : e);
+ *     Deno.exit(1);
+ *   }
  * }
  * ```
  */
@@ -459,7 +468,7 @@ function removeEarlyFailureReport(): void {
  * reported to the launcher (the process still dies of it).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { enterDaemon, isDaemon } from "./detach.ts";
  * if (isDaemon()) enterDaemon({ umask: 0o027, chdir: "/" });
  * ```
@@ -492,9 +501,11 @@ export function enterDaemon(options: EnterDaemonOptions = {}): DaemonInfo {
  * launcher exits.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { notifyReady } from "./detach.ts";
- * notifyReady("listening on 127.0.0.1:8080");
+ * function ready(): boolean {
+ *   return notifyReady("listening on 127.0.0.1:8080"); // false when nobody waits
+ * }
  * ```
  */
 export function notifyReady(status?: string): boolean {
@@ -516,13 +527,15 @@ export function notifyReady(status?: string): boolean {
  * a notification was sent; never throws.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { notifyFailure } from "./detach.ts";
- * try {
- *   listen();
- * } catch (e) {
- *   notifyFailure(e); // "Cannot bind: EADDRINUSE (Address already in use) [0.0.0.0:80]"
- *   Deno.exit(1);
+ * function start(listen: () => void): void {
+ *   try {
+ *     listen();
+ *   } catch (e) {
+ *     notifyFailure(e); // "Cannot bind: EADDRINUSE (Address already in use) [0.0.0.0:80]"
+ *     Deno.exit(1);
+ *   }
  * }
  * ```
  */

@@ -5,9 +5,11 @@
  * workers' `LISTEN_FDS` / `LISTEN_FDNAMES`.
  *
  * @example
- * ```ts ignore
- * import { openListenSockets } from "./listen_sockets.ts";
- * const sockets = openListenSockets([{ host: "127.0.0.1", port: 8080 }]);
+ * ```ts
+ * import { closeListenSockets, openListenSockets } from "./listen_sockets.ts";
+ * const sockets = openListenSockets([{ host: "127.0.0.1", port: 0 }]);
+ * console.log(sockets[0]!.address); // "127.0.0.1:<a free port>"
+ * closeListenSockets(sockets);
  * ```
  *
  * @module
@@ -98,8 +100,11 @@ export function validateListenSpecs(specs: readonly ListenSpec[]): void {
  * The inode of the socket behind `fd` in `pid` (default this process).
  *
  * @example
- * ```ts ignore
- * socketInode(3);
+ * ```ts
+ * import { closeListenSockets, openListenSockets, socketInode } from "./listen_sockets.ts";
+ * const sockets = openListenSockets([{ port: 0 }]);
+ * console.log(socketInode(sockets[0]!.fd) === sockets[0]!.inode); // true
+ * closeListenSockets(sockets);
  * ```
  */
 export function socketInode(fd: number, pid: number | "self" = "self"): number {
@@ -124,8 +129,11 @@ function describe(sock: Socket): string {
  * Sockets are close-on-exec, `SO_REUSEADDR`, non-blocking.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { closeListenSockets, openListenSockets } from "./listen_sockets.ts";
  * const [http] = openListenSockets([{ port: 0 }]);
+ * console.log(http!.name, http!.address); // "http" "127.0.0.1:<port>"
+ * closeListenSockets([http!]);
  * ```
  */
 export function openListenSockets(specs: readonly ListenSpec[]): ListenSocket[] {
@@ -184,8 +192,11 @@ export function openListenSockets(specs: readonly ListenSpec[]): ListenSocket[] 
  * They are made non-blocking: a worker's accept loop must not hang.
  *
  * @example
- * ```ts ignore
- * const inherited = inheritedListenSockets();
+ * ```ts
+ * import { inheritedListenSockets } from "./listen_sockets.ts";
+ * function inherited(): number {
+ *   return inheritedListenSockets().length; // 0 unless started with LISTEN_FDS
+ * }
  * ```
  */
 export function inheritedListenSockets(): ListenSocket[] {
@@ -209,7 +220,9 @@ export function inheritedListenSockets(): ListenSocket[] {
  * inherited ones are closed too, as the supervisor is their only holder.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import { closeListenSockets, openListenSockets } from "./listen_sockets.ts";
+ * const sockets = openListenSockets([{ port: 0 }, { port: 0, name: "admin" }]);
  * closeListenSockets(sockets);
  * ```
  */

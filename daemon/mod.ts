@@ -4,9 +4,14 @@
  * crashed workers, and systemd's `sd_notify` / socket activation.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { createLogger, Supervisor } from "./mod.ts";
- * const log = createLogger({ ident: "myd", perror: true });
+ * async function main(): Promise<void> {
+ *   using log = createLogger({ ident: "myd", perror: true });
+ *   await using sup = new Supervisor({ app: "./server.ts", listen: { port: 8080 }, logger: log });
+ *   await sup.start();
+ *   await sup.finished;
+ * }
  * ```
  *
  * @module

@@ -6,11 +6,14 @@
  * process that really sent it, never to a pid it claims.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { NotifyServer } from "./notify_server.ts";
+ * import { Reactor } from "../reactor/reactor.ts";
+ * const reactor = new Reactor();
  * const server = NotifyServer.open(reactor, (m) => console.log(m.pid, m.fields.get("READY")));
- * // give workers NOTIFY_SOCKET=server.path
+ * console.log(server.path); // give workers NOTIFY_SOCKET=<this path>
  * server.close();
+ * reactor.close();
  * ```
  *
  * @module
@@ -100,8 +103,13 @@ export class NotifyServer {
    * the reactor.
    *
    * @example
-   * ```ts ignore
-   * const server = NotifyServer.open(reactor, (m) => {});
+   * ```ts
+   * import { NotifyServer } from "./notify_server.ts";
+   * import type { Reactor } from "../reactor/reactor.ts";
+   * function open(reactor: Reactor, uid: number, gid: number): NotifyServer {
+   *   const owner = { uid, gid };
+   *   return NotifyServer.open(reactor, (m) => console.log(m.pid, m.fields), { owner });
+   * }
    * ```
    */
   static open(
@@ -172,8 +180,11 @@ export class NotifyServer {
    * Stop reading, close the socket and remove its directory. Idempotent.
    *
    * @example
-   * ```ts ignore
-   * server.close();
+   * ```ts
+   * import type { NotifyServer } from "./notify_server.ts";
+   * function shutdown(server: NotifyServer): void {
+   *   server.close();
+   * }
    * ```
    */
   close(): void {

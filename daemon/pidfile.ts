@@ -15,10 +15,14 @@
  * only the caller can write (see {@linkcode ensurePrivateDir}).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { PidFile, readPidFile } from "./pidfile.ts";
- * using pidFile = PidFile.acquire("/run/myd.pid"); // throws if already running
- * readPidFile("/run/myd.pid"); // { exists: true, pid: Deno.pid, running: true }
+ * const dir = Deno.makeTempDirSync();
+ * {
+ *   using pidFile = PidFile.acquire(`${dir}/myd.pid`); // throws if already running
+ *   console.log(readPidFile(pidFile.path)); // { exists: true, pid: Deno.pid, running: true }
+ * }
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  *
  * @module
@@ -131,12 +135,15 @@ function checkOwner(path: string, info: Deno.FileInfo, action: string): void {
  * `Cannot start: already running with pid 1234 (pid file /run/myd.pid)`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { AlreadyRunningError, PidFile } from "./pidfile.ts";
- * try {
- *   PidFile.acquire("/run/myd.pid");
- * } catch (e) {
- *   if (e instanceof AlreadyRunningError) console.error(`pid ${e.pid} is running`);
+ * function lock(): PidFile | null {
+ *   try {
+ *     return PidFile.acquire("/run/myd.pid");
+ *   } catch (e) {
+ *     if (e instanceof AlreadyRunningError) console.error(`pid ${e.pid} is running`);
+ *     return null;
+ *   }
  * }
  * ```
  */
@@ -186,11 +193,13 @@ export interface PidFileOptions {
  * `PidFile.acquire` of the same path in the same process is refused.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { PidFile } from "./pidfile.ts";
- * const pidFile = PidFile.acquire("/run/myd.pid");
- * // ... serve ...
- * pidFile.release(); // unlink, then close (which drops the lock)
+ * function run(serve: () => void): void {
+ *   const pidFile = PidFile.acquire("/run/myd.pid");
+ *   serve();
+ *   pidFile.release(); // unlink, then close (which drops the lock)
+ * }
  * ```
  */
 export class PidFile implements Disposable {
@@ -216,9 +225,14 @@ export class PidFile implements Disposable {
    * file or a file with several hard links at `path`.
    *
    * @example
-   * ```ts ignore
+   * ```ts
    * import { PidFile } from "./pidfile.ts";
-   * using pidFile = PidFile.acquire("/run/myd.pid", { mode: 0o644 });
+   * const dir = Deno.makeTempDirSync();
+   * {
+   *   using pidFile = PidFile.acquire(`${dir}/myd.pid`, { mode: 0o644 });
+   *   console.log(pidFile.path);
+   * }
+   * Deno.removeSync(dir, { recursive: true });
    * ```
    */
   static acquire(path: string, options: PidFileOptions = {}): PidFile {
@@ -308,8 +322,11 @@ export class PidFile implements Disposable {
    * the old file in between and then see it vanish. Idempotent.
    *
    * @example
-   * ```ts ignore
-   * pidFile.release();
+   * ```ts
+   * import type { PidFile } from "./pidfile.ts";
+   * function shutdown(pidFile: PidFile): void {
+   *   pidFile.release();
+   * }
    * ```
    */
   release(): void {
@@ -356,10 +373,10 @@ export interface PidFileStatus {
  * exists. For `serve status` and `serve stop`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { readPidFile } from "./pidfile.ts";
  * const { pid, running } = readPidFile("/run/myd.pid");
- * if (running && pid !== null) Deno.kill(pid, "SIGTERM");
+ * if (running && pid !== null) console.log(`myd runs as pid ${pid}`);
  * ```
  */
 export function readPidFile(path: string): PidFileStatus {

@@ -8,9 +8,11 @@
  * read-write fds into root's cache.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { resolveDrop } from "./privileges.ts";
- * const drop = resolveDrop("nobody", undefined); // { uid: 65534, gid: 65534, ... }
+ * function dropTarget() {
+ *   return resolveDrop("nobody", undefined); // { uid: 65534, gid: 65534, ... } (needs root)
+ * }
  * ```
  *
  * @module
@@ -46,8 +48,12 @@ const ID = /^[0-9]{1,10}$/;
  * when `setpriv` is missing or this process is not root.
  *
  * @example
- * ```ts ignore
- * resolveDrop(65534, 65534);
+ * ```ts
+ * import { resolveDrop } from "./privileges.ts";
+ * console.log(resolveDrop(undefined, undefined)); // null: nothing to drop
+ * function asNobody() {
+ *   return resolveDrop(65534, 65534); // needs root and setpriv
+ * }
  * ```
  */
 export function resolveDrop(
@@ -141,8 +147,13 @@ export function setprivArgs(drop: PrivilegeDrop): string[] {
  * `path` a private temporary one is created; `temporary` says to remove it.
  *
  * @example
- * ```ts ignore
- * const { path, temporary } = prepareDenoDir(drop, undefined);
+ * ```ts
+ * import { prepareDenoDir, type PrivilegeDrop } from "./privileges.ts";
+ * function denoDirFor(drop: PrivilegeDrop): string {
+ *   const { path, temporary } = prepareDenoDir(drop, undefined);
+ *   if (temporary) console.log(`remove ${path} when done`);
+ *   return path;
+ * }
  * ```
  */
 export function prepareDenoDir(

@@ -11,9 +11,12 @@
  *   socket inodes in `/proc/<pid>/fd`).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { acceptsConnections } from "./readiness_probe.ts";
- * if (acceptsConnections(pid, new Set([inode]))) console.log("ready");
+ * import { socketInode } from "./listen_sockets.ts";
+ * function ready(pid: number, sharedFd: number): boolean {
+ *   return acceptsConnections(pid, new Set([socketInode(sharedFd)]));
+ * }
  * ```
  *
  * @module
@@ -53,8 +56,10 @@ function listeningInodes(pid: number): Set<number> {
  * TCP socket of its own in `LISTEN` state. False when it is gone.
  *
  * @example
- * ```ts ignore
- * acceptsConnections(worker.pid, new Set()); // SO_REUSEPORT mode
+ * ```ts
+ * import { acceptsConnections } from "./readiness_probe.ts";
+ * // SO_REUSEPORT mode: a LISTEN socket of its own
+ * console.log(acceptsConnections(Deno.pid, new Set()));
  * ```
  */
 export function acceptsConnections(pid: number, inodes: ReadonlySet<number>): boolean {

@@ -5,10 +5,10 @@
  * this module re-exports it for the daemon's users.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { listenFds, notify } from "./sd_notify.ts";
- * const fds = listenFds();
- * notify("READY=1");
+ * const fds = listenFds(); // [] unless started by socket activation
+ * console.log(fds.length, notify("READY=1")); // notify is false without NOTIFY_SOCKET
  * ```
  *
  * @module

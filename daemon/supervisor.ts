@@ -48,17 +48,19 @@
  *   `privileges.ts`) with a `DENO_DIR` of their own.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Supervisor } from "./supervisor.ts";
- * const sup = new Supervisor({
- *   app: "./server.ts",
- *   listen: { host: "127.0.0.1", port: 8080 },
- *   workers: 2,
- *   handleSignals: true,
- * });
- * await sup.start();
- * console.log(sup.status());
- * await sup.finished; // until SIGTERM
+ * async function main(): Promise<void> {
+ *   const sup = new Supervisor({
+ *     app: "./server.ts",
+ *     listen: { host: "127.0.0.1", port: 8080 },
+ *     workers: 2,
+ *     handleSignals: true,
+ *   });
+ *   await sup.start();
+ *   console.log(sup.status());
+ *   await sup.finished; // until SIGTERM
+ * }
  * ```
  *
  * @module
@@ -113,11 +115,13 @@ const encoder = new TextEncoder();
  * A process supervisor for N workers. See the module documentation.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Supervisor } from "./supervisor.ts";
- * await using sup = new Supervisor({ app: "./app.ts", listen: { port: 8080 }, workers: 4 });
- * await sup.start(); // every worker sent READY=1
- * await sup.reload(); // rolling restart
+ * async function main(): Promise<void> {
+ *   await using sup = new Supervisor({ app: "./app.ts", listen: { port: 8080 }, workers: 4 });
+ *   await sup.start(); // every worker sent READY=1
+ *   await sup.reload(); // rolling restart
+ * }
  * ```
  */
 export class Supervisor implements AsyncDisposable {
@@ -265,8 +269,11 @@ export class Supervisor implements AsyncDisposable {
    * RSS, CPU time and `STATUS=` text, plus counters.
    *
    * @example
-   * ```ts ignore
-   * for (const w of sup.status().workers) console.log(w.id, w.pid, w.state, w.cpuMs);
+   * ```ts
+   * import type { Supervisor } from "./supervisor.ts";
+   * function show(sup: Supervisor): void {
+   *   for (const w of sup.status().workers) console.log(w.id, w.pid, w.state, w.cpuMs);
+   * }
    * ```
    */
   status(): SupervisorStatus {
@@ -292,8 +299,11 @@ export class Supervisor implements AsyncDisposable {
    * 10000 ms; last stderr line: …`.
    *
    * @example
-   * ```ts ignore
-   * await sup.start();
+   * ```ts
+   * import type { Supervisor } from "./supervisor.ts";
+   * async function begin(sup: Supervisor): Promise<void> {
+   *   await sup.start();
+   * }
    * ```
    */
   async start(): Promise<void> {
@@ -375,8 +385,11 @@ export class Supervisor implements AsyncDisposable {
    * one is kept and the rest of the reload is abandoned).
    *
    * @example
-   * ```ts ignore
-   * await sup.reload();
+   * ```ts
+   * import type { Supervisor } from "./supervisor.ts";
+   * async function onSighup(sup: Supervisor): Promise<void> {
+   *   if (!(await sup.reload())) console.error("reload failed");
+   * }
    * ```
    */
   reload(): Promise<boolean> {
@@ -421,8 +434,11 @@ export class Supervisor implements AsyncDisposable {
    * (sockets, notify socket, reactor) is released. Idempotent.
    *
    * @example
-   * ```ts ignore
-   * await sup.stop();
+   * ```ts
+   * import type { Supervisor } from "./supervisor.ts";
+   * async function shutdown(sup: Supervisor): Promise<void> {
+   *   await sup.stop();
+   * }
    * ```
    */
   stop(): Promise<void> {

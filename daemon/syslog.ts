@@ -23,12 +23,14 @@
  * tagged with that process's pid.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { createLogger } from "./syslog.ts";
- * using log = createLogger({ ident: "myd", facility: "daemon", mask: "info" });
- * log.info("listening on", { port: 8080 });
- * log.debug("not sent: below the mask");
- * console.log(log.stats); // { sent: 1, dropped: 0 }
+ * function main(): void {
+ *   using log = createLogger({ ident: "myd", facility: "daemon", mask: "info" });
+ *   log.info("listening on", { port: 8080 });
+ *   log.debug("not sent: below the mask");
+ *   console.log(log.stats); // { sent: 1, dropped: 0 }
+ * }
  * ```
  *
  * @module
@@ -388,12 +390,14 @@ type LinkState = "connected" | "disconnected";
  * message boundaries, and `SOCK_STREAM`-only receivers are not supported.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Logger } from "./syslog.ts";
- * const log = new Logger({ ident: "myd", facility: "local0", perror: true });
- * log.warning("disk at", 91, "%"); // <132>Jan  5 10:00:00 myd[123]: disk at 91 %
- * log.error(new Error("boom"));
- * log.close();
+ * function main(): void {
+ *   const log = new Logger({ ident: "myd", facility: "local0", perror: true });
+ *   log.warning("disk at", 91, "%"); // <132>Jan  5 10:00:00 myd[123]: disk at 91 %
+ *   log.error(new Error("boom"));
+ *   log.close();
+ * }
  * ```
  */
 export class Logger implements Disposable {
@@ -470,9 +474,12 @@ export class Logger implements Disposable {
    * and return the previous bit mask, like `setlogmask(3)`.
    *
    * @example
-   * ```ts ignore
-   * const old = log.setMask("debug"); // e.g. on SIGUSR1
-   * log.setMask(old);
+   * ```ts
+   * import type { Logger } from "./syslog.ts";
+   * function onSigusr1(log: Logger): void {
+   *   const old = log.setMask("debug");
+   *   setTimeout(() => log.setMask(old), 60_000);
+   * }
    * ```
    */
   setMask(mask: SyslogPriorityName | number): number {
@@ -485,8 +492,11 @@ export class Logger implements Disposable {
    * Whether a message at `priority` (a `LOG_*` value or a name) passes the mask.
    *
    * @example
-   * ```ts ignore
-   * if (log.isEnabled("debug")) log.debug(expensiveDump());
+   * ```ts
+   * import type { Logger } from "./syslog.ts";
+   * function dump(log: Logger, state: object): void {
+   *   if (log.isEnabled("debug")) log.debug(JSON.stringify(state));
+   * }
    * ```
    */
   isEnabled(priority: SyslogPriorityName | number): boolean {
@@ -500,9 +510,13 @@ export class Logger implements Disposable {
    * result is logged.
    *
    * @example
-   * ```ts ignore
-   * log.log("notice", "reloaded", { workers: 4 });
-   * log.log(LOG_ERR, () => `state: ${dump()}`);
+   * ```ts
+   * import type { Logger } from "./syslog.ts";
+   * import { LOG_ERR } from "../ffi/syslog.ts";
+   * function report(log: Logger, state: object): void {
+   *   log.log("notice", "reloaded", { workers: 4 });
+   *   log.log(LOG_ERR, () => `state: ${JSON.stringify(state)}`);
+   * }
    * ```
    */
   log(priority: SyslogPriorityName | number, message: unknown, ...args: unknown[]): void {
@@ -524,8 +538,11 @@ export class Logger implements Disposable {
    * `pid` (a positive integer) instead of this process's.
    *
    * @example
-   * ```ts ignore
-   * log.logFor(workerPid, "err", "worker said this on stderr");
+   * ```ts
+   * import type { Logger } from "./syslog.ts";
+   * function forward(log: Logger, workerPid: number): void {
+   *   log.logFor(workerPid, "err", "worker said this on stderr");
+   * }
    * ```
    */
   logFor(
@@ -598,8 +615,11 @@ export class Logger implements Disposable {
    * dropped and counted. Idempotent.
    *
    * @example
-   * ```ts ignore
-   * log.close();
+   * ```ts
+   * import type { Logger } from "./syslog.ts";
+   * function shutdown(log: Logger): void {
+   *   log.close();
+   * }
    * ```
    */
   close(): void {
@@ -702,11 +722,13 @@ export class Logger implements Disposable {
  * Create a {@linkcode Logger}: the same as `new Logger(options)`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { createLogger } from "./syslog.ts";
- * const log = createLogger({ ident: "myd", facility: "local3", mask: "notice" });
- * log.notice("started");
- * log.close();
+ * function main(): void {
+ *   const log = createLogger({ ident: "myd", facility: "local3", mask: "notice" });
+ *   log.notice("started");
+ *   log.close();
+ * }
  * ```
  */
 export function createLogger(options: LoggerOptions = {}): Logger {

@@ -6,13 +6,22 @@
  * there too and split into lines.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { WorkerProcess } from "./worker_process.ts";
- * const p = WorkerProcess.spawn(reactor, {
- *   path: "/bin/sh", args: ["-c", "echo hi"], env: {},
+ * import { Reactor } from "../reactor/reactor.ts";
+ * const reactor = new Reactor();
+ * WorkerProcess.spawn(reactor, {
+ *   path: "/bin/sh",
+ *   args: ["-c", "echo hi"],
+ *   env: {},
  *   onLine: (line, stream) => console.log(stream, line),
- *   onExit: (exit) => console.log(exit.code),
+ *   onExit: (exit) => {
+ *     console.log(exit.code); // 0
+ *     reactor.stop();
+ *   },
  * });
+ * await reactor.run();
+ * reactor.close();
  * ```
  *
  * @module
@@ -184,8 +193,13 @@ export class WorkerProcess {
    * Start a process and watch it on `reactor`. Throws what `spawn` throws.
    *
    * @example
-   * ```ts ignore
-   * const p = WorkerProcess.spawn(reactor, options);
+   * ```ts
+   * import { WorkerProcess, type WorkerProcessOptions } from "./worker_process.ts";
+   * import type { Reactor } from "../reactor/reactor.ts";
+   * function start(reactor: Reactor, options: WorkerProcessOptions): number {
+   *   const p = WorkerProcess.spawn(reactor, options);
+   *   return p.pid;
+   * }
    * ```
    */
   static spawn(reactor: Reactor, options: WorkerProcessOptions): WorkerProcess {
@@ -207,8 +221,11 @@ export class WorkerProcess {
    * when it has already exited.
    *
    * @example
-   * ```ts ignore
-   * p.signal("SIGTERM");
+   * ```ts
+   * import type { WorkerProcess } from "./worker_process.ts";
+   * function terminate(p: WorkerProcess): boolean {
+   *   return p.signal("SIGTERM"); // false when it is gone
+   * }
    * ```
    */
   signal(signal: Deno.Signal): boolean {

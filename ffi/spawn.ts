@@ -482,9 +482,13 @@ export function pidfdOpenAny(pid: number): number {
  * has already exited (`ESRCH`); throws an {@linkcode ErrnoError} otherwise.
  *
  * @example
- * ```ts ignore
- * import { pidfdSendSignal } from "./spawn.ts";
- * pidfdSendSignal(child.pidfd, "SIGTERM");
+ * ```ts
+ * import { pidfdSendSignal, spawn, waitPidfd } from "./spawn.ts";
+ * import { close } from "./syscalls.ts";
+ * const child = spawn({ path: "sleep", args: ["10"], env: { PATH: "/usr/bin:/bin" } });
+ * console.log(pidfdSendSignal(child.pidfd, "SIGTERM")); // true: delivered
+ * while (waitPidfd(child.pidfd) === null) await new Promise((r) => setTimeout(r, 5));
+ * close(child.pidfd);
  * ```
  */
 export function pidfdSendSignal(pidfd: number, signal: Deno.Signal | number): boolean {
@@ -507,9 +511,17 @@ export function pidfdSendSignal(pidfd: number, signal: Deno.Signal | number): bo
  * when it is not this process's child or was reaped already.
  *
  * @example
- * ```ts ignore
- * import { waitPidfd } from "./spawn.ts";
- * const exit = waitPidfd(child.pidfd); // { code: 0, signal: null, signalNumber: null }
+ * ```ts
+ * import { spawn, waitPidfd } from "./spawn.ts";
+ * import { close } from "./syscalls.ts";
+ * const child = spawn({ path: "true", args: [], env: { PATH: "/usr/bin:/bin" } });
+ * let exit = waitPidfd(child.pidfd); // null while it runs
+ * while (exit === null) {
+ *   await new Promise((r) => setTimeout(r, 5));
+ *   exit = waitPidfd(child.pidfd);
+ * }
+ * console.log(exit); // { code: 0, signal: null, signalNumber: null }
+ * close(child.pidfd);
  * ```
  */
 export function waitPidfd(pidfd: number): ChildExit | null {

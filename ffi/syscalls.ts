@@ -30,7 +30,7 @@
  * argument checks are the only throws.
  *
  * `size_t` arguments are passed as a BigInt from a small cache of recent
- * lengths. Measured on Deno 2.9.6 (x86_64, `tests/ffi/usize_bench.ts`,
+ * lengths. Measured on Deno 2.9.6 (x86_64, `bench/usize_bench.ts`,
  * medians of 3 runs of 10M calls): a `number` for a 64-bit parameter leaves
  * V8's fast call and costs 5-9x the FFI overhead of a cached BigInt, without
  * allocating; a fresh `BigInt(n)` per call costs about 2x and allocates (one

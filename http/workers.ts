@@ -18,10 +18,13 @@
  * socket activation is not combined with `workers`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * // main.ts: run with `deno run -A main.ts`
  * import { serve } from "./mod.ts";
- * serve({ port: 8080, workers: navigator.hardwareConcurrency }, () => new Response("hi"));
+ * function main(): void {
+ *   const workers = navigator.hardwareConcurrency;
+ *   serve({ port: 8080, workers, handler: () => new Response("hi") });
+ * }
  * ```
  *
  * @module

@@ -67,8 +67,14 @@ export function checkEdgeOptions(options: EdgeListenOptions, unixPath: boolean):
  * Apply the socket options among `options` to a listening socket.
  *
  * @example
- * ```ts ignore
- * applyEdgeOptions(socket, { deferAccept: 5 });
+ * ```ts
+ * import { applyEdgeOptions, checkEdgeOptions, type EdgeListenOptions } from "./proxy_edge.ts";
+ * import { Socket } from "../ffi/socket.ts";
+ * const options: EdgeListenOptions = { deferAccept: 5 };
+ * checkEdgeOptions(options, false);
+ * const socket = Socket.create("inet", "stream");
+ * applyEdgeOptions(socket, options);
+ * socket.close();
  * ```
  */
 export function applyEdgeOptions(socket: Socket, options: EdgeListenOptions): void {

@@ -124,8 +124,15 @@ export class ProxyGate {
    * is not trusted or already gone.
    *
    * @example
-   * ```ts ignore
-   * if (!gate.screen(socket)) return; // refused and closed
+   * ```ts
+   * import { ProxyGate } from "./proxy_gate.ts";
+   * import type { Socket } from "../ffi/socket.ts";
+   * const gate = new ProxyGate({ version: "v2", trusted: ["10.0.0.0/8"] });
+   * function onAccept(socket: Socket): void {
+   *   const peer = gate.screen(socket);
+   *   if (peer === undefined) return; // refused and closed
+   *   console.log("proxy at", peer);
+   * }
    * ```
    */
   screen(socket: Socket): SocketAddress | undefined {
@@ -153,8 +160,14 @@ export class ProxyGate {
    * connection's callbacks belong to the gate until `ready` runs.
    *
    * @example
-   * ```ts ignore
-   * gate.admit(conn, peer, (c) => listener.onConnection(c));
+   * ```ts
+   * import { ProxyGate } from "./proxy_gate.ts";
+   * import type { Connection } from "./connection.ts";
+   * import type { SocketAddress } from "../ffi/sockaddr.ts";
+   * const gate = new ProxyGate({ version: "any", trusted: ["127.0.0.1", "::1"], timeoutMs: 2000 });
+   * function onScreened(conn: Connection, peer: SocketAddress): void {
+   *   gate.admit(conn, peer, (c) => console.log(c.proxyInfo, c.remoteAddress()));
+   * }
    * ```
    */
   admit(conn: Connection, proxyAddress: SocketAddress, ready: (conn: Connection) => void): void {

@@ -84,3 +84,12 @@ export function countFdsAroundReactor(): number {
 export const SPAWN_EXEC_ERROR_SKIP: string | null = EMULATED === "qemu"
   ? "qemu-user runs posix_spawn's CLONE_VM|CLONE_VFORK child as a plain fork, so its exec error (ENOENT) never reaches the parent"
   : null;
+
+/**
+ * Why `SO_INCOMING_CPU` cannot be set here, or null: qemu-user (7.2) does not
+ * translate that socket option, so `setsockopt(SOL_SOCKET, SO_INCOMING_CPU=49)`
+ * fails with ENOPROTOOPT under it (the same call succeeds natively).
+ */
+export const INCOMING_CPU_SKIP: string | null = EMULATED === "qemu"
+  ? "qemu-user does not translate SO_INCOMING_CPU: setsockopt(SOL_SOCKET, 49) gives ENOPROTOOPT under it"
+  : null;

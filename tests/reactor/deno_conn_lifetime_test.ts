@@ -8,6 +8,7 @@
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { listen } from "../../reactor/deno_conn.ts";
 import { sleep, waitFor } from "../_helpers.ts";
+import { scaled } from "../ffi/_emulation.ts";
 import {
   adapterTest,
   bounded,
@@ -36,13 +37,18 @@ Deno.test("process: exits by itself once every adapter is closed; stays up while
     await conn.read(buf);
     conn.close();
   `;
-  const done = await runScript(`${exchange}\nlistener.close();\nawait serving;\n`, 15_000);
+  // Emulated, a child deno takes seconds to start (about 3.5 s under qemu-user,
+  // 0.07 s natively): every window here is scaled() (unchanged natively).
+  const done = await runScript(
+    `${exchange}\nlistener.close();\nawait serving;\n`,
+    scaled(15_000),
+  );
   assert(done.exited, `the process did not exit: ${done.stderr}`);
   assertEquals(done.code, 0, done.stderr);
   assertEquals(done.stdout.trim(), "ping");
 
   // The same script without closing the listener: it keeps serving, like Deno.listen.
-  const open = await runScript(exchange, 3000);
+  const open = await runScript(exchange, scaled(3000));
   assertEquals(open.stdout.trim(), "ping");
   assertEquals(open.exited, false, "the process exited with a listener still open");
 });
@@ -175,7 +181,7 @@ Deno.test("ref/unref: an unref'd listener or connection lets the process exit; r
     (async () => { for await (const c of listener) c.close(); })();
     console.log("listening");
     `,
-    10_000,
+    scaled(10_000), // emulated, the child's start-up takes seconds: see the test above
   );
   assert(unrefd.exited, `an unref'd listener kept the process alive: ${unrefd.stderr}`);
   assertEquals(unrefd.code, 0, unrefd.stderr);
@@ -198,7 +204,7 @@ Deno.test("ref/unref: an unref'd listener or connection lets the process exit; r
     client.close();
     setTimeout(() => console.log("timer"), 300);
     `,
-    10_000,
+    scaled(10_000),
   );
   assert(serving.exited, `the process did not exit: ${serving.stderr}`);
   assertEquals(serving.code, 0, serving.stderr);
@@ -212,7 +218,7 @@ Deno.test("ref/unref: an unref'd listener or connection lets the process exit; r
     listener.ref();
     console.log("listening");
     `,
-    3000,
+    scaled(3000),
   );
   assertEquals(refd.stdout.trim(), "listening");
   assertEquals(refd.exited, false, "a ref'd listener let the process exit");
@@ -225,11 +231,11 @@ Deno.test("ref/unref: an unref'd listener or connection lets the process exit; r
     ${ref ? "conn.ref();" : ""}
     console.log("connected");
   `;
-  const unrefdConn = await runScript(client(false), 10_000);
+  const unrefdConn = await runScript(client(false), scaled(10_000));
   assert(unrefdConn.exited, `an unref'd connection kept the process alive: ${unrefdConn.stderr}`);
   assertEquals(unrefdConn.code, 0, unrefdConn.stderr);
   assertEquals(unrefdConn.stdout.trim(), "connected");
-  const refdConn = await runScript(client(true), 2000);
+  const refdConn = await runScript(client(true), scaled(2000));
   assertEquals(refdConn.stdout.trim(), "connected");
   assertEquals(refdConn.exited, false, "a ref'd connection let the process exit");
 });

@@ -10,6 +10,7 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { Listener } from "../../reactor/listener.ts";
 import { sleep, waitFor } from "../_helpers.ts";
 import { bytes, connectLoopback, onReactor } from "./_util.ts";
+import { DENO_SPAWN_SKIP, INCOMING_CPU_SKIP, skipped } from "../ffi/_emulation.ts";
 
 const DENO = Deno.execPath();
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -68,12 +69,13 @@ const netnsReason = await (async () => {
     return `cannot run ip: ${(e as Error).message}`;
   }
 })();
-if (netnsReason) console.log(`skip: edge fastOpen test: ${netnsReason}`);
+const fastOpenSkip = netnsReason || DENO_SPAWN_SKIP; // its probe runs Deno.execPath()
+if (fastOpenSkip) console.log(`skip: edge fastOpen test: ${fastOpenSkip}`);
 
 Deno.test({
   name:
     "edge: fastOpen: data in the SYN is accepted (TCPFastOpenPassive counts it), not without the option",
-  ignore: netnsReason !== "",
+  ignore: fastOpenSkip !== null,
   async fn() {
     // A private namespace: its own loopback and its own net.ipv4.tcp_fastopen.
     const add = await run("ip", ["netns", "add", NS]);
@@ -128,7 +130,8 @@ const tasksetReason = cpus < 2
     () => "taskset is not installed",
   );
 
-Deno.test("edge: incomingCpu is set on the listening socket and reads back", async () => {
+const READS_BACK = "edge: incomingCpu is set on the listening socket and reads back";
+Deno.test(READS_BACK, { ignore: skipped(READS_BACK, INCOMING_CPU_SKIP) }, async () => {
   await onReactor((reactor) => {
     const l = Listener.listen(reactor, { host: "127.0.0.1", port: 0, incomingCpu: 0 });
     try {
@@ -147,12 +150,13 @@ Deno.test("edge: incomingCpu is set on the listening socket and reads back", asy
   });
 });
 
-if (tasksetReason) console.log(`skip: edge incomingCpu placement test: ${tasksetReason}`);
+const placementSkip = INCOMING_CPU_SKIP ?? (tasksetReason || null);
+if (placementSkip) console.log(`skip: edge incomingCpu placement test: ${placementSkip}`);
 
 Deno.test({
   name:
     "edge: incomingCpu: in an SO_REUSEPORT group, clients pinned to CPU n land on the listener with incomingCpu n",
-  ignore: tasksetReason !== "",
+  ignore: placementSkip !== null,
   async fn() {
     await onReactor(async (reactor) => {
       const a = Listener.listen(reactor, {

@@ -4,9 +4,9 @@
  * cached BigInt as `ffi/syscalls.ts` does. Measures the FFI overhead alone
  * with `strnlen(buf, n)` on a zeroed buffer (returns at once).
  *
- *   deno bench --allow-ffi tests/ffi/usize_bench.ts
+ *   deno bench --allow-ffi bench/usize_bench.ts
  *
- * One loop, timed: `deno run --allow-ffi tests/ffi/usize_bench.ts <number|bigint|cached>`.
+ * One loop, timed: `deno run --allow-ffi bench/usize_bench.ts <number|bigint|cached>`.
  * Allocation: the same with `--v8-flags=--trace-gc`, counting the scavenges
  * (tracing slows the allocating loop down: time it without).
  * Measured on Deno 2.9.6, x86_64 (2 shared cores), medians of 3 runs of 10M
