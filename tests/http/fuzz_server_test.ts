@@ -18,21 +18,10 @@
 import { assert, assertEquals } from "@std/assert";
 import { MalformedResponse, parseResponse, RawClient, type RawResponse } from "./_raw.ts";
 import { spawnServerChild, USE_DENO } from "./_serve.ts";
+import { prng } from "../_helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const envNumber = (name: string, fallback: number): number => {
   const v = Deno.env.get(name);
