@@ -42,6 +42,7 @@
  *
  * @module
  */
+import { envVar } from "../reactor/_env.ts";
 
 /** How often the lifeline is checked. */
 export const LIFELINE_INTERVAL_MS = 250;
@@ -110,14 +111,6 @@ export async function watchLifeline(
   return () => clearInterval(timer);
 }
 
-/** A variable, or undefined when it is unset or `--allow-env` does not cover it (no prompt). */
-function envGet(name: string): string | undefined {
-  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-    return undefined;
-  }
-  return Deno.env.get(name);
-}
-
 /** Ask the app to drain (SIGTERM to itself), or exit at once when no signal can be sent. */
 async function selfTerminator(): Promise<() => void> {
   // Deno.kill needs --allow-run, which workers rarely get; kill(2) through
@@ -132,7 +125,7 @@ async function selfTerminator(): Promise<() => void> {
 
 /** The preload's work: start the lifeline watch and set NO_COLOR, under a supervisor only. */
 async function preload(): Promise<void> {
-  const value = envGet(LIFELINE_ENV);
+  const value = envVar(LIFELINE_ENV);
   if (value === undefined) return; // not supervised (or no --allow-env)
   try {
     Deno.env.delete(LIFELINE_ENV); // the app and its children need not see it
@@ -148,7 +141,7 @@ async function preload(): Promise<void> {
   try {
     const terminate = await selfTerminator();
     await watchLifeline(fd, () => {
-      console.error(`worker ${envGet("FFINET_WORKER_ID") ?? "?"}: supervisor gone, exiting`);
+      console.error(`worker ${envVar("FFINET_WORKER_ID") ?? "?"}: supervisor gone, exiting`);
       // A ref'd timer: whatever the app does with SIGTERM, the worker is
       // gone within ORPHAN_GRACE_MS.
       setTimeout(() => Deno.exit(1), ORPHAN_GRACE_MS);

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Reactor } from "../reactor.ts";
+import { integerOption } from "../_validate.ts";
 
 /** The address kinds the adapters use. */
 export type FfiAddr = Deno.NetAddr | Deno.UnixAddr;
@@ -105,27 +106,12 @@ export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 /** The largest delay a timer takes (2^31 - 1 ms, as `setTimeout`). */
 const MAX_DELAY_MS = 2 ** 31 - 1;
 
-function checkInteger(
-  call: string,
-  name: string,
-  value: number | undefined,
-  min: number,
-  max: number,
-): void {
-  if (value === undefined) return;
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(
-      `Cannot ${call}: ${name} ${String(value)} is not an integer from ${min} to ${max}`,
-    );
-  }
-}
-
 /**
  * Check the options every adapter takes (before any resource is taken):
  * a RangeError naming the option.
  */
 export function validateAdapterOptions(call: string, options: FfiAdapterOptions): void {
-  checkInteger(call, "highWaterMark", options.highWaterMark, 1, Number.MAX_SAFE_INTEGER);
-  checkInteger(call, "readBufferLimit", options.readBufferLimit, 1, Number.MAX_SAFE_INTEGER);
-  checkInteger(call, "closeTimeoutMs", options.closeTimeoutMs, 0, MAX_DELAY_MS);
+  integerOption(call, "highWaterMark", options.highWaterMark, 1, 1, Number.MAX_SAFE_INTEGER);
+  integerOption(call, "readBufferLimit", options.readBufferLimit, 1, 1, Number.MAX_SAFE_INTEGER);
+  integerOption(call, "closeTimeoutMs", options.closeTimeoutMs, 0, 0, MAX_DELAY_MS);
 }
