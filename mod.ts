@@ -1,15 +1,27 @@
 /**
- * ffinet: Linux networking for Deno through FFI — an epoll reactor you
- * control, TCP/Unix listeners and connections, datagram sockets, and
- * servers that run as real Unix daemons.
+ * ffinet: Linux networking for Deno through FFI.
+ *
+ * Start with {@linkcode serve}: a `Deno.serve`-shaped HTTP/1.1 server (move
+ * an app by changing its import; a Hono app runs with `serve(app.fetch)`),
+ * which `deno task serve APP` runs as supervised worker processes on one
+ * shared socket. Under it: an epoll reactor you control, TCP/Unix listeners
+ * and connections, datagram sockets, the PROXY protocol and systemd's
+ * notify/socket-activation protocol.
  *
  * This module is the curated surface. Raw access (`sys`, `libc`, struct
- * codecs, errno cells, constants) lives in `./ffi`: those calls pass
- * pointers and lengths to libc and can corrupt memory when misused.
+ * codecs, errno cells, constants) lives in `@ffinet/ffinet/ffi`: those calls
+ * pass pointers and lengths to libc and can corrupt memory when misused.
  *
- * @example An echo server
+ * @example A Deno.serve app, moved by changing its import
  * ```ts
- * import { Listener, Reactor } from "./mod.ts";
+ * import { serve } from "@ffinet/ffinet";
+ * const server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response("Hello"));
+ * await server.shutdown();
+ * ```
+ *
+ * @example An echo server on the reactor
+ * ```ts
+ * import { Listener, Reactor } from "@ffinet/ffinet";
  * await using reactor = new Reactor();
  * using _listener = Listener.listen(reactor, { host: "127.0.0.1", port: 0 }, (conn) => {
  *   conn.onData = (data) => conn.write(data);
@@ -36,15 +48,16 @@ export {
   DatagramSocket,
   type DatagramStats,
   type DataHandler,
-  // PROXY protocol and edge options of listeners (helper "proxy" owns these modules).
-  type EdgeListenOptions,
+  // The PROXY protocol; the listening socket's options.
   type FdsInfo,
   Interest,
   type InterestBits,
   Listener,
   type ListenerErrorHandler,
+  type ListenerSettings,
   type ListenerStats,
   type ListenOptions,
+  type ListenSocketOptions,
   type ListenTarget,
   type ProxyGateStats,
   type ProxyHeader,
@@ -110,19 +123,51 @@ export {
 
 // HTTP: a Deno.serve-shaped HTTP/1.1 server, and its low-level entry point.
 export {
+  type HttpHeaders,
+  type HttpRequest,
   type HttpServer,
+  type HttpVersion,
+  type ListenerPassthrough,
   type NetAddr,
   prebuilt,
+  type PrebuiltResponseLike,
+  type RawConnection,
   type RawHandler,
+  type RawHeaders,
   type RawResponder,
   type RawServeOptions,
   serve,
   type ServeHandler,
   type ServeHandlerInfo,
   type ServeInit,
+  type ServeLimits,
   type ServeOptions,
   serveRaw,
   type UnixAddr,
   upgradeConnection,
   type UpgradedConnection,
+  type UpgradeOptions,
+  upgradeWebSocket,
+  type UpgradeWebSocketOptions,
+} from "./http/mod.ts";
+// WebSocket: the types `upgradeWebSocket` and `serve({ websocket })` name
+// (the rest is in "@ffinet/ffinet/http").
+export type {
+  HandlerWebSocket,
+  PerMessageDeflateOptions,
+  ServerWebSocket,
+  WebSocketEventHandler,
+  WebSocketHandlers,
+  WebSocketLimits,
+  WebSocketServeInit,
+  WebSocketServer,
+} from "./http/mod.ts";
+// TLS: what `serve({ cert, key })` takes and reports (listeners and clients
+// are in "@ffinet/ffinet/tls").
+export type {
+  TlsInfo,
+  TlsKeyPair,
+  TlsNamedKeyPair,
+  TlsPeerCertificate,
+  TlsServerOptions,
 } from "./http/mod.ts";

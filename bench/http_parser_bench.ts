@@ -1,5 +1,5 @@
 /**
- * Micro-benchmarks of the HTTP parser (http/parser.ts) and response writer,
+ * Micro-benchmarks of the HTTP parser (http/parser/) and response writer,
  * on what wrk sends with 16-deep pipelining: 16 `GET /` requests in one read.
  *
  * Run with `deno bench bench/http_parser_bench.ts`; divide the time of the
@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { HttpParser } from "../http/parser.ts";
+import { HttpParser } from "../http/parser/mod.ts";
 import { helloWorldResponse, ResponseBuffer, writeResponse } from "../http/response.ts";
 
 const WRK_GET = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";

@@ -14,11 +14,15 @@ import { serve } from "../http/serve.ts";
 import { integerFlag, parseArgs } from "../examples/_args.ts";
 
 const args = parseArgs(Deno.args, {
-  usage: "http_serve.ts [--host H] [--port P] [--json] [--workers N]",
+  usage:
+    "http_serve.ts [--host H] [--port P] [--json] [--workers N] [--busy-wait-ms MS] [--slice-ms MS]",
   defaults: { host: "127.0.0.1", port: 8000 },
   booleans: ["json"],
-  strings: { workers: "1" },
+  strings: { workers: "1", "busy-wait-ms": "", "slice-ms": "" },
 });
+const reactor: { busyWaitMs?: number; sliceMs?: number } = {};
+if (args.strings["busy-wait-ms"] !== "") reactor.busyWaitMs = Number(args.strings["busy-wait-ms"]);
+if (args.strings["slice-ms"] !== "") reactor.sliceMs = Number(args.strings["slice-ms"]);
 const workers = integerFlag(args, "workers", 1, "a number of Workers");
 const handler = args.booleans.has("json")
   ? () => Response.json({ message: "Hello, World!" })
@@ -27,6 +31,7 @@ let listening = 0;
 serve({
   hostname: args.host,
   port: args.port,
+  reactor,
   ...(workers > 1 ? { workers, reusePort: true } : {}),
   onListen(addr) {
     // With Workers each one reports; print once.

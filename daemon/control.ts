@@ -1,10 +1,12 @@
 /**
  * The control socket of `deno task serve`: a Unix stream socket (mode 0600,
  * beside the pid file in a private directory) that the supervisor serves
- * with a tiny line protocol, and the client `serve status|stop|reload` use.
+ * with a tiny line protocol, and the clients of `serve status|reload|stop|upgrade`
+ * use. The verbs are the server's handlers (one per row of `serve`'s command
+ * table, `cli/commands.ts`), plus `ping`.
  *
- * Protocol: the client sends one command line (`ping`, `status`, `stop` or
- * `reload`, at most {@linkcode MAX_REQUEST_BYTES} bytes with the `\n`); the
+ * Protocol: the client sends one command line (`ping`, `status`, ..., at
+ * most {@linkcode MAX_REQUEST_BYTES} bytes with the `\n`); the
  * server answers with one line of JSON and closes:
  * `{"ok":true,"pid":1234,"data":...}` or `{"ok":false,"pid":1234,"error":"..."}`.
  * `pid` is the supervisor's own pid, so a client can check that the pid
@@ -27,16 +29,23 @@
  * @module
  */
 import { ErrnoError } from "../ffi/errno.ts";
-import { getuid } from "../ffi/process.ts";
+import { integerOption } from "../ffi/validate.ts";
+import { fchmod, getuid } from "../ffi/process.ts";
+import { Socket } from "../ffi/socket.ts";
 import { connect } from "../reactor/connect.ts";
 import type { Connection } from "../reactor/connection.ts";
 import { Listener } from "../reactor/listener.ts";
 import { Reactor } from "../reactor/reactor.ts";
 
-/** The commands of the control protocol. */
-export type ControlCommand = "ping" | "status" | "stop" | "reload";
+/**
+ * A command of the control protocol: `ping`, which every server answers,
+ * or a verb the server has a handler for (`serve`'s command table,
+ * `cli/commands.ts`, names them): a lowercase word.
+ */
+export type ControlCommand = string;
 
-const COMMANDS: ReadonlySet<string> = new Set(["ping", "status", "stop", "reload"]);
+/** What a verb looks like: anything else is refused before it is sent. */
+const VERB = /^[a-z][a-z0-9-]{0,31}$/;
 
 /**
  * The longest request line the server reads, `\n` included.
@@ -49,15 +58,21 @@ const COMMANDS: ReadonlySet<string> = new Set(["ping", "status", "stop", "reload
  */
 export const MAX_REQUEST_BYTES = 64;
 
-/** What the server does for each command; a missing handler answers an error. */
-export interface ControlHandlers {
-  /** The status data (any JSON value). */
-  status?: () => unknown;
-  /** Begin stopping; the reply is sent before the stop completes. */
-  stop?: () => void;
-  /** Reload (rolling restart); resolves to whether it succeeded. */
-  reload?: () => Promise<boolean> | boolean;
-}
+/**
+ * What the server does for each command: the handler's result (any JSON
+ * value) is the reply's `data`; a throw or rejection is an error reply with
+ * its message. The verbs are the handlers' names (plus `ping`): any other
+ * line answers `unknown command`.
+ *
+ * - `status`: the status data;
+ * - `stop`: begin stopping (return at once: the reply is sent before the
+ *   stop completes);
+ * - `reload`: resolve once the rolling restart is done, reject when it
+ *   failed;
+ * - `upgrade`: resolve with `{ pid }` of the new supervisor, or reject
+ *   with why the old one stays in charge.
+ */
+export type ControlHandlers = Readonly<Record<string, () => unknown>>;
 
 /** Options for {@linkcode ControlServer.listen}. */
 export interface ControlServerOptions {
@@ -67,6 +82,56 @@ export interface ControlServerOptions {
   handlers: ControlHandlers;
   /** How long a client may take to send its line, in ms (default 5000). */
   requestTimeoutMs?: number;
+  /**
+   * An already listening socket to serve (one handed over by the previous
+   * supervisor), instead of binding `path`; the path is then left in place
+   * on close unless bound here.
+   */
+  fd?: number;
+}
+
+/** Whether a server accepts connections on the Unix socket at `path`. */
+function answers(path: string): boolean {
+  const probe = Socket.create("unix", "stream");
+  try {
+    probe.connect({ family: "unix", path });
+    return true; // connected, or in progress: someone listens
+  } catch {
+    return false; // ECONNREFUSED: a stale file
+  } finally {
+    probe.close();
+  }
+}
+
+/**
+ * Bind a Unix stream socket at `path` with mode 0600 (set on the socket
+ * before `bind`, so the file is never more open than that), replacing a
+ * stale socket file; the caller holds the pid file lock, so no live server
+ * owns it.
+ */
+function bindControlSocket(path: string): Socket {
+  let isSocket = false;
+  try {
+    isSocket = Deno.lstatSync(path).isSocket === true;
+  } catch { /* nothing there */ }
+  if (isSocket) {
+    if (answers(path)) {
+      throw new Error(
+        `Cannot listen on control socket: EADDRINUSE (a live server answers on ${path})`,
+      );
+    }
+    Deno.removeSync(path);
+  }
+  const socket = Socket.create("unix", "stream");
+  try {
+    fchmod(socket.fd, 0o600);
+    socket.bind({ family: "unix", path });
+    socket.listen(16);
+    return socket;
+  } catch (e) {
+    socket.close();
+    throw e;
+  }
 }
 
 /** One reply of the control protocol. */
@@ -90,7 +155,7 @@ const decoder = new TextDecoder();
  * @example
  * ```ts
  * import { ControlServer } from "./control.ts";
- * import type { Supervisor } from "./supervisor.ts";
+ * import type { Supervisor } from "@ffinet/ffinet/daemon";
  * async function serveControl(sup: Supervisor, finished: Promise<void>): Promise<void> {
  *   const control = ControlServer.listen({
  *     path: "/run/ffinet/serve.sock",
@@ -111,25 +176,70 @@ export class ControlServer {
   readonly #handlers: ControlHandlers;
   readonly #timeoutMs: number;
   readonly #conns = new Set<Connection>();
+  readonly #socket: Socket;
+  #ownsPath: boolean;
   #closed = false;
 
-  private constructor(options: ControlServerOptions, timeoutMs: number) {
+  private constructor(
+    options: ControlServerOptions,
+    handlers: ControlHandlers,
+    timeoutMs: number,
+  ) {
     this.path = options.path;
-    this.#handlers = options.handlers;
+    this.#handlers = handlers;
     this.#timeoutMs = timeoutMs;
     this.#ownReactor = true; // a reactor of its own, run until close()
+    // The socket is bound here, not by Listener, so that this server alone
+    // decides whether the path goes on close: after a hand-over (an
+    // upgrade) the path belongs to the next supervisor.
+    this.#ownsPath = options.fd === undefined;
+    this.#socket = options.fd === undefined
+      ? bindControlSocket(options.path)
+      : new Socket(options.fd);
     this.#reactor = new Reactor();
     try {
       this.#listener = Listener.listen(
         this.#reactor,
-        { path: options.path, mode: 0o600, backlog: 16 },
+        { fd: this.#socket.fd, backlog: 16 },
         (conn) => this.#accept(conn),
       );
     } catch (e) {
-      if (this.#ownReactor) this.#reactor.close();
+      this.#reactor.close();
+      this.#socket.close();
+      this.#removePath();
       throw e;
     }
     this.#loop = this.#ownReactor ? this.#reactor.run() : null;
+  }
+
+  /** The listening socket's fd (what an upgrade passes on). @example `control.fd` */
+  get fd(): number {
+    return this.#socket.fd;
+  }
+
+  /**
+   * From now on the path belongs to another process (the supervisor that
+   * took over): {@linkcode ControlServer.close} leaves it in place.
+   *
+   * @example
+   * ```ts
+   * import type { ControlServer } from "./control.ts";
+   * async function handOver(control: ControlServer): Promise<void> {
+   *   control.releasePath();
+   *   await control.close();
+   * }
+   * ```
+   */
+  releasePath(): void {
+    this.#ownsPath = false;
+  }
+
+  #removePath(): void {
+    if (!this.#ownsPath) return;
+    this.#ownsPath = false;
+    try {
+      if (Deno.lstatSync(this.path).isSocket) Deno.removeSync(this.path);
+    } catch { /* already gone */ }
   }
 
   /**
@@ -150,18 +260,21 @@ export class ControlServer {
    * ```
    */
   static listen(options: ControlServerOptions): ControlServer {
-    const timeoutMs = options.requestTimeoutMs ?? 5000;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 3_600_000) {
-      throw new RangeError(
-        `Cannot listen on control socket: requestTimeoutMs ${timeoutMs} is not an integer from 1 to 3600000`,
-      );
-    }
+    const timeoutMs = integerOption(
+      "listen on control socket",
+      "requestTimeoutMs",
+      options.requestTimeoutMs,
+      5000,
+      1,
+      3_600_000,
+    );
     if (typeof options.path !== "string" || !options.path.startsWith("/")) {
       throw new RangeError(
         `Cannot listen on control socket: path "${options.path}" is not absolute`,
       );
     }
-    return new ControlServer(options, timeoutMs);
+    const handlers = handlerTable(options.handlers);
+    return new ControlServer(options, handlers, timeoutMs);
   }
 
   #accept(conn: Connection): void {
@@ -200,31 +313,19 @@ export class ControlServer {
   }
 
   async #run(conn: Connection, command: string): Promise<void> {
-    const h = this.#handlers;
+    if (command === "ping") return this.#reply(conn, { ok: true });
+    const handler = VERB.test(command) && Object.hasOwn(this.#handlers, command)
+      ? this.#handlers[command]
+      : undefined;
+    if (handler === undefined) {
+      return this.#reply(conn, {
+        ok: false,
+        error: `unknown command "${command.slice(0, MAX_REQUEST_BYTES)}"`,
+      });
+    }
     try {
-      switch (command) {
-        case "ping":
-          return this.#reply(conn, { ok: true });
-        case "status":
-          if (h.status === undefined) break;
-          return this.#reply(conn, { ok: true, data: h.status() });
-        case "stop":
-          if (h.stop === undefined) break;
-          this.#reply(conn, { ok: true });
-          h.stop();
-          return;
-        case "reload": {
-          if (h.reload === undefined) break;
-          const ok = await h.reload();
-          return this.#reply(conn, ok ? { ok: true } : { ok: false, error: "reload failed" });
-        }
-        default:
-          return this.#reply(conn, {
-            ok: false,
-            error: `unknown command "${command.slice(0, MAX_REQUEST_BYTES)}"`,
-          });
-      }
-      this.#reply(conn, { ok: false, error: `command "${command}" is not supported` });
+      const data = await handler();
+      this.#reply(conn, data === undefined ? { ok: true } : { ok: true, data });
     } catch (e) {
       this.#reply(conn, { ok: false, error: e instanceof Error ? e.message : String(e) });
     }
@@ -256,6 +357,7 @@ export class ControlServer {
     }
     this.#closed = true;
     this.#listener.close();
+    this.#removePath();
     for (const c of this.#conns) c.abort();
     this.#conns.clear();
     if (this.#ownReactor) {
@@ -314,20 +416,42 @@ export function controlRequest(
   command: ControlCommand,
   options: ControlRequestOptions = {},
 ): Promise<ControlReply> {
-  const timeoutMs = options.timeoutMs ?? 10_000;
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 3_600_000) {
-    return Promise.reject(
-      new RangeError(
-        `Cannot query control socket: timeoutMs ${timeoutMs} is not an integer from 1 to 3600000`,
-      ),
+  let timeoutMs: number;
+  try {
+    timeoutMs = integerOption(
+      "query control socket",
+      "timeoutMs",
+      options.timeoutMs,
+      10_000,
+      1,
+      3_600_000,
     );
+  } catch (e) {
+    return Promise.reject(e);
   }
-  if (!COMMANDS.has(command)) {
+  if (typeof command !== "string" || !VERB.test(command)) {
     return Promise.reject(
       new RangeError(`Cannot query control socket: unknown command "${command}"`),
     );
   }
   return Promise.resolve().then(() => request(path, command, timeoutMs));
+}
+
+/** A private copy of the handlers, checked once: no later change or getter reaches the server. */
+function handlerTable(handlers: ControlHandlers): ControlHandlers {
+  const table: Record<string, () => unknown> = Object.create(null);
+  for (const [verb, fn] of Object.entries(handlers)) {
+    if (!VERB.test(verb) || verb === "ping") {
+      throw new RangeError(`Cannot listen on control socket: "${verb}" is not a command name`);
+    }
+    if (typeof fn !== "function") {
+      throw new TypeError(
+        `Cannot listen on control socket: the "${verb}" handler is not a function`,
+      );
+    }
+    table[verb] = fn;
+  }
+  return table;
 }
 
 async function request(

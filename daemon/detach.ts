@@ -24,7 +24,9 @@
  * - the daemon exiting first: failure with the last `STATUS=` it sent, or
  *   its exit code;
  * - nothing within `timeoutMs`: the daemon is sent SIGTERM and it is a
- *   failure.
+ *   failure;
+ * - `signal` aborted (Ctrl-C in the launcher): the daemon is stopped the
+ *   same way and it is a failure.
  *
  * **In the daemon**, {@linkcode enterDaemon} checks that it is a session
  * leader (`getsid(0) === getpid()`), unblocks SIGTERM, SIGHUP and SIGINT
@@ -42,7 +44,7 @@
  *
  * @example
  * ```ts
- * import { daemonize, enterDaemon, isDaemon, notifyFailure, notifyReady } from "./detach.ts";
+ * import { daemonize, enterDaemon, isDaemon, notifyFailure, notifyReady } from "@ffinet/ffinet/daemon";
  *
  * async function main(startServing: () => Promise<void>): Promise<void> {
  *   if (Deno.args.includes("--daemon") && !isDaemon()) {
@@ -64,6 +66,7 @@
  * @module
  */
 import { ErrnoError } from "../ffi/errno.ts";
+import { integerOption } from "../ffi/validate.ts";
 import { isCloexec, listOpenFds, setCloexec } from "../ffi/fd.ts";
 import { chdir as chdirTo, getpid, getsid, umask as setUmask } from "../ffi/process.ts";
 import { Socket } from "../ffi/socket.ts";
@@ -77,7 +80,7 @@ import { notify } from "./sd_notify.ts";
  *
  * @example
  * ```ts
- * import { DAEMON_ENV } from "./detach.ts";
+ * import { DAEMON_ENV } from "@ffinet/ffinet/daemon";
  * console.log(Deno.env.get(DAEMON_ENV) === "1"); // true only in the daemon
  * ```
  */
@@ -89,7 +92,7 @@ export const DAEMON_ENV = "FFINET_DAEMONIZED";
  *
  * @example
  * ```ts
- * import { daemonize, DAEMON_PERMISSIONS } from "./detach.ts";
+ * import { daemonize, DAEMON_PERMISSIONS } from "@ffinet/ffinet/daemon";
  * async function start(): Promise<number> {
  *   const { pid } = await daemonize({ denoFlags: [...DAEMON_PERMISSIONS, "--unstable-net"] });
  *   return pid;
@@ -120,6 +123,11 @@ export interface DaemonizeOptions {
   cwd?: string;
   /** How long to wait for readiness (default 30 000 ms). */
   timeoutMs?: number;
+  /**
+   * Abort the start (e.g. on Ctrl-C in the launcher): the daemon is stopped
+   * (SIGTERM, SIGKILL 5 s later) and {@linkcode daemonize} rejects.
+   */
+  signal?: AbortSignal;
 }
 
 /** What {@linkcode daemonize} resolves with. */
@@ -135,7 +143,7 @@ export interface DaemonizeResult {
  *
  * @example
  * ```ts
- * import { daemonize, DaemonizeError } from "./detach.ts";
+ * import { daemonize, DaemonizeError } from "@ffinet/ffinet/daemon";
  * async function start(): Promise<void> {
  *   try {
  *     await daemonize();
@@ -174,7 +182,7 @@ export class DaemonizeError extends Error {
  *
  * @example
  * ```ts
- * import { isDaemon } from "./detach.ts";
+ * import { isDaemon } from "@ffinet/ffinet/daemon";
  * if (isDaemon()) console.log("running detached");
  * ```
  */
@@ -229,7 +237,7 @@ function parseNotification(text: string): Map<string, string> {
  *
  * @example
  * ```ts
- * import { daemonize, DaemonizeError } from "./detach.ts";
+ * import { daemonize, DaemonizeError } from "@ffinet/ffinet/daemon";
  * async function start(): Promise<never> {
  *   try {
  *     const { pid } = await daemonize({ timeoutMs: 10_000 });
@@ -284,7 +292,8 @@ export async function daemonize(options: DaemonizeOptions = {}): Promise<Daemoni
       | { kind: "ready" }
       | { kind: "errno"; errno: number }
       | { kind: "exit"; code: number; signal: Deno.Signal | null }
-      | { kind: "timeout" };
+      | { kind: "timeout" }
+      | { kind: "aborted" };
     let settle!: (o: Outcome) => void;
     const outcome = new Promise<Outcome>((r) => settle = r);
     const buf = new Uint8Array(4096);
@@ -304,9 +313,13 @@ export async function daemonize(options: DaemonizeOptions = {}): Promise<Daemoni
       return s;
     });
     const timer = setTimeout(() => settle({ kind: "timeout" }), timeoutMs);
+    const onAbort = () => settle({ kind: "aborted" });
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
     const loop = reactor.run();
     const result = await outcome;
     clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
     reactor.stop();
     await loop;
     reg.deregister();
@@ -335,6 +348,12 @@ export async function daemonize(options: DaemonizeOptions = {}): Promise<Daemoni
               ? `the daemon (pid ${pid}) was killed by ${result.signal} before it was ready`
               : `the daemon (pid ${pid}) exited with code ${result.code} before it was ready`),
           { pid, exitCode: result.code },
+        );
+      case "aborted":
+        await waitOrTerminate(child, exited, 0);
+        throw new DaemonizeError(
+          `the start was interrupted; the daemon (pid ${pid}) was stopped before it was ready`,
+          { pid },
         );
       case "timeout":
         await waitOrTerminate(child, exited, 0);
@@ -379,7 +398,7 @@ async function waitOrTerminate(
  *
  * @example
  * ```ts
- * import { DAEMON_SIGNALS } from "./detach.ts";
+ * import { DAEMON_SIGNALS } from "@ffinet/ffinet/daemon";
  * console.log(DAEMON_SIGNALS.includes("SIGHUP")); // true
  * ```
  */
@@ -404,7 +423,7 @@ export const DAEMON_SIGNALS: readonly Deno.Signal[] = Object.freeze([
  *
  * @example
  * ```ts
- * import { resetSignalMask } from "./detach.ts";
+ * import { resetSignalMask } from "@ffinet/ffinet/daemon";
  * resetSignalMask();
  * ```
  */
@@ -469,15 +488,12 @@ function removeEarlyFailureReport(): void {
  *
  * @example
  * ```ts
- * import { enterDaemon, isDaemon } from "./detach.ts";
+ * import { enterDaemon, isDaemon } from "@ffinet/ffinet/daemon";
  * if (isDaemon()) enterDaemon({ umask: 0o027, chdir: "/" });
  * ```
  */
 export function enterDaemon(options: EnterDaemonOptions = {}): DaemonInfo {
-  const mask = options.umask ?? 0o022;
-  if (!Number.isInteger(mask) || mask < 0 || mask > 0o777) {
-    throw new RangeError(`Cannot enter daemon mode: umask ${mask} is not between 0 and 0o777`);
-  }
+  const mask = integerOption("enter daemon mode", "umask", options.umask, 0o022, 0, 0o777);
   const pid = getpid();
   const sid = getsid(0);
   if ((options.requireSessionLeader ?? true) && sid !== pid) {
@@ -502,7 +518,7 @@ export function enterDaemon(options: EnterDaemonOptions = {}): DaemonInfo {
  *
  * @example
  * ```ts
- * import { notifyReady } from "./detach.ts";
+ * import { notifyReady } from "@ffinet/ffinet/daemon";
  * function ready(): boolean {
  *   return notifyReady("listening on 127.0.0.1:8080"); // false when nobody waits
  * }
@@ -528,7 +544,7 @@ export function notifyReady(status?: string): boolean {
  *
  * @example
  * ```ts
- * import { notifyFailure } from "./detach.ts";
+ * import { notifyFailure } from "@ffinet/ffinet/daemon";
  * function start(listen: () => void): void {
  *   try {
  *     listen();

@@ -16,7 +16,7 @@
  *
  * @example
  * ```ts
- * import { PidFile, readPidFile } from "./pidfile.ts";
+ * import { PidFile, readPidFile } from "@ffinet/ffinet/daemon";
  * const dir = Deno.makeTempDirSync();
  * {
  *   using pidFile = PidFile.acquire(`${dir}/myd.pid`); // throws if already running
@@ -29,7 +29,7 @@
  */
 import { LOCK, O } from "../ffi/constants.ts";
 import { EAGAIN, ENOENT, Errno, ErrnoError } from "../ffi/errno.ts";
-import { flock, ftruncate, getuid, kill, openFile, readProcFile, unlink } from "../ffi/process.ts";
+import { flock, ftruncate, getuid, kill, openFile, unlink } from "../ffi/process.ts";
 import * as sys from "../ffi/syscalls.ts";
 
 const ELOOP = Errno.ELOOP!;
@@ -136,7 +136,7 @@ function checkOwner(path: string, info: Deno.FileInfo, action: string): void {
  *
  * @example
  * ```ts
- * import { AlreadyRunningError, PidFile } from "./pidfile.ts";
+ * import { AlreadyRunningError, PidFile } from "@ffinet/ffinet/daemon";
  * function lock(): PidFile | null {
  *   try {
  *     return PidFile.acquire("/run/myd.pid");
@@ -169,8 +169,9 @@ export class AlreadyRunningError extends Error {
 /** Options for {@linkcode PidFile.acquire}. */
 export interface PidFileOptions {
   /**
-   * The file's permission bits (default `0o644`). Group- or world-writable
-   * bits are refused; an existing file with wider bits is narrowed to these.
+   * The file's permission bits (default `0o600`: no other user can open,
+   * and so lock, it). Group- or world-writable bits are refused; an existing
+   * file with wider bits is narrowed to these.
    */
   mode?: number;
   /** The pid to write (default `Deno.pid`). */
@@ -194,7 +195,7 @@ export interface PidFileOptions {
  *
  * @example
  * ```ts
- * import { PidFile } from "./pidfile.ts";
+ * import { PidFile } from "@ffinet/ffinet/daemon";
  * function run(serve: () => void): void {
  *   const pidFile = PidFile.acquire("/run/myd.pid");
  *   serve();
@@ -226,7 +227,7 @@ export class PidFile implements Disposable {
    *
    * @example
    * ```ts
-   * import { PidFile } from "./pidfile.ts";
+   * import { PidFile } from "@ffinet/ffinet/daemon";
    * const dir = Deno.makeTempDirSync();
    * {
    *   using pidFile = PidFile.acquire(`${dir}/myd.pid`, { mode: 0o644 });
@@ -236,7 +237,7 @@ export class PidFile implements Disposable {
    * ```
    */
   static acquire(path: string, options: PidFileOptions = {}): PidFile {
-    const mode = options.mode ?? 0o644;
+    const mode = options.mode ?? 0o600;
     if (!Number.isInteger(mode) || mode < 0 || mode > 0o777 || (mode & 0o022) !== 0) {
       throw new RangeError(
         `Cannot create pid file: mode 0o${
@@ -273,8 +274,14 @@ export class PidFile implements Disposable {
         ftruncate(fd, 0, path);
         const bytes = encoder.encode(text);
         const n = sys.write(fd, bytes);
-        if (n < 0) throw new ErrnoError("write", -n, { detail: path });
         if (n !== bytes.byteLength) {
+          // A full disk (ENOSPC) or quota: leave no empty or partial pid
+          // file behind for the next start to trip over. The lock is ours,
+          // so the file at `path` is the one this fd wrote.
+          try {
+            unlink(path);
+          } catch { /* gone already */ }
+          if (n < 0) throw new ErrnoError("write", -n, { detail: path });
           throw new Error(`Cannot create pid file: short write to ${path}`);
         }
         // Is the file at `path` still the one this fd locked?
@@ -305,6 +312,64 @@ export class PidFile implements Disposable {
     }
   }
 
+  /**
+   * Take over the pid file at `path` from a running process that hands it
+   * over (a supervisor upgrade): a new file is created beside it (0600,
+   * `O_EXCL`), locked and written, then renamed over `path` in one step, so
+   * the path always names a locked file with a live pid. The old holder's
+   * {@linkcode PidFile.release} leaves the path alone (it no longer holds
+   * its pid). Throws when the file cannot be written (nothing is left
+   * behind then).
+   *
+   * @example
+   * ```ts
+   * import { PidFile } from "@ffinet/ffinet/daemon";
+   * const dir = Deno.makeTempDirSync();
+   * const old = PidFile.acquire(`${dir}/d.pid`, { pid: 1 });
+   * const next = PidFile.takeOver(`${dir}/d.pid`);
+   * old.release(); // the path now holds this process's pid, and stays
+   * console.log(Deno.readTextFileSync(`${dir}/d.pid`) === `${Deno.pid}\n`); // true
+   * next.release();
+   * Deno.removeSync(dir, { recursive: true });
+   * ```
+   */
+  static takeOver(path: string, options: { pid?: number } = {}): PidFile {
+    const pid = options.pid ?? Deno.pid;
+    if (!Number.isInteger(pid) || pid <= 0) {
+      throw new RangeError(`Cannot take over pid file: ${pid} is not a pid`);
+    }
+    checkPlainFile(path, "take over pid file");
+    const temp = `${path}.${pid}.new`;
+    const fd = openNoFollow(
+      temp,
+      O.RDWR | O.CREAT | O.EXCL | O.APPEND,
+      0o600,
+      "take over pid file",
+    );
+    let done = false;
+    try {
+      if (!flock(fd, LOCK.EX | LOCK.NB)) {
+        throw new Error(`Cannot take over pid file: ${temp} is locked by another process`);
+      }
+      const bytes = encoder.encode(`${pid}\n`);
+      const n = sys.write(fd, bytes);
+      if (n !== bytes.byteLength) {
+        if (n < 0) throw new ErrnoError("write", -n, { detail: temp });
+        throw new Error(`Cannot take over pid file: short write to ${temp}`);
+      }
+      Deno.renameSync(temp, path);
+      done = true;
+      return new PidFile(path, pid, fd, null);
+    } finally {
+      if (!done) {
+        try {
+          unlink(temp);
+        } catch { /* gone */ }
+        sys.close(fd);
+      }
+    }
+  }
+
   /** The locked fd. Throws once released. */
   get fd(): number {
     if (this.#fd < 0) throw new Error("Cannot use pid file: it is released");
@@ -323,7 +388,7 @@ export class PidFile implements Disposable {
    *
    * @example
    * ```ts
-   * import type { PidFile } from "./pidfile.ts";
+   * import type { PidFile } from "@ffinet/ffinet/daemon";
    * function shutdown(pidFile: PidFile): void {
    *   pidFile.release();
    * }
@@ -374,7 +439,7 @@ export interface PidFileStatus {
  *
  * @example
  * ```ts
- * import { readPidFile } from "./pidfile.ts";
+ * import { readPidFile } from "@ffinet/ffinet/daemon";
  * const { pid, running } = readPidFile("/run/myd.pid");
  * if (running && pid !== null) console.log(`myd runs as pid ${pid}`);
  * ```
@@ -410,7 +475,7 @@ export function readPidFile(path: string): PidFileStatus {
  *
  * @example
  * ```ts
- * import { RUNTIME_DIR_ENV } from "./pidfile.ts";
+ * import { RUNTIME_DIR_ENV } from "@ffinet/ffinet/daemon";
  * console.log(RUNTIME_DIR_ENV); // "FFINET_RUNTIME_DIR"
  * ```
  */
@@ -425,7 +490,7 @@ export const RUNTIME_DIR_ENV = "FFINET_RUNTIME_DIR";
  *
  * @example
  * ```ts
- * import { runtimeDir } from "./pidfile.ts";
+ * import { runtimeDir } from "@ffinet/ffinet/daemon";
  * console.log(runtimeDir()); // e.g. "/run/ffinet" as root
  * ```
  */
@@ -447,7 +512,7 @@ export function runtimeDir(): string {
  *
  * @example
  * ```ts
- * import { ensurePrivateDir } from "./pidfile.ts";
+ * import { ensurePrivateDir } from "@ffinet/ffinet/daemon";
  * const dir = Deno.makeTempDirSync();
  * ensurePrivateDir(`${dir}/ffinet`);
  * Deno.removeSync(dir, { recursive: true });
@@ -491,7 +556,7 @@ export function ensurePrivateDir(path: string): void {
  *
  * @example
  * ```ts
- * import { defaultPidfilePath, RUNTIME_DIR_ENV } from "./pidfile.ts";
+ * import { defaultPidfilePath, RUNTIME_DIR_ENV } from "@ffinet/ffinet/daemon";
  * const dir = Deno.makeTempDirSync();
  * Deno.env.set(RUNTIME_DIR_ENV, dir);
  * console.log(defaultPidfilePath("serve")); // `${dir}/serve.pid`
@@ -516,29 +581,4 @@ export function defaultPidfilePath(name = "serve"): string {
  */
 export function controlSocketPath(pidfile: string): string {
   return pidfile.endsWith(".pid") ? `${pidfile.slice(0, -4)}.sock` : `${pidfile}.sock`;
-}
-
-/**
- * Whether `pid` runs `daemon/cli.ts` (its `/proc/<pid>/cmdline` names this
- * module), i.e. is plausibly an ffinet supervisor and not a process whose
- * pid was planted in a pid file. Read through libc (Deno keeps other
- * processes' `/proc` entries for `--allow-all`).
- *
- * @example
- * ```ts
- * import { isServeProcess } from "./pidfile.ts";
- * console.log(isServeProcess(Deno.pid)); // false (unless this is cli.ts)
- * ```
- */
-export function isServeProcess(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  let cmdline: string;
-  try {
-    cmdline = readProcFile(`/proc/${pid}/cmdline`);
-  } catch {
-    return false;
-  }
-  const cli = new URL("./cli.ts", import.meta.url);
-  const args = cmdline.split("\0");
-  return args.some((a) => a === cli.href || a === cli.pathname || a.endsWith("/daemon/cli.ts"));
 }

@@ -24,7 +24,7 @@
  *
  * @example
  * ```ts
- * import { createLogger } from "./syslog.ts";
+ * import { createLogger } from "@ffinet/ffinet/daemon";
  * function main(): void {
  *   using log = createLogger({ ident: "myd", facility: "daemon", mask: "info" });
  *   log.info("listening on", { port: 8080 });
@@ -47,6 +47,7 @@ import {
   ErrnoError,
 } from "../ffi/errno.ts";
 import { openFile } from "../ffi/process.ts";
+import { checkInteger } from "../ffi/validate.ts";
 import { encodeSockaddr } from "../ffi/sockaddr.ts";
 import { Socket } from "../ffi/socket.ts";
 import * as sys from "../ffi/syscalls.ts";
@@ -246,7 +247,7 @@ export function formatLogArgument(value: unknown): string {
  *
  * @example
  * ```ts
- * import { formatLogMessage } from "./syslog.ts";
+ * import { formatLogMessage } from "@ffinet/ffinet/daemon";
  * formatLogMessage("%s%n", [1, { a: 2 }]); // '%s%n 1 {"a":2}'
  * ```
  */
@@ -391,7 +392,7 @@ type LinkState = "connected" | "disconnected";
  *
  * @example
  * ```ts
- * import { Logger } from "./syslog.ts";
+ * import { Logger } from "@ffinet/ffinet/daemon";
  * function main(): void {
  *   const log = new Logger({ ident: "myd", facility: "local0", perror: true });
  *   log.warning("disk at", 91, "%"); // <132>Jan  5 10:00:00 myd[123]: disk at 91 %
@@ -475,7 +476,7 @@ export class Logger implements Disposable {
    *
    * @example
    * ```ts
-   * import type { Logger } from "./syslog.ts";
+   * import type { Logger } from "@ffinet/ffinet/daemon";
    * function onSigusr1(log: Logger): void {
    *   const old = log.setMask("debug");
    *   setTimeout(() => log.setMask(old), 60_000);
@@ -493,7 +494,7 @@ export class Logger implements Disposable {
    *
    * @example
    * ```ts
-   * import type { Logger } from "./syslog.ts";
+   * import type { Logger } from "@ffinet/ffinet/daemon";
    * function dump(log: Logger, state: object): void {
    *   if (log.isEnabled("debug")) log.debug(JSON.stringify(state));
    * }
@@ -511,8 +512,8 @@ export class Logger implements Disposable {
    *
    * @example
    * ```ts
-   * import type { Logger } from "./syslog.ts";
-   * import { LOG_ERR } from "../ffi/syslog.ts";
+   * import type { Logger } from "@ffinet/ffinet/daemon";
+   * import { LOG_ERR } from "@ffinet/ffinet/ffi";
    * function report(log: Logger, state: object): void {
    *   log.log("notice", "reloaded", { workers: 4 });
    *   log.log(LOG_ERR, () => `state: ${JSON.stringify(state)}`);
@@ -539,7 +540,7 @@ export class Logger implements Disposable {
    *
    * @example
    * ```ts
-   * import type { Logger } from "./syslog.ts";
+   * import type { Logger } from "@ffinet/ffinet/daemon";
    * function forward(log: Logger, workerPid: number): void {
    *   log.logFor(workerPid, "err", "worker said this on stderr");
    * }
@@ -551,9 +552,7 @@ export class Logger implements Disposable {
     message: unknown,
     ...args: unknown[]
   ): void {
-    if (!Number.isInteger(pid) || pid <= 0 || pid > 0x7fffffff) {
-      throw new RangeError(`Cannot log: pid ${pid} is not a positive integer`);
-    }
+    checkInteger("log", "pid", pid, 1, 0x7fffffff);
     let p: number | undefined;
     if (typeof priority === "number") p = priority & 7;
     else {
@@ -616,7 +615,7 @@ export class Logger implements Disposable {
    *
    * @example
    * ```ts
-   * import type { Logger } from "./syslog.ts";
+   * import type { Logger } from "@ffinet/ffinet/daemon";
    * function shutdown(log: Logger): void {
    *   log.close();
    * }
@@ -723,7 +722,7 @@ export class Logger implements Disposable {
  *
  * @example
  * ```ts
- * import { createLogger } from "./syslog.ts";
+ * import { createLogger } from "@ffinet/ffinet/daemon";
  * function main(): void {
  *   const log = createLogger({ ident: "myd", facility: "local3", mask: "notice" });
  *   log.notice("started");

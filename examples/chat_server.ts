@@ -6,6 +6,8 @@
  * disconnected, and lines longer than `--max-line` bytes disconnect their
  * sender.
  *
+ * Run it with exactly the permissions it needs:
+ *
  *     deno run --allow-ffi examples/chat_server.ts --host 127.0.0.1 --port 9002
  *     # then, in several terminals: nc 127.0.0.1 9002
  *

@@ -3,6 +3,8 @@
  * sends comes back. Backpressure: when a client stops reading, the server
  * stops reading from it until its queue drains.
  *
+ * Run it with exactly the permissions it needs:
+ *
  *     deno run --allow-ffi examples/echo_server.ts --host 127.0.0.1 --port 9000
  *
  * @module

@@ -6,6 +6,9 @@
  * holds keep being served, and new ones are taken as soon as fds free up.
  * The listener's counters are printed every second.
  *
+ * Run it with exactly the permissions it needs (`--allow-run` starts the
+ * hammering child, `--allow-read` finds `deno` for it):
+ *
  *     deno run --allow-ffi --allow-read --allow-run examples/emfile.ts --port 9005 --clients 200
  *
  * `--clients N` starts a child process (this script with `--hammer`) that

@@ -5,6 +5,10 @@
  * with `--child`). The child serves the connection (a greeting naming its
  * pid, then an echo) while the parent keeps nothing of it.
  *
+ * Run it with exactly the permissions it needs (`--allow-run` starts the
+ * children, `--allow-read` finds `deno` and probes the private socket file,
+ * `--allow-write` makes and removes its private directory):
+ *
  *     deno run --allow-ffi --allow-read --allow-write --allow-run examples/fd_passing.ts --port 9004
  *     # then: nc 127.0.0.1 9004   →  "served by pid 12345"
  *

@@ -7,24 +7,28 @@
  * `POST /echo` → the body back. Anything else → 404. `HEAD` works on every
  * route (no body, GET's headers).
  *
- * `--user-id`/`--group-id`: after binding (e.g. port 80 as root), drop to
- * that uid/gid (supplementary groups cleared) before serving.
+ * To serve a privileged port (80) as an unprivileged user, run the app under
+ * the supervisor: `deno task serve --user USER --port 80 examples/http_server.ts`
+ * binds as root and starts each worker as USER from the start. Dropping
+ * privileges inside this process instead would keep the files root opened
+ * before the drop (Deno's module cache among them) open for writing.
  *
  * SIGTERM/SIGINT: stop accepting, finish in-flight requests (up to
  * `--drain-ms`), close idle keep-alive connections, exit 0.
+ *
+ * Run it with exactly the permissions it needs (`--allow-env`: `/stats`
+ * reports `FFINET_WORKER_ID`):
  *
  *     deno run --allow-ffi --allow-env examples/http_server.ts --host 127.0.0.1 --port 8080
  *
  * @module
  */
-import { setgid, setgroups, setuid } from "../ffi/process.ts";
 import { serve } from "../http/mod.ts";
 import { integerFlag, parseArgs } from "./_args.ts";
 
 const args = parseArgs(Deno.args, {
   usage: "http_server.ts [--host H] [--port P] [--reuse-port] [--idle-timeout-ms N] " +
-    "[--header-timeout-ms N] [--drain-ms N] [--busy-wait-ms N] [--slice-ms N] [--user-id UID] " +
-    "[--group-id GID]",
+    "[--header-timeout-ms N] [--drain-ms N] [--busy-wait-ms N] [--slice-ms N]",
   defaults: { host: "127.0.0.1", port: 8080 },
   booleans: ["reuse-port"],
   strings: {
@@ -33,8 +37,6 @@ const args = parseArgs(Deno.args, {
     "drain-ms": "10000",
     "busy-wait-ms": "10",
     "slice-ms": "10",
-    "user-id": "",
-    "group-id": "",
   },
 });
 const ms = (name: string, min = 0) =>
@@ -84,18 +86,6 @@ try {
   }, handler);
 } catch (e) {
   console.error((e as Error).message);
-  Deno.exit(1);
-}
-
-// Started as root to bind a privileged port: drop to the configured
-// user/group now that the socket is bound, before serving anything.
-try {
-  const gid = args.strings["group-id"]!, uid = args.strings["user-id"]!;
-  if (gid !== "" || uid !== "") setgroups([]);
-  if (gid !== "") setgid(Number(gid));
-  if (uid !== "") setuid(Number(uid));
-} catch (e) {
-  console.error(`Cannot drop privileges: ${(e as Error).message}`);
   Deno.exit(1);
 }
 

@@ -12,11 +12,14 @@
  * `epoll_wait` on their own threads. A shared table records which worker
  * owns each fd, so an overlap would be caught and printed.
  *
- *     deno run --allow-ffi --allow-net examples/oneshot_workers.ts --clients 8
- *     deno run --allow-ffi examples/oneshot_workers.ts --port 9000    # until Ctrl-C
+ * Run it with exactly the permissions it needs (`--allow-read` loads the
+ * Workers' module, `--allow-net` runs the local clients):
+ *
+ *     deno run --allow-ffi --allow-read --allow-net examples/oneshot_workers.ts --clients 8
  *
  * `--clients N` runs N local clients (each sends `--messages` lines faster
  * than a worker handles them, `--work-ms` each), checks every echo and exits;
+ * with `--clients 0` it serves `--port` until Ctrl-C;
  * `--without-oneshot` registers connections without EPOLLONESHOT, to see the
  * overlaps it prevents.
  *

@@ -10,6 +10,8 @@
  * so Deno's event loop stays free for the SIGINT/SIGTERM listeners, which
  * end the wait through an eventfd registered in the same epoll set.
  *
+ * Run it with exactly the permissions it needs:
+ *
  *     deno run --allow-ffi examples/raw_epoll.ts --host 127.0.0.1 --port 9000
  *
  * @module

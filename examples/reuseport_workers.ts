@@ -5,6 +5,9 @@
  * connection to one of the listeners, so the workers share the load without
  * a thundering herd (the seeds' recommended fix, as in nginx `reuseport`).
  *
+ * Run it with exactly the permissions it needs (`--allow-read` loads the
+ * Workers' module):
+ *
  *     deno run --allow-ffi --allow-read examples/reuseport_workers.ts --port 9000 --workers 4
  *
  * Stop it with Ctrl-C (SIGINT) or SIGTERM; it prints how many connections

@@ -21,6 +21,9 @@
  * workers, a woken worker that runs after the accept went back to sleep
  * inside the kernel and is not counted).
  *
+ * Run it with exactly the permissions it needs (`--allow-read` loads the
+ * Workers' module, `--allow-net` makes the connections):
+ *
  *     deno run --allow-ffi --allow-read --allow-net examples/thundering_herd.ts --workers 4
  *
  * @module

@@ -5,6 +5,8 @@
  * at once are dropped and counted (UDP may lose datagrams; the server never
  * blocks).
  *
+ * Run it with exactly the permissions it needs:
+ *
  *     deno run --allow-ffi examples/udp_echo.ts --host 127.0.0.1 --port 9003 --reuse-port
  *     # then: nc -u 127.0.0.1 9003
  *

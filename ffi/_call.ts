@@ -15,7 +15,7 @@ import { EINTR, errnoCell } from "./errno.ts";
  * @example
  * ```ts
  * import { interrupted, result } from "./syscalls.ts";
- * import { libc } from "./libc.ts";
+ * import { libc } from "@ffinet/ffinet/ffi";
  * let r: number;
  * do r = libc.dup2(1, 1); while (interrupted(r));
  * result(r); // 1
@@ -32,7 +32,7 @@ export function interrupted(r: number): boolean {
  * @example
  * ```ts
  * import { result } from "./syscalls.ts";
- * import { libc } from "./libc.ts";
+ * import { libc } from "@ffinet/ffinet/ffi";
  * result(libc.close(-1)); // -9 (-EBADF)
  * ```
  */

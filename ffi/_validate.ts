@@ -10,6 +10,8 @@
  *
  * @module
  */
+import { byteLengthOf } from "./_view.ts";
+import { checkInteger } from "./validate.ts";
 
 /** The largest `int` (`INT_MAX`). */
 export const INT32_MAX = 0x7fff_ffff;
@@ -25,25 +27,8 @@ function show(value: unknown): string {
   return typeof value === "string" ? JSON.stringify(value) : String(value);
 }
 
-/**
- * Throw a `RangeError` unless `value` is an integer from `min` to `max`:
- * "Cannot <action>: <name> <value> is not an integer from <min> to <max>".
- * Returns `value` so that a check can sit inside an expression.
- */
-export function checkInteger(
-  action: string,
-  name: string,
-  value: number,
-  min: number,
-  max: number,
-): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(
-      `Cannot ${action}: ${name} ${show(value)} is not an integer from ${min} to ${max}`,
-    );
-  }
-  return value;
-}
+// The integer check is the one every layer uses (./validate.ts).
+export { checkInteger };
 
 /** {@linkcode checkInteger} for an `int` argument. */
 export function checkInt32(action: string, name: string, value: number): number {
@@ -85,16 +70,25 @@ export function checkLength(call: string, what: string, len: number, size: numbe
   if (len >>> 0 !== len || len > size) throw lengthError(call, what, len, size);
 }
 
-/** Throw unless a typed array holds at least `min` elements (`out` arrays of the kernel). */
+/**
+ * Throw unless the view `array` covers at least `min` elements of
+ * `elementBytes` bytes each (the `out` arrays of the kernel), counted in
+ * bytes through the intrinsic getters: a `Uint8Array(2)` is not room for
+ * two fds, and a subclass that lies about its `length` is not believed.
+ */
 export function checkElements(
   call: string,
   what: string,
-  array: { readonly length: number },
+  array: ArrayBufferView,
   min: number,
+  elementBytes: number,
 ): void {
-  if (array.length < min) {
+  const bytes = byteLengthOf(call, what, array);
+  if (bytes < min * elementBytes) {
     throw new RangeError(
-      `Cannot ${call}: ${what} holds ${array.length} elements, it needs at least ${min}`,
+      `Cannot ${call}: ${what} holds ${bytes} bytes, it needs at least ${
+        min * elementBytes
+      } (${min} elements of ${elementBytes} bytes)`,
     );
   }
 }

@@ -127,6 +127,7 @@ export const O = {
   DIRECTORY: ARM ? 0o40000 : 0o200000,
   NOFOLLOW: ARM ? 0o100000 : 0o400000,
   CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
 } as const;
 
 /** `flock(2)` operations. @example `LOCK.EX | LOCK.NB` */

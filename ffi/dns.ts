@@ -54,7 +54,8 @@ const EAI_NAMES: Readonly<Record<number, string>> = {
  *
  * @example
  * ```ts
- * import { AddressLookupError, resolveHost } from "./dns.ts";
+ * import { AddressLookupError } from "@ffinet/ffinet";
+ * import { resolveHost } from "@ffinet/ffinet/ffi";
  * try {
  *   await resolveHost("no-such-host.invalid");
  * } catch (e) {
@@ -101,7 +102,7 @@ export interface ResolveOptions {
  *
  * @example
  * ```ts
- * import { resolveHost } from "./dns.ts";
+ * import { resolveHost } from "@ffinet/ffinet/ffi";
  * const addrs = await resolveHost("localhost", { port: 8080 });
  * console.log(addrs); // e.g. [{ family: "inet6", address: "::1", port: 8080, ... }, ...]
  * ```

@@ -21,7 +21,7 @@ export interface EpollEventLayout {
  *
  * @example
  * ```ts
- * import { epollEventLayout } from "./epoll_event.ts";
+ * import { epollEventLayout } from "@ffinet/ffinet/ffi";
  * epollEventLayout("x86_64"); // { size: 12, dataOffset: 4 }
  * epollEventLayout("aarch64"); // { size: 16, dataOffset: 8 }
  * ```
@@ -35,7 +35,7 @@ export function epollEventLayout(arch: string): EpollEventLayout {
  *
  * @example
  * ```ts
- * import { EPOLL_EVENT } from "./epoll_event.ts";
+ * import { EPOLL_EVENT } from "@ffinet/ffinet/ffi";
  * new Uint8Array(EPOLL_EVENT.size * 64); // room for 64 events
  * ```
  */
@@ -56,7 +56,7 @@ export interface EpollEvent {
  *
  * @example
  * ```ts
- * import { EPOLL_EVENT, writeEpollEvent } from "./epoll_event.ts";
+ * import { EPOLL_EVENT, writeEpollEvent } from "@ffinet/ffinet/ffi";
  * const buf = new Uint8Array(EPOLL_EVENT.size);
  * writeEpollEvent(new DataView(buf.buffer), 0, { events: 1, token: 7, generation: 2 });
  * ```
@@ -79,7 +79,7 @@ export function writeEpollEvent(
  *
  * @example
  * ```ts
- * import { EPOLL_EVENT, readEpollEvent } from "./epoll_event.ts";
+ * import { EPOLL_EVENT, readEpollEvent } from "@ffinet/ffinet/ffi";
  * const buf = new Uint8Array(EPOLL_EVENT.size);
  * readEpollEvent(new DataView(buf.buffer), 0); // { events: 0, token: 0, generation: 0 }
  * ```

@@ -19,8 +19,8 @@ if (errnoPointer === null) throw new Error("Cannot read errno: __errno_location 
  *
  * @example
  * ```ts
- * import { errnoCell } from "./errno.ts";
- * import { libc } from "./libc.ts";
+ * import { errnoCell } from "@ffinet/ffinet/ffi";
+ * import { libc } from "@ffinet/ffinet/ffi";
  * if (libc.close(-1) < 0) console.log(errnoCell[0]); // 9 (EBADF)
  * ```
  */
@@ -166,7 +166,7 @@ const NAMES: Readonly<Record<number, string>> = {
  *
  * @example
  * ```ts
- * import { Errno } from "./errno.ts";
+ * import { Errno } from "@ffinet/ffinet/ffi";
  * console.log(Errno.EAGAIN); // 11
  * ```
  */
@@ -212,7 +212,7 @@ export const ECONNABORTED = 103;
  *
  * @example
  * ```ts
- * import { errnoName } from "./errno.ts";
+ * import { errnoName } from "@ffinet/ffinet/ffi";
  * console.log(errnoName(98)); // "EADDRINUSE"
  * ```
  */
@@ -225,7 +225,7 @@ export function errnoName(errno: number): string {
  *
  * @example
  * ```ts
- * import { strerror } from "./errno.ts";
+ * import { strerror } from "@ffinet/ffinet/ffi";
  * console.log(strerror(111)); // "Connection refused"
  * ```
  */
@@ -242,16 +242,69 @@ export interface ErrnoErrorOptions {
   cause?: unknown;
 }
 
+/** A `Deno.errors` class. */
+type ErrorClass = new (message?: string, options?: ErrorOptions) => Error;
+
+// The `Deno.errors` class of each errno Deno reports with one (as
+// `Deno.listen`/`Deno.connect` do).
+const DENO_ERROR_CLASSES: ReadonlyMap<number, ErrorClass> = new Map<number, ErrorClass>([
+  [1, Deno.errors.PermissionDenied], // EPERM
+  [2, Deno.errors.NotFound], // ENOENT
+  [4, Deno.errors.Interrupted], // EINTR
+  [11, Deno.errors.WouldBlock], // EAGAIN
+  [13, Deno.errors.PermissionDenied], // EACCES
+  [17, Deno.errors.AlreadyExists], // EEXIST
+  [32, Deno.errors.BrokenPipe], // EPIPE
+  [98, Deno.errors.AddrInUse], // EADDRINUSE
+  [99, Deno.errors.AddrNotAvailable], // EADDRNOTAVAIL
+  [101, Deno.errors.NetworkUnreachable], // ENETUNREACH
+  [103, Deno.errors.ConnectionAborted], // ECONNABORTED
+  [104, Deno.errors.ConnectionReset], // ECONNRESET
+  [107, Deno.errors.NotConnected], // ENOTCONN
+  [110, Deno.errors.TimedOut], // ETIMEDOUT
+  [111, Deno.errors.ConnectionRefused], // ECONNREFUSED
+]);
+
+/**
+ * The `Deno.errors` class Deno reports for `errno` (`ECONNRESET`:
+ * `Deno.errors.ConnectionReset`, …), or `undefined` where Deno has none.
+ *
+ * @example
+ * ```ts
+ * import { denoErrorClass } from "@ffinet/ffinet/ffi";
+ * console.log(denoErrorClass(104) === Deno.errors.ConnectionReset); // true
+ * ```
+ */
+export function denoErrorClass(
+  errno: number,
+): (new (message?: string, options?: ErrorOptions) => Error) | undefined {
+  return DENO_ERROR_CLASSES.get(errno);
+}
+
+// For each such class, the prototype of an ErrnoError of that errno: the
+// class's prototype extended with ErrnoError's members, so the error is
+// `instanceof` both (ErrnoError's own check is `Symbol.hasInstance` below).
+const PROTOTYPES = new Map<ErrorClass, object>();
+const BRAND = new WeakSet<object>();
+
 /**
  * A failed system call: the call's name, the errno number and its name.
  *
  * The message reads `Cannot bind: EADDRINUSE (Address already in use)`.
+ * Where Deno has an error class for the errno, the error is also an
+ * instance of it, as Deno's own calls throw: `EADDRINUSE` is
+ * `instanceof Deno.errors.AddrInUse`, `ECONNRESET` of
+ * `Deno.errors.ConnectionReset`, `ECONNREFUSED` of
+ * `Deno.errors.ConnectionRefused`, `ENOENT` of `Deno.errors.NotFound`, and
+ * so on for EPERM/EACCES, EINTR, EAGAIN, EEXIST, EPIPE, EADDRNOTAVAIL,
+ * ENETUNREACH, ECONNABORTED, ENOTCONN and ETIMEDOUT.
  *
  * @example
  * ```ts
- * import { ErrnoError } from "./errno.ts";
+ * import { ErrnoError } from "@ffinet/ffinet/ffi";
  * const e = new ErrnoError("bind", 98, { detail: "127.0.0.1:80" });
  * console.log(e.code, e.errno, e.syscall, e.message);
+ * console.log(e instanceof Deno.errors.AddrInUse, e instanceof ErrnoError); // true true
  * ```
  */
 export class ErrnoError extends Error {
@@ -274,6 +327,28 @@ export class ErrnoError extends Error {
     this.errno = errno;
     this.code = code;
     this.syscall = syscall;
+    BRAND.add(this);
+    const denoClass = new.target === ErrnoError ? DENO_ERROR_CLASSES.get(errno) : undefined;
+    if (denoClass !== undefined) {
+      let proto = PROTOTYPES.get(denoClass);
+      if (proto === undefined) {
+        proto = Object.create(
+          denoClass.prototype,
+          Object.getOwnPropertyDescriptors(ErrnoError.prototype),
+        ) as object;
+        PROTOTYPES.set(denoClass, proto);
+      }
+      Object.setPrototypeOf(this, proto);
+    }
+  }
+
+  /**
+   * Whether `value` is an `ErrnoError` (also one whose prototype is that of
+   * its `Deno.errors` class). Subclasses check their prototype chain as usual.
+   */
+  static override [Symbol.hasInstance](value: unknown): value is ErrnoError {
+    if (this !== ErrnoError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return typeof value === "object" && value !== null && BRAND.has(value);
   }
 }
 
@@ -283,7 +358,7 @@ export class ErrnoError extends Error {
  *
  * @example
  * ```ts
- * import { check } from "./errno.ts";
+ * import { check } from "@ffinet/ffinet/ffi";
  * const n = check("read", 5); // 5
  * ```
  */

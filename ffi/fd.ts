@@ -24,7 +24,7 @@ export interface PipeOptions {
  *
  * @example
  * ```ts
- * import { closeFd, pipe } from "./fd.ts";
+ * import { closeFd, pipe } from "@ffinet/ffinet/ffi";
  * const [r, w] = pipe({ nonblock: true });
  * closeFd(r);
  * closeFd(w);
@@ -55,7 +55,7 @@ export interface EventfdOptions {
  *
  * @example
  * ```ts
- * import { closeFd, eventfd, eventfdRead, eventfdWrite } from "./fd.ts";
+ * import { closeFd, eventfd, eventfdRead, eventfdWrite } from "@ffinet/ffinet/ffi";
  * const efd = eventfd();
  * eventfdWrite(efd, 3);
  * eventfdRead(efd); // 3
@@ -82,7 +82,7 @@ const counter = new BigUint64Array(counterBytes.buffer);
  *
  * @example
  * ```ts
- * import { closeFd, eventfd, eventfdWrite } from "./fd.ts";
+ * import { closeFd, eventfd, eventfdWrite } from "@ffinet/ffinet/ffi";
  * const wakeFd = eventfd();
  * eventfdWrite(wakeFd); // wake whoever waits on it
  * closeFd(wakeFd);
@@ -103,7 +103,7 @@ export function eventfdWrite(fd: number, n = 1): void {
  *
  * @example
  * ```ts
- * import { closeFd, eventfd, eventfdRead } from "./fd.ts";
+ * import { closeFd, eventfd, eventfdRead } from "@ffinet/ffinet/ffi";
  * const wakeFd = eventfd();
  * const wakeups = eventfdRead(wakeFd); // 0: nobody woke it
  * closeFd(wakeFd);
@@ -133,7 +133,7 @@ function setFlags(fd: number, cmd: number, value: number, name: string): void {
  *
  * @example
  * ```ts
- * import { closeFd, pipe, setNonBlocking } from "./fd.ts";
+ * import { closeFd, pipe, setNonBlocking } from "@ffinet/ffinet/ffi";
  * const [r, w] = pipe();
  * setNonBlocking(r, true);
  * closeFd(r);
@@ -151,7 +151,7 @@ export function setNonBlocking(fd: number, on: boolean): void {
  *
  * @example
  * ```ts
- * import { closeFd, isNonBlocking, pipe } from "./fd.ts";
+ * import { closeFd, isNonBlocking, pipe } from "@ffinet/ffinet/ffi";
  * const [r, w] = pipe({ nonblock: true });
  * isNonBlocking(r); // true
  * closeFd(r);
@@ -167,7 +167,7 @@ export function isNonBlocking(fd: number): boolean {
  *
  * @example
  * ```ts
- * import { closeFd, pipe, setCloexec } from "./fd.ts";
+ * import { closeFd, pipe, setCloexec } from "@ffinet/ffinet/ffi";
  * const [r, w] = pipe();
  * setCloexec(r, false); // let a child process inherit it
  * closeFd(r);
@@ -185,7 +185,7 @@ export function setCloexec(fd: number, on: boolean): void {
  *
  * @example
  * ```ts
- * import { closeFd, isCloexec, pipe } from "./fd.ts";
+ * import { closeFd, isCloexec, pipe } from "@ffinet/ffinet/ffi";
  * const [r, w] = pipe();
  * isCloexec(r); // true: pipe() sets O_CLOEXEC by default
  * closeFd(r);
@@ -202,7 +202,7 @@ export function isCloexec(fd: number): boolean {
  *
  * @example
  * ```ts
- * import { isOpen } from "./fd.ts";
+ * import { isOpen } from "@ffinet/ffinet/ffi";
  * isOpen(-1); // false
  * ```
  */
@@ -219,7 +219,7 @@ export function isOpen(fd: number): boolean {
  *
  * @example
  * ```ts
- * import { closeFd, pipe } from "./fd.ts";
+ * import { closeFd, pipe } from "@ffinet/ffinet/ffi";
  * const [r, w] = pipe();
  * closeFd(r);
  * closeFd(w);
@@ -245,7 +245,7 @@ const LINK_BUFFER_SIZE = BigInt(linkBuffer.byteLength);
  *
  * @example
  * ```ts
- * import { listOpenFds } from "./fd.ts";
+ * import { listOpenFds } from "@ffinet/ffinet/ffi";
  * for (const [fd, target] of listOpenFds()) console.log(fd, target);
  * ```
  */

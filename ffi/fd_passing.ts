@@ -11,6 +11,7 @@ import { check } from "./errno.ts";
 import { CMSG_SPACE, IovecArray, Msghdr, writeControlMessage } from "./msghdr.ts";
 import { close } from "./syscalls.ts";
 import { checkInteger } from "./_validate.ts";
+import { byteLengthOf } from "./_view.ts";
 
 /** `SCM_MAX_FD`: the most fds one `SCM_RIGHTS` message may carry. */
 export const SCM_MAX_FD = 253;
@@ -40,16 +41,16 @@ function checkFds(fds: readonly number[]): void {
  *
  * @example
  * ```ts
- * import { recvFds, sendFds } from "./fd_passing.ts";
- * import { ErrnoError } from "./errno.ts";
- * import { Socket } from "./socket.ts";
- * import { close } from "./syscalls.ts";
+ * import { recvFds, sendFds } from "@ffinet/ffinet/ffi";
+ * import { ErrnoError } from "@ffinet/ffinet/ffi";
+ * import { Socket } from "@ffinet/ffinet/ffi";
+ * import { sys } from "@ffinet/ffinet/ffi";
  * const [unixSocket, peer] = Socket.pair();
  * using listener = Socket.create("inet", "stream");
  * const n = sendFds(unixSocket.fd, [listener.fd], new Uint8Array([1]));
  * if (n < 0) throw new ErrnoError("sendmsg", -n);
  * const { fds } = recvFds(peer.fd, new Uint8Array(1), 1);
- * for (const fd of fds) close(fd); // a duplicate of listener.fd
+ * for (const fd of fds) sys.close(fd); // a duplicate of listener.fd
  * unixSocket.close();
  * peer.close();
  * ```
@@ -60,7 +61,7 @@ export function sendFds(
   data: Uint8Array,
   flags: number = MSG.NOSIGNAL,
 ): number {
-  if (data.byteLength === 0) {
+  if (byteLengthOf("send fds", "data", data) === 0) {
     throw new RangeError("Cannot send fds: data must hold at least one byte");
   }
   checkFds(fds);
@@ -104,14 +105,14 @@ export interface RecvFdsResult {
  *
  * @example
  * ```ts
- * import { recvFds, sendFds } from "./fd_passing.ts";
- * import { Socket } from "./socket.ts";
- * import { close } from "./syscalls.ts";
+ * import { recvFds, sendFds } from "@ffinet/ffinet/ffi";
+ * import { Socket } from "@ffinet/ffinet/ffi";
+ * import { sys } from "@ffinet/ffinet/ffi";
  * const [unixSocket, peer] = Socket.pair();
  * sendFds(peer.fd, [0], new Uint8Array([1])); // a copy of stdin
  * const { bytes, fds, truncated } = recvFds(unixSocket.fd, new Uint8Array(64), 1);
  * if (truncated) console.log("fds were cut off (MSG_CTRUNC)");
- * for (const fd of fds) close(fd);
+ * for (const fd of fds) sys.close(fd);
  * unixSocket.close();
  * peer.close();
  * ```
@@ -149,12 +150,12 @@ export function recvFds(
  *
  * @example
  * ```ts
- * import { recvFdsOrThrow, sendFdsOrThrow } from "./fd_passing.ts";
- * import { Socket } from "./socket.ts";
- * import { close } from "./syscalls.ts";
+ * import { recvFdsOrThrow, sendFdsOrThrow } from "@ffinet/ffinet/ffi";
+ * import { Socket } from "@ffinet/ffinet/ffi";
+ * import { sys } from "@ffinet/ffinet/ffi";
  * const [unixSocket, peer] = Socket.pair();
  * sendFdsOrThrow(unixSocket.fd, [1], new Uint8Array([0])); // a copy of stdout
- * for (const fd of recvFdsOrThrow(peer.fd, new Uint8Array(1), 1).fds) close(fd);
+ * for (const fd of recvFdsOrThrow(peer.fd, new Uint8Array(1), 1).fds) sys.close(fd);
  * unixSocket.close();
  * peer.close();
  * ```
@@ -175,8 +176,8 @@ export function sendFdsOrThrow(
  *
  * @example
  * ```ts
- * import { recvFdsOrThrow } from "./fd_passing.ts";
- * import { Socket } from "./socket.ts";
+ * import { recvFdsOrThrow } from "@ffinet/ffinet/ffi";
+ * import { Socket } from "@ffinet/ffinet/ffi";
  * const [unixSocket, peer] = Socket.pair();
  * peer.write(new Uint8Array([7]));
  * const { bytes, fds } = recvFdsOrThrow(unixSocket.fd, new Uint8Array(16), 4); // 1, []

@@ -13,7 +13,7 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  *
  * @example
  * ```ts
- * import { htons } from "./inet.ts";
+ * import { htons } from "@ffinet/ffinet/ffi";
  * htons(0x1234); // 0x3412 on little-endian hosts
  * ```
  */
@@ -26,7 +26,7 @@ export function htons(x: number): number {
  *
  * @example
  * ```ts
- * import { ntohs } from "./inet.ts";
+ * import { ntohs } from "@ffinet/ffinet/ffi";
  * ntohs(0x3412); // 0x1234 on little-endian hosts
  * ```
  */
@@ -39,7 +39,7 @@ export function ntohs(x: number): number {
  *
  * @example
  * ```ts
- * import { htonl } from "./inet.ts";
+ * import { htonl } from "@ffinet/ffinet/ffi";
  * htonl(0x7f000001); // 0x0100007f on little-endian hosts
  * ```
  */
@@ -54,7 +54,7 @@ export function htonl(x: number): number {
  *
  * @example
  * ```ts
- * import { ntohl } from "./inet.ts";
+ * import { ntohl } from "@ffinet/ffinet/ffi";
  * ntohl(0x0100007f); // 0x7f000001 on little-endian hosts
  * ```
  */
@@ -69,7 +69,7 @@ export function ntohl(x: number): number {
  *
  * @example
  * ```ts
- * import { parseIPv4 } from "./inet.ts";
+ * import { parseIPv4 } from "@ffinet/ffinet/ffi";
  * parseIPv4("127.0.0.1"); // Uint8Array [127, 0, 0, 1]
  * parseIPv4("1.2.3"); // null
  * ```
@@ -112,7 +112,7 @@ function hexValue(c: number): number {
  *
  * @example
  * ```ts
- * import { parseIPv6 } from "./inet.ts";
+ * import { parseIPv6 } from "@ffinet/ffinet/ffi";
  * parseIPv6("::1"); // 15 zero bytes then 1
  * parseIPv6("1:::2"); // null
  * ```
@@ -189,7 +189,7 @@ export function parseIPv6(text: string): Uint8Array | null {
  *
  * @example
  * ```ts
- * import { formatIPv4 } from "./inet.ts";
+ * import { formatIPv4 } from "@ffinet/ffinet/ffi";
  * formatIPv4(new Uint8Array([10, 0, 0, 1])); // "10.0.0.1"
  * ```
  */
@@ -204,7 +204,7 @@ export function formatIPv4(bytes: Uint8Array, offset = 0): string {
  *
  * @example
  * ```ts
- * import { formatIPv6, parseIPv6 } from "./inet.ts";
+ * import { formatIPv6, parseIPv6 } from "@ffinet/ffinet/ffi";
  * formatIPv6(parseIPv6("0:0:0:0:0:ffff:7f00:1")!); // "::ffff:127.0.0.1"
  * ```
  */

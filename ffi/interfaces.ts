@@ -101,7 +101,7 @@ function sockaddrBytes(p: Deno.PointerValue, offset: number, length: number): Ui
  *
  * @example
  * ```ts
- * import { networkInterfaces } from "./interfaces.ts";
+ * import { networkInterfaces } from "@ffinet/ffinet/ffi";
  * for (const ifc of networkInterfaces()) {
  *   console.log(ifc.name, ifc.up, ifc.addresses.map((a) => a.address));
  * }

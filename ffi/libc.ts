@@ -138,6 +138,10 @@ export const symbols = {
   umask: { parameters: ["u32"], result: "u32" },
   // int fchmod(int fd, mode_t mode);   (on a socket before bind: the mode its file gets)
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  // int chmod(const char *path, mode_t mode);   (through /proc/self/fd/N: one inode)
+  chmod: { parameters: ["buffer", "u32"], result: "i32" },
+  // int statx(int dirfd, const char *path, int flags, unsigned int mask, struct statx *buf);
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
   // int chdir(const char *path);
   chdir: { parameters: ["buffer"], result: "i32" },
   // int dup2(int oldfd, int newfd);
@@ -275,7 +279,7 @@ function load(): Deno.DynamicLibrary<typeof symbols> {
  *
  * @example Call a raw symbol
  * ```ts
- * import { libc } from "./libc.ts";
+ * import { libc } from "@ffinet/ffinet/ffi";
  * console.log(libc.getpid());
  * ```
  */

@@ -18,13 +18,18 @@
  * arrays referenced, encode the addresses and lengths from the arrays'
  * current views right before each call (a detached or shrunk buffer then
  * counts as empty, never as its old memory), and hand out only copies of
- * the encoded bytes.
+ * the encoded bytes. Sizes, offsets and buffers are read through the
+ * engine's own view getters, never a caller's, so no caller code runs
+ * between encoding and the call; the count of iovecs is the object's own,
+ * and the calls go through the class's own methods whatever a subclass
+ * overrides.
  *
  * @module
  */
 import { libc } from "./libc.ts";
 import { interrupted, result } from "./_call.ts";
 import { checkFd, checkInteger, UINT32_MAX } from "./_validate.ts";
+import { addressOf, byteLengthOf, bytesOf, encodeIovec } from "./_view.ts";
 
 /** `sizeof(struct iovec)` on 64-bit Linux. */
 export const IOVEC_SIZE = 16;
@@ -41,7 +46,7 @@ export const IOV_MAX = 1024;
  *
  * @example
  * ```ts
- * import { CMSG_ALIGN } from "./msghdr.ts";
+ * import { CMSG_ALIGN } from "@ffinet/ffinet/ffi";
  * CMSG_ALIGN(12); // 16
  * ```
  */
@@ -55,7 +60,7 @@ export function CMSG_ALIGN(len: number): number {
  *
  * @example
  * ```ts
- * import { CMSG_SPACE } from "./msghdr.ts";
+ * import { CMSG_SPACE } from "@ffinet/ffinet/ffi";
  * CMSG_SPACE(4); // 24: room for one fd
  * ```
  */
@@ -68,7 +73,7 @@ export function CMSG_SPACE(len: number): number {
  *
  * @example
  * ```ts
- * import { CMSG_LEN } from "./msghdr.ts";
+ * import { CMSG_LEN } from "@ffinet/ffinet/ffi";
  * CMSG_LEN(4); // 20
  * ```
  */
@@ -82,21 +87,14 @@ const IOV_LEN_OFFSET = 8;
 const MSG_NAME = 0, MSG_NAMELEN = 8, MSG_IOV = 16, MSG_IOVLEN = 24;
 const MSG_CONTROL = 32, MSG_CONTROLLEN = 40, MSG_FLAGS = 48;
 
+/**
+ * A {@linkcode Msghdr}'s way to an `IovecArray`'s iovecs encoded as of now
+ * and their count: its private state, whatever a subclass overrides.
+ */
+let encodeIovecs: (iov: IovecArray) => [Uint8Array, number];
+
 /** Objects a call in progress points at: a GC root while the call runs. */
 const pins: unknown[] = [];
-
-/**
- * The address of the first byte of `bytes` (its `byteOffset` included) as a
- * BigInt, or `0n` for an empty array.
- */
-function addressOf(bytes: Uint8Array): bigint {
-  // Touching .buffer makes V8 move a small on-heap typed array's data to a
-  // stable off-heap backing store before its address is taken.
-  void bytes.buffer;
-  if (bytes.byteLength === 0) return 0n;
-  const p = Deno.UnsafePointer.of(bytes);
-  return p === null ? 0n : Deno.UnsafePointer.value(p);
-}
 
 /** One slice of a `Uint8Array` for an {@linkcode IovecArray}. */
 export interface IovecChunk {
@@ -120,8 +118,8 @@ export interface IovecChunk {
  *
  * @example Gather-write three chunks in one call
  * ```ts
- * import { IovecArray } from "./msghdr.ts";
- * import { Socket } from "./socket.ts";
+ * import { IovecArray } from "@ffinet/ffinet/ffi";
+ * import { Socket } from "@ffinet/ffinet/ffi";
  * const [sock, peer] = Socket.pair();
  * const fd = sock.fd;
  * const enc = new TextEncoder();
@@ -136,7 +134,7 @@ export interface IovecChunk {
  * ```
  */
 export class IovecArray {
-  #chunks: readonly Uint8Array[];
+  #chunks: readonly ArrayBufferView[];
   #buffer: Uint8Array;
   #view: DataView;
   #total: number;
@@ -146,50 +144,75 @@ export class IovecArray {
    * its array or there are more than {@linkcode IOV_MAX} chunks.
    */
   constructor(chunks: ReadonlyArray<Uint8Array | IovecChunk>) {
-    if (chunks.length > IOV_MAX) {
+    const count = chunks.length;
+    if (typeof count !== "number" || !(count <= IOV_MAX)) {
       throw new RangeError(
-        `Cannot encode iovec: ${chunks.length} chunks exceed IOV_MAX (${IOV_MAX})`,
+        `Cannot encode iovec: ${count} chunks exceed IOV_MAX (${IOV_MAX})`,
       );
     }
-    const slices: Uint8Array[] = [];
+    const slices: ArrayBufferView[] = [];
     let total = 0;
-    for (let i = 0; i < chunks.length; i++) {
+    for (let i = 0; i < count; i++) {
       const chunk = chunks[i]!;
-      let slice: Uint8Array;
-      if (chunk instanceof Uint8Array) {
-        slice = chunk;
+      let slice: ArrayBufferView;
+      if (ArrayBuffer.isView(chunk)) {
+        slice = chunk; // kept as it is: a length-tracking view keeps tracking
+        byteLengthOf("encode iovec", `chunk ${i}`, slice);
       } else {
-        const offset = chunk.offset ?? 0;
-        const available = chunk.data.byteLength - offset;
-        const length = chunk.length ?? available;
+        const { data, offset = 0 } = chunk;
+        let { length } = chunk;
+        // A fixed view of the engine's own: `data`'s getters are read once, here.
+        const bytes = bytesOf("encode iovec", `chunk ${i} data`, data);
+        const available = bytes.byteLength - offset;
+        length ??= available;
         if (
           !Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 ||
           length > available
         ) {
           throw new RangeError(
-            `Cannot encode iovec: chunk ${i} (offset ${offset}, length ${length}) is outside its ${chunk.data.byteLength}-byte array`,
+            `Cannot encode iovec: chunk ${i} (offset ${offset}, length ${length}) is outside its ${bytes.byteLength}-byte array`,
           );
         }
-        slice = chunk.data.subarray(offset, offset + length);
+        slice = bytes.subarray(offset, offset + length);
       }
       slices.push(slice);
-      total += slice.byteLength;
+      total += byteLengthOf("encode iovec", `chunk ${i}`, slice);
     }
     this.#chunks = Object.freeze(slices);
     this.#buffer = new Uint8Array(Math.max(1, slices.length) * IOVEC_SIZE);
     this.#view = new DataView(this.#buffer.buffer);
     this.#total = total;
-    encodedIovecs.set(this, () => this.#encode());
     this.#encode();
+  }
+
+  /**
+   * Throw `TypeError` ("Cannot <call>: iov must be an IovecArray") unless
+   * `value` was built by this class's constructor (not a look-alike).
+   */
+  static #assert(call: string, value: unknown): asserts value is IovecArray {
+    if (typeof value !== "object" || value === null || !(#chunks in value)) {
+      throw new TypeError(
+        `Cannot ${call}: iov must be an IovecArray (a hand-encoded iovec could point anywhere)`,
+      );
+    }
+  }
+
+  static {
+    encodeIovecs = (iov) => {
+      IovecArray.#assert("encode msghdr", iov);
+      return [iov.#encode(), iov.#chunks.length];
+    };
   }
 
   /** Write the chunks' current addresses and lengths into the iovecs; returns them. */
   #encode(): Uint8Array {
     const view = this.#view;
     for (let i = 0; i < this.#chunks.length; i++) {
-      const slice = this.#chunks[i]!;
-      view.setBigUint64(i * IOVEC_SIZE, addressOf(slice), true);
-      view.setBigUint64(i * IOVEC_SIZE + IOV_LEN_OFFSET, BigInt(slice.byteLength), true);
+      const at = i * IOVEC_SIZE;
+      if (encodeIovec("encode iovec", i, this.#chunks[i], 0, view, at) === 0) {
+        view.setBigUint64(at, 0n, true); // an empty (or detached) chunk: no address
+        view.setBigUint64(at + IOV_LEN_OFFSET, 0n, true);
+      }
     }
     return this.#buffer;
   }
@@ -214,7 +237,7 @@ export class IovecArray {
 
   /** The slices the iovecs point at, in order. */
   get chunks(): readonly Uint8Array[] {
-    return this.#chunks;
+    return this.#chunks as readonly Uint8Array[];
   }
 
   /**
@@ -222,8 +245,8 @@ export class IovecArray {
    *
    * @example
    * ```ts
-   * import { IovecArray } from "./msghdr.ts";
-   * import { Socket } from "./socket.ts";
+   * import { IovecArray } from "@ffinet/ffinet/ffi";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * const [a, b] = Socket.pair();
    * b.write(new Uint8Array(6));
    * const head = new Uint8Array(4), body = new Uint8Array(16);
@@ -233,6 +256,7 @@ export class IovecArray {
    * ```
    */
   readv(fd: number): number {
+    IovecArray.#assert("readv", this);
     checkFd("readv", fd);
     const iov = this.#encode();
     const count = this.#chunks.length;
@@ -251,8 +275,8 @@ export class IovecArray {
    *
    * @example
    * ```ts
-   * import { IovecArray } from "./msghdr.ts";
-   * import { Socket } from "./socket.ts";
+   * import { IovecArray } from "@ffinet/ffinet/ffi";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * const [a, b] = Socket.pair();
    * const head = new Uint8Array(4), body = new Uint8Array(16);
    * const n = new IovecArray([head, body]).writev(a.fd); // 20
@@ -261,6 +285,7 @@ export class IovecArray {
    * ```
    */
   writev(fd: number): number {
+    IovecArray.#assert("writev", this);
     checkFd("writev", fd);
     const iov = this.#encode();
     const count = this.#chunks.length;
@@ -274,9 +299,6 @@ export class IovecArray {
     }
   }
 }
-
-/** How a {@linkcode Msghdr} gets an `IovecArray`'s iovecs encoded as of now. */
-const encodedIovecs = new WeakMap<IovecArray, () => Uint8Array>();
 
 /** One control message read from a control buffer. */
 export interface ControlMessage {
@@ -295,8 +317,8 @@ export interface ControlMessage {
  *
  * @example
  * ```ts
- * import { CMSG_SPACE, writeControlMessage } from "./msghdr.ts";
- * import { SCM, SOL } from "./constants.ts";
+ * import { CMSG_SPACE, writeControlMessage } from "@ffinet/ffinet/ffi";
+ * import { SCM, SOL } from "@ffinet/ffinet/ffi";
  * const control = new Uint8Array(CMSG_SPACE(4));
  * const fds = new Uint8Array(new Int32Array([0]).buffer);
  * writeControlMessage(control, 0, SOL.SOCKET, SCM.RIGHTS, fds); // 24
@@ -309,20 +331,21 @@ export function writeControlMessage(
   type: number,
   data: Uint8Array,
 ): number {
-  if (offset % 8 !== 0 || offset < 0 || offset + CMSG_SPACE(data.byteLength) > control.byteLength) {
+  const out = bytesOf("write control message", "control", control);
+  const bytes = bytesOf("write control message", "data", data);
+  const space = CMSG_SPACE(bytes.byteLength);
+  if (offset % 8 !== 0 || offset < 0 || offset + space > out.byteLength) {
     throw new RangeError(
-      `Cannot write control message: ${
-        CMSG_SPACE(data.byteLength)
-      } bytes at offset ${offset} do not fit a ${control.byteLength}-byte control buffer`,
+      `Cannot write control message: ${space} bytes at offset ${offset} do not fit a ${out.byteLength}-byte control buffer`,
     );
   }
-  const view = new DataView(control.buffer, control.byteOffset, control.byteLength);
-  view.setBigUint64(offset, BigInt(CMSG_LEN(data.byteLength)), true);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setBigUint64(offset, BigInt(CMSG_LEN(bytes.byteLength)), true);
   view.setInt32(offset + 8, level, true);
   view.setInt32(offset + 12, type, true);
-  control.set(data, offset + CMSGHDR_SIZE);
-  control.fill(0, offset + CMSG_LEN(data.byteLength), offset + CMSG_SPACE(data.byteLength));
-  return offset + CMSG_SPACE(data.byteLength);
+  out.set(bytes, offset + CMSGHDR_SIZE);
+  out.fill(0, offset + CMSG_LEN(bytes.byteLength), offset + space);
+  return offset + space;
 }
 
 /**
@@ -332,13 +355,14 @@ export function writeControlMessage(
  *
  * @example
  * ```ts
- * import { CMSG_SPACE, readControlMessages, writeControlMessage } from "./msghdr.ts";
+ * import { CMSG_SPACE, readControlMessages, writeControlMessage } from "@ffinet/ffinet/ffi";
  * const control = new Uint8Array(CMSG_SPACE(4));
  * writeControlMessage(control, 0, 1, 1, new Uint8Array(4));
  * readControlMessages(control, control.length); // [{ level: 1, type: 1, data: ... }]
  * ```
  */
 export function readControlMessages(control: Uint8Array, length: number): ControlMessage[] {
+  control = bytesOf("read control messages", "control", control);
   const end = Math.min(length, control.byteLength);
   const view = new DataView(control.buffer, control.byteOffset, control.byteLength);
   const out: ControlMessage[] = [];
@@ -377,8 +401,8 @@ export interface MsghdrOptions {
  *
  * @example
  * ```ts
- * import { IovecArray, Msghdr } from "./msghdr.ts";
- * import { Socket } from "./socket.ts";
+ * import { IovecArray, Msghdr } from "@ffinet/ffinet/ffi";
+ * import { Socket } from "@ffinet/ffinet/ffi";
  * const [a, b] = Socket.pair();
  * b.write(new Uint8Array([42]));
  * const buf = new Uint8Array(16);
@@ -400,41 +424,56 @@ export class Msghdr {
   /** Encode the header. Throws `RangeError` for a `controlLength` beyond `control`. */
   constructor(options: MsghdrOptions = {}) {
     this.#view = new DataView(this.#header.buffer);
-    this.#name = options.name;
-    this.#iov = options.iov;
-    this.#control = options.control;
-    const controlSize = options.control?.byteLength ?? 0;
+    const { name, iov, control } = options; // each option is read once
+    const controlSize = control === undefined
+      ? 0
+      : byteLengthOf("encode msghdr", "control", control);
     const controlLength = options.controlLength ?? controlSize;
     checkInteger("encode msghdr", "controlLength", controlLength, 0, controlSize);
-    if (options.name !== undefined) {
-      checkInteger("encode msghdr", "name length", options.name.byteLength, 0, UINT32_MAX);
+    if (name !== undefined) {
+      checkInteger(
+        "encode msghdr",
+        "name length",
+        byteLengthOf("encode msghdr", "name", name),
+        0,
+        UINT32_MAX,
+      );
     }
-    if (options.iov !== undefined && !(options.iov instanceof IovecArray)) {
-      throw new TypeError("Cannot encode msghdr: iov must be an IovecArray");
-    }
+    if (iov !== undefined) encodeIovecs(iov); // throws for anything but an IovecArray
+    this.#name = name;
+    this.#iov = iov;
+    this.#control = control;
     this.#controlLength = controlLength;
     this.#encode();
+  }
+
+  /** Throw `TypeError` unless `value` was built by this class's constructor. */
+  static #assert(call: string, value: unknown): asserts value is Msghdr {
+    if (typeof value !== "object" || value === null || !(#header in value)) {
+      throw new TypeError(
+        `Cannot ${call}: msg must be a Msghdr (a hand-encoded msghdr could point anywhere)`,
+      );
+    }
   }
 
   /** Write the buffers' current addresses and lengths into the header; returns it. */
   #encode(): Uint8Array {
     const v = this.#view;
-    const name = this.#name;
-    v.setBigUint64(MSG_NAME, name === undefined ? 0n : addressOf(name), true);
-    v.setUint32(MSG_NAMELEN, name === undefined ? 0 : name.byteLength, true);
-    const iov = this.#iov;
-    v.setBigUint64(MSG_IOV, iov === undefined ? 0n : addressOf(encodedIovecs.get(iov)!()), true);
-    v.setBigUint64(MSG_IOVLEN, BigInt(iov === undefined ? 0 : iov.count), true);
-    const control = this.#control;
+    const [nameAddress, nameLength] = this.#name === undefined
+      ? [0n, 0]
+      : addressOf("encode msghdr", "name", this.#name);
+    v.setBigUint64(MSG_NAME, nameAddress, true);
+    v.setUint32(MSG_NAMELEN, nameLength, true);
+    const [iovecs, count] = this.#iov === undefined ? [null, 0] : encodeIovecs(this.#iov);
+    const [iovAddress] = iovecs === null ? [0n] : addressOf("encode msghdr", "iov", iovecs);
+    v.setBigUint64(MSG_IOV, iovAddress, true);
+    v.setBigUint64(MSG_IOVLEN, BigInt(count), true);
     // A control buffer shrunk since the constructor counts only as far as it now goes.
-    const controlLength = control === undefined
-      ? 0
-      : Math.min(this.#controlLength, control.byteLength);
-    v.setBigUint64(
-      MSG_CONTROL,
-      control === undefined || controlLength === 0 ? 0n : addressOf(control),
-      true,
-    );
+    const [controlAddress, controlSize] = this.#control === undefined
+      ? [0n, 0]
+      : addressOf("encode msghdr", "control", this.#control);
+    const controlLength = Math.min(this.#controlLength, controlSize);
+    v.setBigUint64(MSG_CONTROL, controlLength === 0 ? 0n : controlAddress, true);
     v.setBigUint64(MSG_CONTROLLEN, BigInt(controlLength), true);
     v.setInt32(MSG_FLAGS, 0, true);
     return this.#header;
@@ -475,9 +514,9 @@ export class Msghdr {
    *
    * @example
    * ```ts
-   * import { IovecArray, Msghdr } from "./msghdr.ts";
-   * import { MSG } from "./constants.ts";
-   * import { Socket } from "./socket.ts";
+   * import { IovecArray, Msghdr } from "@ffinet/ffinet/ffi";
+   * import { MSG } from "@ffinet/ffinet/ffi";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * const [a, b] = Socket.pair();
    * const iov = new IovecArray([new Uint8Array([1, 2])]);
    * const n = new Msghdr({ iov }).sendmsg(a.fd, MSG.NOSIGNAL); // 2
@@ -486,6 +525,7 @@ export class Msghdr {
    * ```
    */
   sendmsg(fd: number, flags: number): number {
+    Msghdr.#assert("sendmsg", this);
     checkFd("sendmsg", fd);
     const header = this.#encode();
     pins.push(this);
@@ -503,9 +543,9 @@ export class Msghdr {
    *
    * @example
    * ```ts
-   * import { IovecArray, Msghdr } from "./msghdr.ts";
-   * import { MSG } from "./constants.ts";
-   * import { Socket } from "./socket.ts";
+   * import { IovecArray, Msghdr } from "@ffinet/ffinet/ffi";
+   * import { MSG } from "@ffinet/ffinet/ffi";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * const [a, b] = Socket.pair();
    * const msg = new Msghdr({ iov: new IovecArray([new Uint8Array(8)]) });
    * const n = msg.recvmsg(a.fd, MSG.CMSG_CLOEXEC); // -11 (-EAGAIN): nothing sent
@@ -514,6 +554,7 @@ export class Msghdr {
    * ```
    */
   recvmsg(fd: number, flags: number): number {
+    Msghdr.#assert("recvmsg", this);
     checkFd("recvmsg", fd);
     const header = this.#encode();
     pins.push(this);
@@ -541,6 +582,10 @@ export class Msghdr {
     return this.#control;
   }
 }
+
+// The calls through these codecs are their own methods: nobody may swap them.
+Object.freeze(IovecArray.prototype);
+Object.freeze(Msghdr.prototype);
 
 export {
   MIN_CONTROL_SIZE,

@@ -23,8 +23,10 @@ const SIGNAL_MAX = 64;
 const MODE_BITS = 0o777;
 /** The bits of a file mode `open` accepts (permissions, setuid/setgid, sticky). */
 const OPEN_MODE_MAX = 0o7777;
-/** How much of a `/proc` file {@linkcode readProcFile} reads. */
-const PROC_FILE_MAX = 65536;
+/** The first read size of {@linkcode readProcFile}; it doubles while the file fills it. */
+const PROC_FILE_CHUNK = 65536;
+/** The most {@linkcode readProcFile} reads: a larger file is an error, never cut short. */
+const PROC_FILE_MAX = 256 * 1024 * 1024;
 
 const encoder = new TextEncoder();
 
@@ -44,7 +46,7 @@ const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
  *
  * @example
  * ```ts
- * import { getpid } from "./process.ts";
+ * import { getpid } from "@ffinet/ffinet/ffi";
  * getpid() === Deno.pid; // true
  * ```
  */
@@ -57,7 +59,7 @@ export function getpid(): number {
  *
  * @example
  * ```ts
- * import { getppid } from "./process.ts";
+ * import { getppid } from "@ffinet/ffinet/ffi";
  * getppid() === Deno.ppid; // true
  * ```
  */
@@ -72,7 +74,7 @@ export function getppid(): number {
  *
  * @example
  * ```ts
- * import { setsid } from "./process.ts";
+ * import { setsid } from "@ffinet/ffinet/ffi";
  * // In a child process that should leave its parent's session:
  * export function detachSession(): number {
  *   return setsid();
@@ -90,7 +92,7 @@ export function setsid(): number {
  *
  * @example
  * ```ts
- * import { getsid } from "./process.ts";
+ * import { getsid } from "@ffinet/ffinet/ffi";
  * const sid = getsid();
  * ```
  */
@@ -106,7 +108,7 @@ export function getsid(pid = 0): number {
  *
  * @example
  * ```ts
- * import { umask } from "./process.ts";
+ * import { umask } from "@ffinet/ffinet/ffi";
  * const old = umask(0o027);
  * umask(old);
  * ```
@@ -122,8 +124,8 @@ export function umask(mask: number): number {
  *
  * @example
  * ```ts
- * import { fchmod } from "./process.ts";
- * import { Socket } from "./socket.ts";
+ * import { fchmod } from "@ffinet/ffinet/ffi";
+ * import { Socket } from "@ffinet/ffinet/ffi";
  * using s = Socket.create("unix", "stream");
  * fchmod(s.fd, 0o660);
  * ```
@@ -132,11 +134,62 @@ export function fchmod(fd: number, mode: number): void {
   if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
     throw new RangeError(`Cannot fchmod: fd ${fd} is not a valid file descriptor`);
   }
-  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
-    throw new RangeError(`Cannot fchmod: mode ${mode} is not an integer in 0-0o7777`);
-  }
+  checkInteger("fchmod", "mode", mode, 0, 0o7777);
   if (libc.fchmod(fd, mode) < 0) {
     throw new ErrnoError("fchmod", errnoCell[0]!, { detail: `fd ${fd}` });
+  }
+}
+
+/** `sizeof(struct statx)`, and the offset of its `stx_mode` (u16). */
+const STATX_BYTES = 256;
+const STATX_MODE_OFFSET = 28;
+/** `AT_EMPTY_PATH`, `STATX_TYPE | STATX_MODE`, `S_IFMT`, `S_IFSOCK`. */
+const AT_EMPTY_PATH = 0x1000;
+const STATX_TYPE_MODE = 0x3;
+const S_IFMT = 0o170000;
+const S_IFSOCK = 0o140000;
+const EMPTY_PATH = new Uint8Array(1);
+
+/**
+ * Set the mode of the Unix socket file at `path` to exactly `mode`, without
+ * touching the process-wide umask and without following a symlink: the name
+ * is opened once with `O_PATH | O_NOFOLLOW`, the inode checked to be a
+ * socket (`statx`), and that inode changed through `/proc/self/fd/N`. A name
+ * swapped for anything else meanwhile is refused, never changed. Throws
+ * `ErrnoError` (e.g. `ENOENT`) or an `Error` for a name that is not a socket.
+ *
+ * @example
+ * ```ts
+ * import { chmodSocketFile } from "@ffinet/ffinet/ffi";
+ * import { Socket } from "@ffinet/ffinet/ffi";
+ * const dir = Deno.makeTempDirSync();
+ * using s = Socket.create("unix", "stream");
+ * s.bind({ family: "unix", path: `${dir}/app.sock` });
+ * chmodSocketFile(`${dir}/app.sock`, 0o660);
+ * Deno.removeSync(dir, { recursive: true });
+ * ```
+ */
+export function chmodSocketFile(path: string, mode: number): void {
+  checkInteger("chmod socket file", "mode", mode, 0, 0o7777);
+  let fd: number;
+  do fd = libc.open(cString("chmod socket file", path), O.PATH | O.NOFOLLOW | O.CLOEXEC, 0); while (
+    interrupted(fd)
+  );
+  if (fd < 0) throw new ErrnoError("open", errnoCell[0]!, { detail: path });
+  try {
+    const stat = new Uint8Array(STATX_BYTES);
+    if (libc.statx(fd, EMPTY_PATH, AT_EMPTY_PATH, STATX_TYPE_MODE, stat) < 0) {
+      throw new ErrnoError("statx", errnoCell[0]!, { detail: path });
+    }
+    const type = new DataView(stat.buffer).getUint16(STATX_MODE_OFFSET, true) & S_IFMT;
+    if (type !== S_IFSOCK) {
+      throw new Error(`Cannot chmod socket file: ${path} is not a socket`);
+    }
+    if (libc.chmod(encoder.encode(`/proc/self/fd/${fd}\0`), mode) < 0) {
+      throw new ErrnoError("chmod", errnoCell[0]!, { detail: path });
+    }
+  } finally {
+    libc.close(fd);
   }
 }
 
@@ -145,7 +198,7 @@ export function fchmod(fd: number, mode: number): void {
  *
  * @example
  * ```ts
- * import { chdir } from "./process.ts";
+ * import { chdir } from "@ffinet/ffinet/ffi";
  * chdir("/");
  * ```
  */
@@ -161,8 +214,8 @@ export function chdir(path: string): void {
  *
  * @example
  * ```ts
- * import { dup2, openFile } from "./process.ts";
- * import { O } from "./constants.ts";
+ * import { dup2, openFile } from "@ffinet/ffinet/ffi";
+ * import { O } from "@ffinet/ffinet/ffi";
  * // In a daemon: stdin from /dev/null.
  * export function stdinFromDevNull(): void {
  *   const devNullFd = openFile("/dev/null", O.RDONLY | O.CLOEXEC);
@@ -186,7 +239,7 @@ export function dup2(oldFd: number, newFd: number): number {
  *
  * @example
  * ```ts
- * import { kill } from "./process.ts";
+ * import { kill } from "@ffinet/ffinet/ffi";
  * kill(Deno.pid, 0); // this process exists
  * ```
  */
@@ -205,9 +258,9 @@ export function kill(pid: number, signal: number): void {
  *
  * @example
  * ```ts
- * import { pidfdOpen } from "./process.ts";
- * import { close } from "./syscalls.ts";
- * close(pidfdOpen(Deno.pid));
+ * import { pidfdOpen } from "@ffinet/ffinet/ffi";
+ * import { sys } from "@ffinet/ffinet/ffi";
+ * sys.close(pidfdOpen(Deno.pid));
  * ```
  */
 export function pidfdOpen(pid: number, flags = 0): number {
@@ -238,8 +291,8 @@ export interface ResourceLimit {
  *
  * @example
  * ```ts
- * import { getrlimit } from "./process.ts";
- * import { RLIMIT } from "./constants.ts";
+ * import { getrlimit } from "@ffinet/ffinet/ffi";
+ * import { RLIMIT } from "@ffinet/ffinet/ffi";
  * const { soft, hard } = getrlimit(RLIMIT.NOFILE);
  * ```
  */
@@ -260,8 +313,8 @@ export function getrlimit(resource: number): ResourceLimit {
  *
  * @example
  * ```ts
- * import { getrlimit, setrlimit } from "./process.ts";
- * import { RLIMIT } from "./constants.ts";
+ * import { getrlimit, setrlimit } from "@ffinet/ffinet/ffi";
+ * import { RLIMIT } from "@ffinet/ffinet/ffi";
  * const limit = getrlimit(RLIMIT.NOFILE);
  * setrlimit(RLIMIT.NOFILE, { soft: limit.hard, hard: limit.hard });
  * ```
@@ -290,10 +343,10 @@ export function setrlimit(resource: number, limit: ResourceLimit): void {
  *
  * @example
  * ```ts
- * import { openFile } from "./process.ts";
- * import { O } from "./constants.ts";
- * import { close } from "./syscalls.ts";
- * close(openFile("/dev/null", O.RDONLY | O.CLOEXEC));
+ * import { openFile } from "@ffinet/ffinet/ffi";
+ * import { O } from "@ffinet/ffinet/ffi";
+ * import { sys } from "@ffinet/ffinet/ffi";
+ * sys.close(openFile("/dev/null", O.RDONLY | O.CLOEXEC));
  * ```
  */
 export function openFile(path: string, flags: number, mode = 0o666): number {
@@ -314,13 +367,13 @@ export function openFile(path: string, flags: number, mode = 0o666): number {
  *
  * @example
  * ```ts
- * import { flock, openFile } from "./process.ts";
- * import { LOCK, O } from "./constants.ts";
- * import { close } from "./syscalls.ts";
+ * import { flock, openFile } from "@ffinet/ffinet/ffi";
+ * import { LOCK, O } from "@ffinet/ffinet/ffi";
+ * import { sys } from "@ffinet/ffinet/ffi";
  * const dir = Deno.makeTempDirSync();
  * const pidFileFd = openFile(`${dir}/app.pid`, O.RDWR | O.CREAT | O.CLOEXEC, 0o644);
  * if (!flock(pidFileFd, LOCK.EX | LOCK.NB)) throw new Error("already running");
- * close(pidFileFd);
+ * sys.close(pidFileFd);
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */
@@ -340,7 +393,7 @@ export function flock(fd: number, operation: number): boolean {
  *
  * @example
  * ```ts
- * import { unlink } from "./process.ts";
+ * import { unlink } from "@ffinet/ffinet/ffi";
  * const dir = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${dir}/mydaemon.pid`, "1\n");
  * unlink(`${dir}/mydaemon.pid`);
@@ -358,7 +411,7 @@ export function unlink(path: string): void {
  *
  * @example
  * ```ts
- * import { getuid } from "./process.ts";
+ * import { getuid } from "@ffinet/ffinet/ffi";
  * const isRoot = getuid() === 0;
  * ```
  */
@@ -374,7 +427,7 @@ export function getuid(): number {
  *
  * @example
  * ```ts
- * import { setgid, setgroups, setuid } from "./process.ts";
+ * import { setgid, setgroups, setuid } from "@ffinet/ffinet/ffi";
  * // As root, after binding privileged ports: become nobody for good.
  * export function dropPrivileges(): void {
  *   setgroups([]);
@@ -396,7 +449,7 @@ export function setuid(uid: number): void {
  *
  * @example
  * ```ts
- * import { setgid } from "./process.ts";
+ * import { setgid } from "@ffinet/ffinet/ffi";
  * export function becomeNogroup(): void {
  *   setgid(65534);
  * }
@@ -416,7 +469,7 @@ export function setgid(gid: number): void {
  *
  * @example
  * ```ts
- * import { setgroups } from "./process.ts";
+ * import { setgroups } from "@ffinet/ffinet/ffi";
  * export function dropSupplementaryGroups(): void {
  *   setgroups([]);
  * }
@@ -443,13 +496,13 @@ export function setgroups(gids: readonly number[]): void {
  *
  * @example
  * ```ts
- * import { ftruncate, openFile } from "./process.ts";
- * import { O } from "./constants.ts";
- * import { close } from "./syscalls.ts";
+ * import { ftruncate, openFile } from "@ffinet/ffinet/ffi";
+ * import { O } from "@ffinet/ffinet/ffi";
+ * import { sys } from "@ffinet/ffinet/ffi";
  * const dir = Deno.makeTempDirSync();
  * const fd = openFile(`${dir}/app.pid`, O.RDWR | O.CREAT | O.CLOEXEC, 0o644);
  * ftruncate(fd, 0, `${dir}/app.pid`);
- * close(fd);
+ * sys.close(fd);
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */
@@ -465,26 +518,33 @@ export function ftruncate(fd: number, length: number, detail?: string): void {
 }
 
 /**
- * Read a small file (up to 64 KiB) through libc: for `/proc/<pid>/...`
- * files, which Deno refuses to read without `--allow-all`.
+ * Read a whole file through libc (up to 256 MiB; more is a RangeError,
+ * never a truncated text): for `/proc/<pid>/...` and `/proc/sys/...` files,
+ * which Deno refuses to read without `--allow-all`.
  *
  * @example
  * ```ts
- * import { readProcFile } from "./process.ts";
+ * import { readProcFile } from "@ffinet/ffinet/ffi";
  * const status = readProcFile("/proc/self/status");
  * ```
  */
 export function readProcFile(path: string): string {
   const fd = openFile(path, O.RDONLY | O.CLOEXEC);
   try {
-    const buf = new Uint8Array(PROC_FILE_MAX);
+    let buf = new Uint8Array(PROC_FILE_CHUNK);
     let len = 0;
     for (;;) {
+      if (len === buf.byteLength) {
+        if (buf.byteLength >= PROC_FILE_MAX) {
+          throw new RangeError(`Cannot read ${path}: larger than ${PROC_FILE_MAX} bytes`);
+        }
+        const bigger = new Uint8Array(buf.byteLength * 2);
+        bigger.set(buf);
+        buf = bigger;
+      }
       const n = read(fd, buf.subarray(len));
       if (n < 0) throw new ErrnoError("read", -n, { detail: path });
-      if (n === 0 || len + n === buf.byteLength) {
-        return new TextDecoder().decode(buf.subarray(0, len + n));
-      }
+      if (n === 0) return new TextDecoder().decode(buf.subarray(0, len));
       len += n;
     }
   } finally {

@@ -8,6 +8,7 @@
 import { AF } from "./constants.ts";
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "./inet.ts";
 import { checkInteger, UINT32_MAX } from "./_validate.ts";
+import { bytesOf } from "./_view.ts";
 
 /** An IPv4 address and port. */
 export interface InetAddress {
@@ -101,7 +102,7 @@ function checkPort(port: number): void {
  *
  * @example
  * ```ts
- * import { encodeSockaddr } from "./sockaddr.ts";
+ * import { encodeSockaddr } from "@ffinet/ffinet/ffi";
  * const sa = encodeSockaddr({ family: "inet", address: "127.0.0.1", port: 80 });
  * sa.byteLength; // 16
  * ```
@@ -185,13 +186,14 @@ export function encodeSockaddr(addr: SocketAddress): Uint8Array {
  *
  * @example
  * ```ts
- * import { decodeSockaddr, encodeSockaddr } from "./sockaddr.ts";
+ * import { decodeSockaddr, encodeSockaddr } from "@ffinet/ffinet/ffi";
  * const sa = encodeSockaddr({ family: "inet6", address: "::1", port: 8080 });
  * decodeSockaddr(sa, sa.byteLength); // { family: "inet6", address: "::1", port: 8080, ... }
  * ```
  */
 export function decodeSockaddr(buf: Uint8Array, length: number): SocketAddress {
   checkInteger("decode address", "length", length, 0, UINT32_MAX);
+  buf = bytesOf("decode address", "buf", buf); // the engine's own view of the caller's bytes
   if (length > buf.byteLength) length = buf.byteLength;
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   if (length < FAMILY_SIZE) return { family: "unix", path: "" };
@@ -248,7 +250,7 @@ function shortAddress(kind: string, length: number): RangeError {
  *
  * @example
  * ```ts
- * import { formatAddress } from "./sockaddr.ts";
+ * import { formatAddress } from "@ffinet/ffinet/ffi";
  * formatAddress({ family: "inet6", address: "::1", port: 80 }); // "[::1]:80"
  * ```
  */
@@ -274,7 +276,7 @@ export function formatAddress(addr: SocketAddress): string {
  *
  * @example
  * ```ts
- * import { ipAddress } from "./sockaddr.ts";
+ * import { ipAddress } from "@ffinet/ffinet/ffi";
  * ipAddress("::", 8080); // { family: "inet6", address: "::", port: 8080 }
  * ```
  */

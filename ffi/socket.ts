@@ -26,6 +26,7 @@ import {
 } from "./sockopt.ts";
 import * as sys from "./syscalls.ts";
 import { checkInt32, checkInteger, INT32_MAX } from "./_validate.ts";
+import { byteLengthOf } from "./_view.ts";
 
 /** The default `listen(2)` backlog, as in nginx. */
 export const DEFAULT_BACKLOG = 511;
@@ -67,7 +68,7 @@ export type ConnectState = "connected" | "in-progress";
  *
  * @example A TCP listener on an ephemeral loopback port
  * ```ts
- * import { Socket } from "./socket.ts";
+ * import { Socket } from "@ffinet/ffinet/ffi";
  * using s = Socket.create("inet", "stream");
  * s.setOption("reuseAddress", true);
  * s.bind({ family: "inet", address: "127.0.0.1", port: 0 });
@@ -88,7 +89,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * using udp = Socket.create("inet6", "dgram");
    * ```
    */
@@ -116,7 +117,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * const [a, b] = Socket.pair();
    * a.close();
    * b.close();
@@ -152,11 +153,11 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
-   * import { close } from "./syscalls.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
+   * import { sys } from "@ffinet/ffinet/ffi";
    * const sock = Socket.create("inet", "stream");
    * const fd = sock.release(); // the caller now closes fd
-   * close(fd);
+   * sys.close(fd);
    * ```
    */
   release(): number {
@@ -170,7 +171,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * using sock = Socket.create("inet", "stream");
    * sock.bind({ family: "inet", address: "127.0.0.1", port: 0 });
    * ```
@@ -188,7 +189,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * using s = Socket.create("inet", "stream");
    * s.bind({ family: "inet", address: "127.0.0.1", port: 0 });
    * s.listen(1024);
@@ -206,7 +207,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * using server = Socket.create("inet", "stream");
    * server.bind({ family: "inet", address: "127.0.0.1", port: 0 });
    * server.listen();
@@ -231,7 +232,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * using listener = Socket.create("inet", "stream");
    * listener.bind({ family: "inet", address: "127.0.0.1", port: 0 });
    * listener.listen();
@@ -250,7 +251,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * const [sock, peer] = Socket.pair();
    * peer.write(new Uint8Array([1, 2]));
    * sock.read(new Uint8Array(16)); // 2
@@ -272,7 +273,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * const [sock, peer] = Socket.pair();
    * sock.write(new TextEncoder().encode("hello")); // 5
    * sock.close();
@@ -280,7 +281,7 @@ export class Socket implements Disposable {
    * ```
    */
   write(buf: Uint8Array): number | null {
-    const r = sys.send(this.fd, buf, buf.byteLength, MSG.NOSIGNAL);
+    const r = sys.send(this.fd, buf, byteLengthOf("send", "buf", buf), MSG.NOSIGNAL);
     if (r >= 0) return r;
     if (r === -EAGAIN) return null;
     throw new ErrnoError("send", -r);
@@ -291,7 +292,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * using udp = Socket.create("inet", "dgram");
    * const data = new TextEncoder().encode("ping");
    * udp.sendTo(data, { family: "inet", address: "127.0.0.1", port: 9000 });
@@ -299,7 +300,7 @@ export class Socket implements Disposable {
    */
   sendTo(buf: Uint8Array, addr?: SocketAddress): number | null {
     const sa = addr === undefined ? null : encodeSockaddr(addr);
-    const r = sys.sendto(this.fd, buf, buf.byteLength, MSG.NOSIGNAL, sa);
+    const r = sys.sendto(this.fd, buf, byteLengthOf("sendto", "buf", buf), MSG.NOSIGNAL, sa);
     if (r >= 0) return r;
     if (r === -EAGAIN) return null;
     throw new ErrnoError("sendto", -r, addr === undefined ? {} : { detail: formatAddress(addr) });
@@ -310,7 +311,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * using udp = Socket.create("inet", "dgram");
    * udp.bind({ family: "inet", address: "127.0.0.1", port: 0 });
    * udp.sendTo(new Uint8Array([1]), udp.localAddress());
@@ -319,7 +320,7 @@ export class Socket implements Disposable {
    */
   receiveFrom(buf: Uint8Array): { bytes: number; from: SocketAddress } | null {
     addrLen[0] = addrBuf.byteLength;
-    const r = sys.recvfrom(this.fd, buf, buf.byteLength, 0, addrBuf, addrLen);
+    const r = sys.recvfrom(this.fd, buf, byteLengthOf("recvfrom", "buf", buf), 0, addrBuf, addrLen);
     if (r >= 0) return { bytes: r, from: decodeSockaddr(addrBuf, addrLen[0]!) };
     if (r === -EAGAIN) return null;
     throw new ErrnoError("recvfrom", -r);
@@ -330,7 +331,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * const [sock, peer] = Socket.pair();
    * sock.shutdown("write");
    * peer.read(new Uint8Array(1)); // 0: EOF
@@ -351,7 +352,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * using sock = Socket.create("inet6", "stream");
    * sock.bind({ family: "inet6", address: "::1", port: 0 });
    * sock.localAddress(); // { family: "inet6", address: "::1", port: 4xxxx, ... }
@@ -369,7 +370,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * const [sock, peer] = Socket.pair();
    * sock.remoteAddress(); // { family: "unix", path: "" }: an unnamed peer
    * sock.close();
@@ -388,7 +389,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * using sock = Socket.create("inet", "stream");
    * sock.setOption("noDelay", true).setOption("keepAlive", true);
    * ```
@@ -403,7 +404,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * using sock = Socket.create("inet", "stream");
    * sock.getOption("receiveBufferSize"); // e.g. 131072
    * ```
@@ -418,7 +419,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * using sock = Socket.create("inet", "stream");
    * sock.takeError(); // after a non-blocking connect became writable: nothing pending here
    * ```
@@ -434,7 +435,7 @@ export class Socket implements Disposable {
    *
    * @example
    * ```ts
-   * import { Socket } from "./socket.ts";
+   * import { Socket } from "@ffinet/ffinet/ffi";
    * const sock = Socket.create("inet", "stream");
    * sock.close();
    * sock.close(); // does nothing

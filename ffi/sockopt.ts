@@ -62,7 +62,7 @@ interface OptionSpec {
  *
  * @example
  * ```ts
- * import { SOCKET_OPTIONS } from "./sockopt.ts";
+ * import { SOCKET_OPTIONS } from "@ffinet/ffinet/ffi";
  * SOCKET_OPTIONS.reusePort; // { level: 1, name: 15, kind: "bool" }
  * ```
  */
@@ -198,8 +198,8 @@ function encode(optName: string, spec: OptionSpec, value: unknown): Uint8Array {
  *
  * @example
  * ```ts
- * import { setSocketOption } from "./sockopt.ts";
- * import { Socket } from "./socket.ts";
+ * import { setSocketOption } from "@ffinet/ffinet/ffi";
+ * import { Socket } from "@ffinet/ffinet/ffi";
  * using s = Socket.create("inet", "stream");
  * setSocketOption(s.fd, "reusePort", true);
  * setSocketOption(s.fd, "linger", { seconds: 0 });
@@ -226,8 +226,8 @@ export function setSocketOption<N extends WritableSocketOptionName>(
  *
  * @example
  * ```ts
- * import { getSocketOption } from "./sockopt.ts";
- * import { Socket } from "./socket.ts";
+ * import { getSocketOption } from "@ffinet/ffinet/ffi";
+ * import { Socket } from "@ffinet/ffinet/ffi";
  * using s = Socket.create("inet", "stream");
  * const on = getSocketOption(s.fd, "noDelay"); // boolean
  * const pending = getSocketOption(s.fd, "error"); // errno number, 0 if none

@@ -23,14 +23,14 @@
  * @example
  * ```ts
  * import { spawn, waitPidfd } from "./spawn.ts";
- * import { close } from "./syscalls.ts";
+ * import { sys } from "@ffinet/ffinet/ffi";
  * const child = spawn({ path: "/bin/true", args: [], env: {} });
  * let exit = waitPidfd(child.pidfd);
  * while (exit === null) {
  *   await new Promise((r) => setTimeout(r, 5));
  *   exit = waitPidfd(child.pidfd);
  * }
- * close(child.pidfd);
+ * sys.close(child.pidfd);
  * console.log(exit.code); // 0
  * ```
  *
@@ -303,10 +303,10 @@ function makePipe(): [number, number] {
  * @example
  * ```ts
  * import { spawn, waitPidfd } from "./spawn.ts";
- * import { close } from "./syscalls.ts";
+ * import { sys } from "@ffinet/ffinet/ffi";
  * const c = spawn({ path: "sh", args: ["-c", "exit 3"], env: { PATH: "/usr/bin:/bin" } });
  * while (waitPidfd(c.pidfd) === null) await new Promise((r) => setTimeout(r, 5));
- * close(c.pidfd);
+ * sys.close(c.pidfd);
  * ```
  */
 export function spawn(options: SpawnOptions): SpawnedChild {
@@ -459,8 +459,8 @@ export function spawn(options: SpawnOptions): SpawnedChild {
  * @example
  * ```ts
  * import { pidfdOpenAny } from "./spawn.ts";
- * import { close } from "./syscalls.ts";
- * close(pidfdOpenAny(Deno.pid));
+ * import { sys } from "@ffinet/ffinet/ffi";
+ * sys.close(pidfdOpenAny(Deno.pid));
  * ```
  */
 export function pidfdOpenAny(pid: number): number {
@@ -484,11 +484,11 @@ export function pidfdOpenAny(pid: number): number {
  * @example
  * ```ts
  * import { pidfdSendSignal, spawn, waitPidfd } from "./spawn.ts";
- * import { close } from "./syscalls.ts";
+ * import { sys } from "@ffinet/ffinet/ffi";
  * const child = spawn({ path: "sleep", args: ["10"], env: { PATH: "/usr/bin:/bin" } });
  * console.log(pidfdSendSignal(child.pidfd, "SIGTERM")); // true: delivered
  * while (waitPidfd(child.pidfd) === null) await new Promise((r) => setTimeout(r, 5));
- * close(child.pidfd);
+ * sys.close(child.pidfd);
  * ```
  */
 export function pidfdSendSignal(pidfd: number, signal: Deno.Signal | number): boolean {
@@ -513,7 +513,7 @@ export function pidfdSendSignal(pidfd: number, signal: Deno.Signal | number): bo
  * @example
  * ```ts
  * import { spawn, waitPidfd } from "./spawn.ts";
- * import { close } from "./syscalls.ts";
+ * import { sys } from "@ffinet/ffinet/ffi";
  * const child = spawn({ path: "true", args: [], env: { PATH: "/usr/bin:/bin" } });
  * let exit = waitPidfd(child.pidfd); // null while it runs
  * while (exit === null) {
@@ -521,7 +521,7 @@ export function pidfdSendSignal(pidfd: number, signal: Deno.Signal | number): bo
  *   exit = waitPidfd(child.pidfd);
  * }
  * console.log(exit); // { code: 0, signal: null, signalNumber: null }
- * close(child.pidfd);
+ * sys.close(child.pidfd);
  * ```
  */
 export function waitPidfd(pidfd: number): ChildExit | null {
@@ -604,13 +604,13 @@ export function blockedSignals(): number[] {
  * @example
  * ```ts
  * import { fdHungUp } from "./spawn.ts";
- * import { pipe } from "./fd.ts";
- * import { close } from "./syscalls.ts";
+ * import { pipe } from "@ffinet/ffinet/ffi";
+ * import { sys } from "@ffinet/ffinet/ffi";
  * const [r, w] = pipe();
  * fdHungUp(r); // false
- * close(w);
+ * sys.close(w);
  * fdHungUp(r); // true
- * close(r);
+ * sys.close(r);
  * ```
  */
 export function fdHungUp(fd: number): boolean {

@@ -5,8 +5,8 @@
  *
  * ```ts
  * import { close, read } from "./syscalls.ts";
- * import { EAGAIN, ErrnoError } from "./errno.ts";
- * import { pipe } from "./fd.ts";
+ * import { EAGAIN, ErrnoError } from "@ffinet/ffinet/ffi";
+ * import { pipe } from "@ffinet/ffinet/ffi";
  * const [fd, w] = pipe({ nonblock: true });
  * const buf = new Uint8Array(64);
  * for (;;) {
@@ -23,7 +23,14 @@
  * Every call that takes memory checks its lengths, offsets and counts
  * against the view it is given before the call and throws a `RangeError`
  * naming the call ("Cannot read: length 16 exceeds the buffer's 4 bytes");
- * fds must be `int`s. Calls that take structs of raw addresses (`readv`,
+ * fds must be `int`s. A view's size is the engine's (read through the
+ * intrinsic `TypedArray` / `DataView` getters, never a subclass's or a
+ * getter's), nothing a caller wrote runs between a check and its call, and
+ * anything but a real view is a `TypeError`. A length cell the kernel reads
+ * and writes back (`addrLen`, `valueLen`) is checked and copied into a
+ * private cell, then copied back: a cell in shared memory cannot change
+ * between the check and the kernel's read. `fcntl` takes only the commands
+ * whose argument is an integer. Calls that take structs of raw addresses (`readv`,
  * `writev`, `recvmsg`, `sendmsg`) take the `IovecArray` / `Msghdr` codecs
  * from `msghdr.ts`, never hand-encoded bytes (a `TypeError` otherwise): the
  * codecs encode the addresses from checked views at each call. These
@@ -54,6 +61,7 @@ import { interrupted, result } from "./_call.ts";
 import { IovecArray, Msghdr } from "./msghdr.ts";
 import { EPOLL_EVENT } from "./epoll_event.ts";
 import { checkElements, checkFd, checkInteger, checkLength, INT32_MAX } from "./_validate.ts";
+import { byteLengthOf, copyInto, elementsOf, lengthCell } from "./_view.ts";
 
 /** `sizeof(struct itimerspec)`: four 64-bit fields. */
 const ITIMERSPEC_LONGS = 4;
@@ -81,7 +89,7 @@ export { interrupted, result } from "./_call.ts";
  * @example
  * ```ts
  * import { close, socket } from "./syscalls.ts";
- * import { AF, SOCK } from "./constants.ts";
+ * import { AF, SOCK } from "@ffinet/ffinet/ffi";
  * const fd = socket(AF.INET, SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0);
  * if (fd >= 0) close(fd);
  * ```
@@ -97,7 +105,7 @@ export function socket(domain: number, type: number, protocol: number): number {
  * @example
  * ```ts
  * import { close, socketpair } from "./syscalls.ts";
- * import { AF, SOCK } from "./constants.ts";
+ * import { AF, SOCK } from "@ffinet/ffinet/ffi";
  * const fds = new Int32Array(2);
  * if (socketpair(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC, 0, fds) === 0) {
  *   close(fds[0]!);
@@ -111,7 +119,7 @@ export function socketpair(
   protocol: number,
   out: Int32Array,
 ): number {
-  checkElements("socketpair", "out", out, 2);
+  checkElements("socketpair", "out", out, 2, 4);
   return result(libc.socketpair(domain, type, protocol, out));
 }
 
@@ -121,8 +129,8 @@ export function socketpair(
  * @example
  * ```ts
  * import { bind, close, socket } from "./syscalls.ts";
- * import { AF, SOCK } from "./constants.ts";
- * import { encodeSockaddr } from "./sockaddr.ts";
+ * import { AF, SOCK } from "@ffinet/ffinet/ffi";
+ * import { encodeSockaddr } from "@ffinet/ffinet/ffi";
  * const fd = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC, 0);
  * bind(fd, encodeSockaddr({ family: "inet", address: "127.0.0.1", port: 0 }));
  * close(fd);
@@ -130,7 +138,7 @@ export function socketpair(
  */
 export function bind(fd: number, sockaddr: Uint8Array): number {
   checkFd("bind", fd);
-  return result(libc.bind(fd, sockaddr, sockaddr.byteLength));
+  return result(libc.bind(fd, sockaddr, byteLengthOf("bind", "sockaddr", sockaddr)));
 }
 
 /**
@@ -140,8 +148,8 @@ export function bind(fd: number, sockaddr: Uint8Array): number {
  * @example
  * ```ts
  * import { bind, close, listen, socket } from "./syscalls.ts";
- * import { AF, SOCK } from "./constants.ts";
- * import { encodeSockaddr } from "./sockaddr.ts";
+ * import { AF, SOCK } from "@ffinet/ffinet/ffi";
+ * import { encodeSockaddr } from "@ffinet/ffinet/ffi";
  * const fd = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC, 0);
  * bind(fd, encodeSockaddr({ family: "inet", address: "127.0.0.1", port: 0 }));
  * listen(fd, 511);
@@ -162,7 +170,7 @@ export function listen(fd: number, backlog: number): number {
  * @example
  * ```ts
  * import { accept4, close, socket } from "./syscalls.ts";
- * import { AF, SOCK } from "./constants.ts";
+ * import { AF, SOCK } from "@ffinet/ffinet/ffi";
  * const fd = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC, 0);
  * accept4(fd, null, null, SOCK.NONBLOCK | SOCK.CLOEXEC); // -EINVAL: not listening
  * close(fd);
@@ -175,20 +183,54 @@ export function accept4(
   flags: number,
 ): number {
   checkFd("accept4", fd);
-  checkAddressOut("accept4", addr, addrLen);
+  const cell = checkAddressOut("accept4", addr, addrLen);
   let r: number;
-  do r = libc.accept4(fd, addr, addrLen, flags); while (interrupted(r));
-  return result(r);
+  do r = libc.accept4(fd, addr, cell, flags); while (interrupted(r));
+  return addressOutResult(r, addrLen);
 }
 
-/** Check an `(addr, addrLen)` out pair: both or neither, `addrLen[0] <= addr`'s size. */
-function checkAddressOut(call: string, addr: Uint8Array | null, addrLen: Uint32Array | null): void {
-  if (addr === null && addrLen === null) return;
+/**
+ * Check an `(addr, addrLen)` out pair: both or neither, `addrLen[0] <=
+ * addr`'s size. Returns the private length cell holding the checked value
+ * (or `null`): the kernel reads and writes that copy, never the caller's
+ * cell, which another thread could change after the check.
+ */
+function checkAddressOut(
+  call: string,
+  addr: Uint8Array | null,
+  addrLen: Uint32Array | null,
+): Uint32Array | null {
+  if (addr === null && addrLen === null) return null;
   if (addr === null || addrLen === null) {
     throw new RangeError(`Cannot ${call}: pass both addr and addrLen, or neither`);
   }
-  checkElements(call, "addrLen", addrLen, 1);
-  checkLength(call, "address length", addrLen[0]!, addr.byteLength);
+  return checkLengthCell(call, "address length", addrLen, byteLengthOf(call, "addr", addr));
+}
+
+/**
+ * Check a caller's one-u32 length cell against `size` and copy its value
+ * into the private {@linkcode lengthCell}, which is what the kernel gets.
+ */
+function checkLengthCell(
+  call: string,
+  what: string,
+  cell: Uint32Array,
+  size: number,
+): Uint32Array {
+  if (elementsOf(call, `${what} cell`, cell) < 1) {
+    throw new RangeError(`Cannot ${call}: the ${what} cell holds no element, it needs 1`);
+  }
+  const len = cell[0]!;
+  checkLength(call, what, len, size);
+  lengthCell[0] = len;
+  return lengthCell;
+}
+
+/** After a call that wrote a length: copy it back to the caller's cell; the result. */
+function addressOutResult(r: number, addrLen: Uint32Array | null): number {
+  const out = result(r);
+  if (addrLen !== null && out >= 0) addrLen[0] = lengthCell[0]!;
+  return out;
 }
 
 /**
@@ -198,8 +240,8 @@ function checkAddressOut(call: string, addr: Uint8Array | null, addrLen: Uint32A
  * @example
  * ```ts
  * import { close, connect, socket } from "./syscalls.ts";
- * import { AF, SOCK } from "./constants.ts";
- * import { encodeSockaddr } from "./sockaddr.ts";
+ * import { AF, SOCK } from "@ffinet/ffinet/ffi";
+ * import { encodeSockaddr } from "@ffinet/ffinet/ffi";
  * const fd = socket(AF.INET, SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0);
  * connect(fd, encodeSockaddr({ family: "inet", address: "127.0.0.1", port: 9 }));
  * close(fd);
@@ -207,7 +249,7 @@ function checkAddressOut(call: string, addr: Uint8Array | null, addrLen: Uint32A
  */
 export function connect(fd: number, sockaddr: Uint8Array): number {
   checkFd("connect", fd);
-  return result(libc.connect(fd, sockaddr, sockaddr.byteLength));
+  return result(libc.connect(fd, sockaddr, byteLengthOf("connect", "sockaddr", sockaddr)));
 }
 
 /**
@@ -216,7 +258,7 @@ export function connect(fd: number, sockaddr: Uint8Array): number {
  * @example
  * ```ts
  * import { close, shutdown, socketpair } from "./syscalls.ts";
- * import { AF, SHUT, SOCK } from "./constants.ts";
+ * import { AF, SHUT, SOCK } from "@ffinet/ffinet/ffi";
  * const fds = new Int32Array(2);
  * socketpair(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC, 0, fds);
  * shutdown(fds[0]!, SHUT.WR);
@@ -235,8 +277,8 @@ export function shutdown(fd: number, how: number): number {
  *
  * @example
  * ```ts
- * import { close } from "./syscalls.ts";
- * close(-1); // -9 (-EBADF)
+ * import { sys } from "@ffinet/ffinet/ffi";
+ * sys.close(-1); // -9 (-EBADF)
  * ```
  */
 export function close(fd: number): number {
@@ -251,7 +293,7 @@ export function close(fd: number): number {
  * @example
  * ```ts
  * import { close, read, write } from "./syscalls.ts";
- * import { pipe } from "./fd.ts";
+ * import { pipe } from "@ffinet/ffinet/ffi";
  * const [r, w] = pipe();
  * write(w, new Uint8Array([1, 2, 3]));
  * const n = read(r, new Uint8Array(16)); // 3
@@ -259,9 +301,11 @@ export function close(fd: number): number {
  * close(w);
  * ```
  */
-export function read(fd: number, buf: Uint8Array, len: number = buf.byteLength): number {
+export function read(fd: number, buf: Uint8Array, len?: number): number {
   checkFd("read", fd);
-  checkLength("read", "length", len, buf.byteLength);
+  const bytes = byteLengthOf("read", "buf", buf);
+  if (len === undefined) len = bytes;
+  else checkLength("read", "length", len, bytes);
   const size = sizeArg(len);
   let r: number;
   do r = libc.read(fd, buf, size); while (interrupted(r));
@@ -275,29 +319,28 @@ export function read(fd: number, buf: Uint8Array, len: number = buf.byteLength):
  * @example
  * ```ts
  * import { close, write } from "./syscalls.ts";
- * import { pipe } from "./fd.ts";
+ * import { pipe } from "@ffinet/ffinet/ffi";
  * const [r, w] = pipe();
  * write(w, new TextEncoder().encode("hi")); // 2
  * close(r);
  * close(w);
  * ```
  */
-export function write(fd: number, buf: Uint8Array, len: number = buf.byteLength): number {
+export function write(fd: number, buf: Uint8Array, len?: number): number {
   checkFd("write", fd);
-  checkLength("write", "length", len, buf.byteLength);
+  const bytes = byteLengthOf("write", "buf", buf);
+  if (len === undefined) len = bytes;
+  else checkLength("write", "length", len, bytes);
   const size = sizeArg(len);
   let r: number;
   do r = libc.write(fd, buf, size); while (interrupted(r));
   return result(r);
 }
 
-function checkIovec(call: string, iov: IovecArray): void {
-  if (!(iov instanceof IovecArray)) {
-    throw new TypeError(
-      `Cannot ${call}: iov must be an IovecArray (a hand-encoded iovec could point anywhere)`,
-    );
-  }
-}
+// The codecs' own methods (their prototypes are frozen): each checks that
+// its receiver was built by its class, and a subclass's overrides are never
+// called. Read at the call, as msghdr.ts and this module import each other.
+const reflectApply = Reflect.apply;
 
 /**
  * `readv(2)` into the chunks of an {@linkcode IovecArray}: count, 0 at EOF,
@@ -307,8 +350,8 @@ function checkIovec(call: string, iov: IovecArray): void {
  * @example
  * ```ts
  * import { close, readv, write } from "./syscalls.ts";
- * import { IovecArray } from "./msghdr.ts";
- * import { pipe } from "./fd.ts";
+ * import { IovecArray } from "@ffinet/ffinet/ffi";
+ * import { pipe } from "@ffinet/ffinet/ffi";
  * const [r, w] = pipe();
  * write(w, new Uint8Array([1, 2, 3]));
  * readv(r, new IovecArray([new Uint8Array(2), new Uint8Array(2)])); // 3
@@ -317,9 +360,7 @@ function checkIovec(call: string, iov: IovecArray): void {
  * ```
  */
 export function readv(fd: number, iov: IovecArray): number {
-  checkFd("readv", fd);
-  checkIovec("readv", iov);
-  return iov.readv(fd);
+  return reflectApply(IovecArray.prototype.readv, iov, [fd]);
 }
 
 /**
@@ -328,8 +369,8 @@ export function readv(fd: number, iov: IovecArray): number {
  * @example
  * ```ts
  * import { close, writev } from "./syscalls.ts";
- * import { IovecArray } from "./msghdr.ts";
- * import { pipe } from "./fd.ts";
+ * import { IovecArray } from "@ffinet/ffinet/ffi";
+ * import { pipe } from "@ffinet/ffinet/ffi";
  * const [r, w] = pipe();
  * writev(w, new IovecArray([new Uint8Array([1]), new Uint8Array([2, 3])])); // 3
  * close(r);
@@ -337,9 +378,7 @@ export function readv(fd: number, iov: IovecArray): number {
  * ```
  */
 export function writev(fd: number, iov: IovecArray): number {
-  checkFd("writev", fd);
-  checkIovec("writev", iov);
-  return iov.writev(fd);
+  return reflectApply(IovecArray.prototype.writev, iov, [fd]);
 }
 
 /**
@@ -348,7 +387,7 @@ export function writev(fd: number, iov: IovecArray): number {
  * @example
  * ```ts
  * import { close, recv, socketpair } from "./syscalls.ts";
- * import { AF, MSG, SOCK } from "./constants.ts";
+ * import { AF, MSG, SOCK } from "@ffinet/ffinet/ffi";
  * const fds = new Int32Array(2);
  * socketpair(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC, 0, fds);
  * const buf = new Uint8Array(16);
@@ -359,7 +398,7 @@ export function writev(fd: number, iov: IovecArray): number {
  */
 export function recv(fd: number, buf: Uint8Array, len: number, flags: number): number {
   checkFd("recv", fd);
-  checkLength("recv", "length", len, buf.byteLength);
+  checkLength("recv", "length", len, byteLengthOf("recv", "buf", buf));
   const size = sizeArg(len);
   let r: number;
   do r = libc.recv(fd, buf, size, flags); while (interrupted(r));
@@ -373,7 +412,7 @@ export function recv(fd: number, buf: Uint8Array, len: number, flags: number): n
  * @example
  * ```ts
  * import { close, send, socketpair } from "./syscalls.ts";
- * import { AF, MSG, SOCK } from "./constants.ts";
+ * import { AF, MSG, SOCK } from "@ffinet/ffinet/ffi";
  * const fds = new Int32Array(2);
  * socketpair(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC, 0, fds);
  * const data = new TextEncoder().encode("hi");
@@ -384,7 +423,7 @@ export function recv(fd: number, buf: Uint8Array, len: number, flags: number): n
  */
 export function send(fd: number, buf: Uint8Array, len: number, flags: number): number {
   checkFd("send", fd);
-  checkLength("send", "length", len, buf.byteLength);
+  checkLength("send", "length", len, byteLengthOf("send", "buf", buf));
   const size = sizeArg(len);
   let r: number;
   do r = libc.send(fd, buf, size, flags); while (interrupted(r));
@@ -399,7 +438,7 @@ export function send(fd: number, buf: Uint8Array, len: number, flags: number): n
  * @example
  * ```ts
  * import { close, recvfrom, socketpair } from "./syscalls.ts";
- * import { AF, SOCK } from "./constants.ts";
+ * import { AF, SOCK } from "@ffinet/ffinet/ffi";
  * const fds = new Int32Array(2);
  * socketpair(AF.UNIX, SOCK.DGRAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0, fds);
  * const buf = new Uint8Array(16), addr = new Uint8Array(128);
@@ -418,12 +457,12 @@ export function recvfrom(
   addrLen: Uint32Array | null,
 ): number {
   checkFd("recvfrom", fd);
-  checkLength("recvfrom", "length", len, buf.byteLength);
-  checkAddressOut("recvfrom", addr, addrLen);
+  checkLength("recvfrom", "length", len, byteLengthOf("recvfrom", "buf", buf));
+  const cell = checkAddressOut("recvfrom", addr, addrLen);
   const size = sizeArg(len);
   let r: number;
-  do r = libc.recvfrom(fd, buf, size, flags, addr, addrLen); while (interrupted(r));
-  return result(r);
+  do r = libc.recvfrom(fd, buf, size, flags, addr, cell); while (interrupted(r));
+  return addressOutResult(r, addrLen);
 }
 
 /**
@@ -433,8 +472,8 @@ export function recvfrom(
  * @example
  * ```ts
  * import { close, sendto, socket } from "./syscalls.ts";
- * import { AF, SOCK } from "./constants.ts";
- * import { encodeSockaddr } from "./sockaddr.ts";
+ * import { AF, SOCK } from "@ffinet/ffinet/ffi";
+ * import { encodeSockaddr } from "@ffinet/ffinet/ffi";
  * const fd = socket(AF.INET, SOCK.DGRAM | SOCK.CLOEXEC, 0);
  * const data = new Uint8Array([1]);
  * sendto(fd, data, data.length, 0, encodeSockaddr({ family: "inet", address: "127.0.0.1", port: 9 }));
@@ -449,20 +488,12 @@ export function sendto(
   addr: Uint8Array | null,
 ): number {
   checkFd("sendto", fd);
-  checkLength("sendto", "length", len, buf.byteLength);
+  checkLength("sendto", "length", len, byteLengthOf("sendto", "buf", buf));
   const size = sizeArg(len);
-  const addrSize = addr === null ? 0 : addr.byteLength;
+  const addrSize = addr === null ? 0 : byteLengthOf("sendto", "addr", addr);
   let r: number;
   do r = libc.sendto(fd, buf, size, flags, addr, addrSize); while (interrupted(r));
   return result(r);
-}
-
-function checkMsghdr(call: string, msg: Msghdr): void {
-  if (!(msg instanceof Msghdr)) {
-    throw new TypeError(
-      `Cannot ${call}: msg must be a Msghdr (a hand-encoded msghdr could point anywhere)`,
-    );
-  }
 }
 
 /**
@@ -473,8 +504,8 @@ function checkMsghdr(call: string, msg: Msghdr): void {
  * @example
  * ```ts
  * import { close, recvmsg, socketpair } from "./syscalls.ts";
- * import { AF, MSG, SOCK } from "./constants.ts";
- * import { IovecArray, Msghdr } from "./msghdr.ts";
+ * import { AF, MSG, SOCK } from "@ffinet/ffinet/ffi";
+ * import { IovecArray, Msghdr } from "@ffinet/ffinet/ffi";
  * const fds = new Int32Array(2);
  * socketpair(AF.UNIX, SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0, fds);
  * const msg = new Msghdr({ iov: new IovecArray([new Uint8Array(8)]) });
@@ -484,9 +515,7 @@ function checkMsghdr(call: string, msg: Msghdr): void {
  * ```
  */
 export function recvmsg(fd: number, msg: Msghdr, flags: number): number {
-  checkFd("recvmsg", fd);
-  checkMsghdr("recvmsg", msg);
-  return msg.recvmsg(fd, flags);
+  return reflectApply(Msghdr.prototype.recvmsg, msg, [fd, flags]);
 }
 
 /**
@@ -495,8 +524,8 @@ export function recvmsg(fd: number, msg: Msghdr, flags: number): number {
  * @example
  * ```ts
  * import { close, sendmsg, socketpair } from "./syscalls.ts";
- * import { AF, MSG, SOCK } from "./constants.ts";
- * import { IovecArray, Msghdr } from "./msghdr.ts";
+ * import { AF, MSG, SOCK } from "@ffinet/ffinet/ffi";
+ * import { IovecArray, Msghdr } from "@ffinet/ffinet/ffi";
  * const fds = new Int32Array(2);
  * socketpair(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC, 0, fds);
  * const msg = new Msghdr({ iov: new IovecArray([new Uint8Array([7])]) });
@@ -506,9 +535,7 @@ export function recvmsg(fd: number, msg: Msghdr, flags: number): number {
  * ```
  */
 export function sendmsg(fd: number, msg: Msghdr, flags: number): number {
-  checkFd("sendmsg", fd);
-  checkMsghdr("sendmsg", msg);
-  return msg.sendmsg(fd, flags);
+  return reflectApply(Msghdr.prototype.sendmsg, msg, [fd, flags]);
 }
 
 /**
@@ -517,7 +544,7 @@ export function sendmsg(fd: number, msg: Msghdr, flags: number): number {
  * @example
  * ```ts
  * import { close, setsockopt, socket } from "./syscalls.ts";
- * import { AF, SO, SOCK, SOL } from "./constants.ts";
+ * import { AF, SO, SOCK, SOL } from "@ffinet/ffinet/ffi";
  * const fd = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC, 0);
  * setsockopt(fd, SOL.SOCKET, SO.REUSEADDR, new Uint8Array(new Int32Array([1]).buffer));
  * close(fd);
@@ -525,7 +552,9 @@ export function sendmsg(fd: number, msg: Msghdr, flags: number): number {
  */
 export function setsockopt(fd: number, level: number, name: number, value: Uint8Array): number {
   checkFd("setsockopt", fd);
-  return result(libc.setsockopt(fd, level, name, value, value.byteLength));
+  return result(
+    libc.setsockopt(fd, level, name, value, byteLengthOf("setsockopt", "value", value)),
+  );
 }
 
 /**
@@ -535,7 +564,7 @@ export function setsockopt(fd: number, level: number, name: number, value: Uint8
  * @example
  * ```ts
  * import { close, getsockopt, socket } from "./syscalls.ts";
- * import { AF, SO, SOCK, SOL } from "./constants.ts";
+ * import { AF, SO, SOCK, SOL } from "@ffinet/ffinet/ffi";
  * const fd = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC, 0);
  * const value = new Uint8Array(4), len = new Uint32Array([4]);
  * getsockopt(fd, SOL.SOCKET, SO.ERROR, value, len); // 0
@@ -550,9 +579,9 @@ export function getsockopt(
   valueLen: Uint32Array,
 ): number {
   checkFd("getsockopt", fd);
-  checkElements("getsockopt", "valueLen", valueLen, 1);
-  checkLength("getsockopt", "value length", valueLen[0]!, value.byteLength);
-  return result(libc.getsockopt(fd, level, name, value, valueLen));
+  const size = byteLengthOf("getsockopt", "value", value);
+  const cell = checkLengthCell("getsockopt", "value length", valueLen, size);
+  return addressOutResult(libc.getsockopt(fd, level, name, value, cell), valueLen);
 }
 
 /**
@@ -562,7 +591,7 @@ export function getsockopt(
  * @example
  * ```ts
  * import { close, getsockname, socket } from "./syscalls.ts";
- * import { AF, SOCK } from "./constants.ts";
+ * import { AF, SOCK } from "@ffinet/ffinet/ffi";
  * const fd = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC, 0);
  * const addr = new Uint8Array(128), len = new Uint32Array([addr.length]);
  * getsockname(fd, addr, len); // 0; len[0] is 16
@@ -571,8 +600,8 @@ export function getsockopt(
  */
 export function getsockname(fd: number, addr: Uint8Array, addrLen: Uint32Array): number {
   checkFd("getsockname", fd);
-  checkAddressOut("getsockname", addr, addrLen);
-  return result(libc.getsockname(fd, addr, addrLen));
+  const cell = checkAddressOut("getsockname", addr, addrLen);
+  return addressOutResult(libc.getsockname(fd, addr, cell), addrLen);
 }
 
 /**
@@ -582,7 +611,7 @@ export function getsockname(fd: number, addr: Uint8Array, addrLen: Uint32Array):
  * @example
  * ```ts
  * import { close, getpeername, socket } from "./syscalls.ts";
- * import { AF, SOCK } from "./constants.ts";
+ * import { AF, SOCK } from "@ffinet/ffinet/ffi";
  * const fd = socket(AF.INET, SOCK.STREAM | SOCK.CLOEXEC, 0);
  * const addr = new Uint8Array(128), len = new Uint32Array([addr.length]);
  * getpeername(fd, addr, len); // -107 (-ENOTCONN)
@@ -591,23 +620,57 @@ export function getsockname(fd: number, addr: Uint8Array, addrLen: Uint32Array):
  */
 export function getpeername(fd: number, addr: Uint8Array, addrLen: Uint32Array): number {
   checkFd("getpeername", fd);
-  checkAddressOut("getpeername", addr, addrLen);
-  return result(libc.getpeername(fd, addr, addrLen));
+  const cell = checkAddressOut("getpeername", addr, addrLen);
+  return addressOutResult(libc.getpeername(fd, addr, cell), addrLen);
 }
 
 /**
- * `fcntl(2)` in its fixed-argument form (`F_GETFL`, `F_SETFL`, `F_GETFD`,
- * `F_SETFD`, `F_DUPFD_CLOEXEC`): the result or -errno.
+ * The `fcntl(2)` commands whose third argument is an integer (or unused).
+ * Every other command (`F_GETLK`, `F_SETLK`, `F_OFD_*`, `F_GETOWN_EX`,
+ * `F_SETOWN_EX`, `F_GET_RW_HINT` …) takes a pointer, which the kernel would
+ * read or write at whatever address the integer names.
+ */
+const FCNTL_INT_COMMANDS: ReadonlySet<number> = new Set([
+  0, // F_DUPFD
+  1, // F_GETFD
+  2, // F_SETFD
+  3, // F_GETFL
+  4, // F_SETFL
+  8, // F_SETOWN
+  9, // F_GETOWN
+  10, // F_SETSIG
+  11, // F_GETSIG
+  1024, // F_SETLEASE
+  1025, // F_GETLEASE
+  1026, // F_NOTIFY
+  1030, // F_DUPFD_CLOEXEC
+  1031, // F_SETPIPE_SZ
+  1032, // F_GETPIPE_SZ
+  1033, // F_ADD_SEALS
+  1034, // F_GET_SEALS
+]);
+
+/**
+ * `fcntl(2)` in its integer-argument form (`F_GETFL`, `F_SETFL`, `F_GETFD`,
+ * `F_SETFD`, `F_DUPFD_CLOEXEC`, `F_SETPIPE_SZ` …): the result or -errno.
+ * A command that takes a pointer (`F_GETLK`, `F_SETOWN_EX` …) is refused
+ * with a `RangeError`: an integer there would be used as an address.
  *
  * @example
  * ```ts
  * import { fcntl } from "./syscalls.ts";
- * import { F } from "./constants.ts";
+ * import { F } from "@ffinet/ffinet/ffi";
  * const flags = fcntl(1, F.GETFL, 0);
  * ```
  */
 export function fcntl(fd: number, cmd: number, arg: number): number {
   checkFd("fcntl", fd);
+  if (!FCNTL_INT_COMMANDS.has(cmd)) {
+    throw new RangeError(
+      `Cannot fcntl: command ${cmd} is not one whose argument is an integer (a pointer-taking command would use ${arg} as an address)`,
+    );
+  }
+  checkInteger("fcntl", "arg", arg, -0x8000_0000, INT32_MAX);
   let r: number;
   do r = libc.fcntl(fd, cmd, arg); while (interrupted(r));
   return result(r);
@@ -621,7 +684,7 @@ const FIONREAD_REQUEST = BigInt(IOCTL.FIONREAD);
  * @example
  * ```ts
  * import { close, fionread, write } from "./syscalls.ts";
- * import { pipe } from "./fd.ts";
+ * import { pipe } from "@ffinet/ffinet/ffi";
  * const [r, w] = pipe();
  * write(w, new Uint8Array(5));
  * fionread(r); // 5
@@ -642,7 +705,7 @@ export function fionread(fd: number): number {
  * @example
  * ```ts
  * import { close, pipe2 } from "./syscalls.ts";
- * import { O } from "./constants.ts";
+ * import { O } from "@ffinet/ffinet/ffi";
  * const fds = new Int32Array(2);
  * pipe2(fds, O.CLOEXEC | O.NONBLOCK);
  * close(fds[0]!);
@@ -650,7 +713,7 @@ export function fionread(fd: number): number {
  * ```
  */
 export function pipe2(out: Int32Array, flags: number): number {
-  checkElements("pipe2", "out", out, 2);
+  checkElements("pipe2", "out", out, 2, 4);
   return result(libc.pipe2(out, flags));
 }
 
@@ -660,7 +723,7 @@ export function pipe2(out: Int32Array, flags: number): number {
  * @example
  * ```ts
  * import { close, eventfd } from "./syscalls.ts";
- * import { EFD } from "./constants.ts";
+ * import { EFD } from "@ffinet/ffinet/ffi";
  * const efd = eventfd(0, EFD.NONBLOCK | EFD.CLOEXEC);
  * close(efd);
  * ```
@@ -676,7 +739,7 @@ export function eventfd(initval: number, flags: number): number {
  * @example
  * ```ts
  * import { close, timerfd_create } from "./syscalls.ts";
- * import { TFD } from "./constants.ts";
+ * import { TFD } from "@ffinet/ffinet/ffi";
  * const tfd = timerfd_create(TFD.CLOCK_MONOTONIC, TFD.NONBLOCK | TFD.CLOEXEC);
  * close(tfd);
  * ```
@@ -693,7 +756,7 @@ export function timerfd_create(clock: number, flags: number): number {
  * @example
  * ```ts
  * import { close, timerfd_create, timerfd_settime } from "./syscalls.ts";
- * import { TFD } from "./constants.ts";
+ * import { TFD } from "@ffinet/ffinet/ffi";
  * const tfd = timerfd_create(TFD.CLOCK_MONOTONIC, TFD.CLOEXEC);
  * timerfd_settime(tfd, 0, new BigInt64Array([0n, 0n, 1n, 0n])); // 0
  * close(tfd);
@@ -701,7 +764,7 @@ export function timerfd_create(clock: number, flags: number): number {
  */
 export function timerfd_settime(fd: number, flags: number, spec: BigInt64Array): number {
   checkFd("timerfd_settime", fd);
-  checkElements("timerfd_settime", "spec", spec, ITIMERSPEC_LONGS);
+  checkElements("timerfd_settime", "spec", spec, ITIMERSPEC_LONGS, 8);
   return result(libc.timerfd_settime(fd, flags, spec, null));
 }
 
@@ -711,7 +774,7 @@ export function timerfd_settime(fd: number, flags: number, spec: BigInt64Array):
  * @example
  * ```ts
  * import { close, epoll_create1 } from "./syscalls.ts";
- * import { EPOLL } from "./constants.ts";
+ * import { EPOLL } from "@ffinet/ffinet/ffi";
  * const epfd = epoll_create1(EPOLL.CLOEXEC);
  * close(epfd);
  * ```
@@ -727,9 +790,9 @@ export function epoll_create1(flags: number): number {
  * @example
  * ```ts
  * import { close, epoll_create1, epoll_ctl } from "./syscalls.ts";
- * import { EPOLL } from "./constants.ts";
- * import { EPOLL_EVENT, writeEpollEvent } from "./epoll_event.ts";
- * import { eventfd } from "./fd.ts";
+ * import { EPOLL } from "@ffinet/ffinet/ffi";
+ * import { EPOLL_EVENT, writeEpollEvent } from "@ffinet/ffinet/ffi";
+ * import { eventfd } from "@ffinet/ffinet/ffi";
  * const epfd = epoll_create1(EPOLL.CLOEXEC), efd = eventfd();
  * const event = new Uint8Array(EPOLL_EVENT.size);
  * writeEpollEvent(new DataView(event.buffer), 0, { events: EPOLL.IN, token: 1, generation: 0 });
@@ -741,19 +804,21 @@ export function epoll_create1(flags: number): number {
 export function epoll_ctl(epfd: number, op: number, fd: number, event: Uint8Array | null): number {
   checkFd("epoll_ctl", epfd);
   checkFd("epoll_ctl", fd);
-  if (event !== null && event.byteLength < EPOLL_EVENT.size) {
+  const size = event === null ? EPOLL_EVENT.size : byteLengthOf("epoll_ctl", "event", event);
+  if (size < EPOLL_EVENT.size) {
     throw new RangeError(
-      `Cannot epoll_ctl: event is ${event.byteLength} bytes, struct epoll_event needs ${EPOLL_EVENT.size}`,
+      `Cannot epoll_ctl: event is ${size} bytes, struct epoll_event needs ${EPOLL_EVENT.size}`,
     );
   }
   return result(libc.epoll_ctl(epfd, op, fd, event));
 }
 
 function checkEvents(call: string, events: Uint8Array, maxEvents: number, timeoutMs: number): void {
-  const capacity = Math.floor(events.byteLength / EPOLL_EVENT.size);
+  const bytes = byteLengthOf(call, "events", events);
+  const capacity = Math.floor(bytes / EPOLL_EVENT.size);
   if (maxEvents >>> 0 !== maxEvents || maxEvents < 1 || maxEvents > capacity) {
     throw new RangeError(
-      `Cannot ${call}: maxEvents ${maxEvents} is not an integer from 1 to ${capacity} (the events its ${events.byteLength}-byte buffer holds)`,
+      `Cannot ${call}: maxEvents ${maxEvents} is not an integer from 1 to ${capacity} (the events its ${bytes}-byte buffer holds)`,
     );
   }
   if ((timeoutMs | 0) !== timeoutMs || timeoutMs < -1) {
@@ -772,8 +837,8 @@ function checkEvents(call: string, events: Uint8Array, maxEvents: number, timeou
  * @example
  * ```ts
  * import { close, epoll_create1, epoll_wait } from "./syscalls.ts";
- * import { EPOLL } from "./constants.ts";
- * import { EPOLL_EVENT } from "./epoll_event.ts";
+ * import { EPOLL } from "@ffinet/ffinet/ffi";
+ * import { EPOLL_EVENT } from "@ffinet/ffinet/ffi";
  * const epfd = epoll_create1(EPOLL.CLOEXEC);
  * const events = new Uint8Array(EPOLL_EVENT.size * 256);
  * epoll_wait(epfd, events, 256, 0); // 0
@@ -791,19 +856,41 @@ export function epoll_wait(
   return result(libc.epoll_wait(epfd, events, maxEvents, timeoutMs));
 }
 
+/** Private event buffers for {@linkcode epollWaitAsync}, reused once a wait settles. */
+const spareEventBuffers: Uint8Array[] = [];
+
+/** A private buffer of at least `bytes` bytes, never one a wait in progress uses. */
+function takeEventBuffer(bytes: number): Uint8Array {
+  for (let i = spareEventBuffers.length - 1; i >= 0; i--) {
+    const spare = spareEventBuffers[i]!;
+    if (spare.byteLength >= bytes) {
+      spareEventBuffers[i] = spareEventBuffers[spareEventBuffers.length - 1]!;
+      spareEventBuffers.pop();
+      return spare;
+    }
+  }
+  const fresh = new Uint8Array(bytes);
+  void fresh.buffer; // off V8's movable heap before a pool thread gets its address
+  return fresh;
+}
+
 /**
  * `epoll_wait(2)` on a pool thread, so this thread's event loop keeps
  * running while it waits. Resolves to the event count, or -1 on failure
  * (errno lives on the pool thread and cannot be read; treat -1 as "wait
- * again"). `maxEvents` must fit `events`, which must not be over a
- * resizable `ArrayBuffer`, and must not be touched (nor its buffer detached
- * or transferred) until the promise settles.
+ * again"). `maxEvents` must fit `events`; `timeoutMs` as for
+ * {@linkcode epoll_wait}.
+ *
+ * The pool thread writes into a private buffer that this module owns, and
+ * the events are copied into `events` when the promise settles: detaching,
+ * transferring or shrinking `events` meanwhile can lose events, never
+ * corrupt memory (only the bytes that still fit are copied).
  *
  * @example
  * ```ts
  * import { close, epoll_create1, epollWaitAsync } from "./syscalls.ts";
- * import { EPOLL } from "./constants.ts";
- * import { EPOLL_EVENT } from "./epoll_event.ts";
+ * import { EPOLL } from "@ffinet/ffinet/ffi";
+ * import { EPOLL_EVENT } from "@ffinet/ffinet/ffi";
  * const epfd = epoll_create1(EPOLL.CLOEXEC);
  * const n = await epollWaitAsync(epfd, new Uint8Array(EPOLL_EVENT.size * 8), 8, 0); // 0
  * close(epfd);
@@ -817,10 +904,22 @@ export function epollWaitAsync(
 ): Promise<number> {
   checkFd("epoll_wait", epfd);
   checkEvents("epoll_wait", events, maxEvents, timeoutMs);
-  if (events.buffer instanceof ArrayBuffer && events.buffer.resizable) {
-    throw new TypeError(
-      "Cannot epoll_wait: events is over a resizable ArrayBuffer, which could shrink while a pool thread writes into it",
-    );
+  return waitInto(epfd, events, maxEvents, timeoutMs);
+}
+
+/** {@linkcode epollWaitAsync} once checked: wait into a private buffer, then copy. */
+async function waitInto(
+  epfd: number,
+  events: Uint8Array,
+  maxEvents: number,
+  timeoutMs: number,
+): Promise<number> {
+  const scratch = takeEventBuffer(maxEvents * EPOLL_EVENT.size);
+  try {
+    const n = await libc.epoll_wait_nonblocking(epfd, scratch, maxEvents, timeoutMs);
+    if (n > 0) copyInto("epoll_wait", "events", events, scratch.subarray(0, n * EPOLL_EVENT.size));
+    return n;
+  } finally {
+    spareEventBuffers.push(scratch);
   }
-  return libc.epoll_wait_nonblocking(epfd, events, maxEvents, timeoutMs);
 }

@@ -99,7 +99,7 @@ export const LOG_FACMASK = 0x03f8;
  *
  * @example
  * ```ts
- * import { LOG_ERR, LOG_MASK } from "./syslog.ts";
+ * import { LOG_ERR, LOG_MASK } from "@ffinet/ffinet/ffi";
  * LOG_MASK(LOG_ERR); // 8
  * ```
  */
@@ -113,7 +113,7 @@ export function LOG_MASK(priority: number): number {
  *
  * @example
  * ```ts
- * import { LOG_UPTO, LOG_WARNING } from "./syslog.ts";
+ * import { LOG_UPTO, LOG_WARNING } from "@ffinet/ffinet/ffi";
  * LOG_UPTO(LOG_WARNING); // 0b11111 = 31
  * ```
  */
@@ -127,7 +127,7 @@ export function LOG_UPTO(priority: number): number {
  *
  * @example
  * ```ts
- * import { facilityByName } from "./syslog.ts";
+ * import { facilityByName } from "@ffinet/ffinet/ffi";
  * facilityByName.daemon; // 24
  * ```
  */
@@ -161,7 +161,7 @@ export const facilityByName: Readonly<Record<string, number>> = Object.freeze({
  *
  * @example
  * ```ts
- * import { priorityByName } from "./syslog.ts";
+ * import { priorityByName } from "@ffinet/ffinet/ffi";
  * priorityByName.warning; // 4
  * ```
  */
@@ -193,7 +193,7 @@ function lookup(kind: string, table: Readonly<Record<string, number>>, name: str
  *
  * @example
  * ```ts
- * import { resolveFacility } from "./syslog.ts";
+ * import { resolveFacility } from "@ffinet/ffinet/ffi";
  * resolveFacility("local0"); // 128
  * ```
  */
@@ -207,7 +207,7 @@ export function resolveFacility(name: string): number {
  *
  * @example
  * ```ts
- * import { resolvePriority } from "./syslog.ts";
+ * import { resolvePriority } from "@ffinet/ffinet/ffi";
  * resolvePriority("debug"); // 7
  * ```
  */
@@ -216,7 +216,7 @@ export function resolvePriority(name: string): number {
 }
 
 const encoder = new TextEncoder();
-/** C0 control characters but TAB, and DEL: what {@linkcode escapeLogText} rewrites. */
+/** C0 control characters but TAB, and DEL: what {@linkcode escapeSyslogControls} rewrites. */
 // deno-lint-ignore no-control-regex -- matching control characters is the point
 const CONTROL_CHARS = /[\x00-\x08\x0a-\x1f\x7f]/g;
 /** Digits of an rsyslog escape: `#` and three octal digits. */
@@ -229,11 +229,11 @@ const OCTAL_DIGITS = 3;
  *
  * @example
  * ```ts
- * import { escapeLogText } from "./syslog.ts";
- * escapeLogText("user\nroot logged in"); // "user#012root logged in"
+ * import { escapeSyslogControls } from "@ffinet/ffinet/ffi";
+ * escapeSyslogControls("user\nroot logged in"); // "user#012root logged in"
  * ```
  */
-export function escapeLogText(text: string): string {
+export function escapeSyslogControls(text: string): string {
   return text.replace(
     CONTROL_CHARS,
     (c) => "#" + c.charCodeAt(0).toString(8).padStart(OCTAL_DIGITS, "0"),
@@ -249,13 +249,13 @@ let identBuffer: Uint8Array | null = null;
  * `openlog(3)`: set the ident prepended to every message, the `LOG_*`
  * options and the default facility. The ident's bytes stay referenced here
  * until the next `openlog` with an ident or {@linkcode closelog}. Control
- * characters in it are escaped (see {@linkcode escapeLogText}). A `null`
+ * characters in it are escaped (see {@linkcode escapeSyslogControls}). A `null`
  * ident keeps the current one (glibc's behaviour); the program name is used
  * when none was ever set or after {@linkcode closelog}.
  *
  * @example
  * ```ts
- * import { closelog, LOG_DAEMON, LOG_PID, openlog } from "./syslog.ts";
+ * import { closelog, LOG_DAEMON, LOG_PID, openlog } from "@ffinet/ffinet/ffi";
  * openlog("mydaemon", LOG_PID, LOG_DAEMON);
  * closelog();
  * ```
@@ -267,7 +267,7 @@ export function openlog(ident: string | null, option: number, facility: number):
     libc.openlog(null, option, facility);
     return;
   }
-  const next = encoder.encode(escapeLogText(ident) + "\0");
+  const next = encoder.encode(escapeSyslogControls(ident) + "\0");
   libc.openlog(next, option, facility);
   identBuffer = next; // only now may the previous ident be collected
 }
@@ -276,19 +276,19 @@ export function openlog(ident: string | null, option: number, facility: number):
  * `syslog(3)`: log `message` at `priority` (a `LOG_*` priority, optionally
  * or-ed with a facility). The message is always passed as the argument of a
  * fixed `"%s"` format, so `%` sequences in it are logged literally, and its
- * control characters are escaped (see {@linkcode escapeLogText}), so a
+ * control characters are escaped (see {@linkcode escapeSyslogControls}), so a
  * newline, CR or NUL can neither cut it short nor forge a second line.
  *
  * @example
  * ```ts
- * import { LOG_INFO, LOG_USER, setlogmask, syslog } from "./syslog.ts";
+ * import { LOG_INFO, LOG_USER, setlogmask, syslog } from "@ffinet/ffinet/ffi";
  * const old = setlogmask(0x100); // let nothing through for this example
  * syslog(LOG_USER | LOG_INFO, "100% done");
  * setlogmask(old);
  * ```
  */
 export function syslog(priority: number, message: string): void {
-  libc.syslog(priority, FORMAT, encoder.encode(escapeLogText(message) + "\0"));
+  libc.syslog(priority, FORMAT, encoder.encode(escapeSyslogControls(message) + "\0"));
 }
 
 /**
@@ -297,7 +297,7 @@ export function syslog(priority: number, message: string): void {
  *
  * @example
  * ```ts
- * import { closelog } from "./syslog.ts";
+ * import { closelog } from "@ffinet/ffinet/ffi";
  * closelog();
  * ```
  */
@@ -312,7 +312,7 @@ export function closelog(): void {
  *
  * @example
  * ```ts
- * import { LOG_UPTO, LOG_NOTICE, setlogmask } from "./syslog.ts";
+ * import { LOG_UPTO, LOG_NOTICE, setlogmask } from "@ffinet/ffinet/ffi";
  * const old = setlogmask(LOG_UPTO(LOG_NOTICE));
  * setlogmask(old);
  * ```
@@ -327,7 +327,7 @@ export function setlogmask(mask: number): number {
  *
  * @example
  * ```ts
- * import { currentIdent } from "./syslog.ts";
+ * import { currentIdent } from "@ffinet/ffinet/ffi";
  * currentIdent(); // null before openlog
  * ```
  */

@@ -8,14 +8,13 @@
 import { libc } from "./libc.ts";
 import { interrupted, result } from "./_call.ts";
 import { checkFd } from "./_validate.ts";
+import { byteLengthOf, encodeIovec } from "./_view.ts";
 import { MSG } from "./constants.ts";
 
 /** How many chunks one call sends at most. */
 export const WRITEV_MAX_CHUNKS = 64;
 /** `sizeof(struct iovec)` on 64-bit Linux. */
 const IOVEC_BYTES = 16;
-/** Offset of `iov_len` in `struct iovec`. */
-const IOV_LEN_OFFSET = 8;
 /** `sizeof(struct msghdr)` on 64-bit Linux (x86_64 and aarch64 alike). */
 const MSGHDR_BYTES = 56;
 /** Offsets of `msg_iov` and `msg_iovlen` in `struct msghdr`. */
@@ -43,24 +42,25 @@ msghdrView.setBigUint64(
  * bytes of the first: bytes sent, or -errno. A peer that is gone gives
  * `-EPIPE` and no SIGPIPE (`writev(2)` cannot promise that). `fd` must be a
  * socket: anything else (a pipe) gives `-ENOTSOCK`.
- * The chunks must stay alive during the call (they are: they are arguments).
- * Throws `RangeError` unless `first` is an integer from 0 to
- * `chunks.length` and `firstOffset` one from 0 to the first chunk's length.
+ * The chunk list is copied before anything is checked, and each chunk's
+ * size and address come from the engine's own view getters: a getter or a
+ * lying subclass cannot free, shrink or resize a chunk between its check
+ * and the call. Throws `RangeError` unless `first` is an integer from 0 to
+ * `chunks.length` and `firstOffset` one from 0 to the first chunk's length,
+ * and `TypeError` for a chunk that is not a real TypedArray or DataView.
  *
  * @example
  * ```ts
- * import { writevChunks } from "./writev.ts";
- * import { close, read, socketpair } from "./syscalls.ts";
- * import { AF, SOCK } from "./constants.ts";
+ * import { AF, SOCK, sys, writevChunks } from "@ffinet/ffinet/ffi";
  * const fds = new Int32Array(2);
- * socketpair(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC, 0, fds);
+ * sys.socketpair(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC, 0, fds);
  * const [a, b] = [fds[0]!, fds[1]!];
  * const queue = [new TextEncoder().encode("xxhello "), new TextEncoder().encode("world")];
  * writevChunks(a, queue, 0, 2); // 11: "hello world"
  * const got = new Uint8Array(16);
- * read(b, got, got.length); // 11
- * close(a);
- * close(b);
+ * sys.read(b, got, got.length); // 11
+ * sys.close(a);
+ * sys.close(b);
  * ```
  */
 export function writevChunks(
@@ -70,38 +70,35 @@ export function writevChunks(
   firstOffset: number,
 ): number {
   checkFd("writev", fd);
-  if (first >>> 0 !== first || first > chunks.length) {
+  // Snapshot first: reading the list (a Proxy, an index getter) is the last
+  // caller code that runs. Every size and address below comes from the
+  // engine's own getters, so nothing can free or shrink a chunk between its
+  // check and the call.
+  const total = chunks.length;
+  if (typeof total !== "number" || first >>> 0 !== first || first > total) {
     throw new RangeError(
-      `Cannot writev: first chunk ${first} is not an integer from 0 to ${chunks.length}`,
+      `Cannot writev: first chunk ${first} is not an integer from 0 to ${total}`,
     );
   }
-  const firstSize = first < chunks.length ? chunks[first]!.byteLength : 0;
+  const end = Math.min(total, first + WRITEV_MAX_CHUNKS);
+  const list: unknown[] = [];
+  for (let i = first; i < end; i++) list.push(chunks[i]);
+  const firstSize = list.length > 0 ? byteLengthOf("writev", "the first chunk", list[0]) : 0;
   if (firstOffset >>> 0 !== firstOffset || firstOffset > firstSize) {
     throw new RangeError(
       `Cannot writev: firstOffset ${firstOffset} is not an integer from 0 to ${firstSize} (the first chunk's bytes)`,
     );
   }
-  const end = Math.min(chunks.length, first + WRITEV_MAX_CHUNKS);
   let count = 0;
-  for (let i = first; i < end; i++) {
-    const chunk = chunks[i]!;
-    const skip = i === first ? firstOffset : 0;
-    const len = chunk.byteLength - skip;
-    if (len <= 0) continue;
-    // V8 keeps small typed arrays on its movable heap; reading `.buffer`
-    // moves the bytes to a fixed off-heap store first. Without it the BigInt
-    // arithmetic below can trigger a scavenge that moves the bytes, and
-    // the call would send stale memory (seen: a few corrupted bytes per GiB).
-    void chunk.buffer;
-    const p = Deno.UnsafePointer.of(chunk);
-    const addr = p === null ? 0n : Deno.UnsafePointer.value(p) + BigInt(skip);
-    iovView.setBigUint64(count * IOVEC_BYTES, addr, true);
-    iovView.setBigUint64(count * IOVEC_BYTES + IOV_LEN_OFFSET, BigInt(len), true);
-    count++;
+  for (let i = 0; i < list.length; i++) {
+    const skip = i === 0 ? firstOffset : 0;
+    if (encodeIovec("writev", first + i, list[i], skip, iovView, count * IOVEC_BYTES) > 0) count++;
   }
   if (count === 0) return 0;
   msghdrView.setUint32(MSG_IOVLEN_OFFSET, count, true); // the high half stays 0
   let r: number;
   do r = libc.sendmsg(fd, msghdr, MSG.NOSIGNAL); while (interrupted(r));
+  // `list` holds the chunks (and so their buffers) alive until here.
+  list.length = 0;
   return result(r);
 }

@@ -5,14 +5,16 @@
  *
  * @module
  */
-import { envVar } from "../reactor/_env.ts";
+import { envVar } from "../reactor/env.ts";
 import type { SocketAddress } from "../ffi/sockaddr.ts";
-import type { Connection } from "../reactor/connection.ts";
 import { Listener, type ListenOptions } from "../reactor/listener.ts";
+import type { ProxyInfo } from "../reactor/proxy/protocol.ts";
+import { TlsListener } from "../tls/listener.ts";
+import type { TlsInfo } from "../tls/tls_connection.ts";
 import type { Reactor } from "../reactor/reactor.ts";
 import { type ListenFd, listenFds, notify, watchdogInterval } from "../reactor/sd_notify.ts";
 import type { Timer } from "../reactor/timer_queue.ts";
-import { acquireReactor, releaseReactor } from "./_reactor.ts";
+import { acquireReactor, refReactor, releaseReactor } from "./_reactor.ts";
 import type { ResolvedOptions } from "./_options.ts";
 import type { HttpServer, NetAddr, UnixAddr } from "./types.ts";
 
@@ -32,8 +34,43 @@ export interface CoreConn {
   abort(): void;
 }
 
+/**
+ * The members of an accepted connection the HTTP lifecycle uses: a reactor
+ * `Connection` (plaintext) and a `TlsConnection` (HTTPS) both have them, so
+ * one lifecycle serves both. The handlers' second argument is the
+ * connection itself, which the lifecycle never reads (hence `never`).
+ */
+export interface ServerConnection {
+  /** Called with each chunk read (decrypted); the view is only valid during the call. */
+  onData: ((data: Uint8Array, conn: never) => void) | undefined;
+  /** Called when the peer has finished sending. */
+  onEnd: ((conn: never) => void) | undefined;
+  /** Called when the output queue empties after `write()` returned false. */
+  onDrain: ((conn: never) => void) | undefined;
+  /** Called once when the connection is closed. */
+  onClose: ((conn: never, error?: Error) => void) | undefined;
+  /** `"open"` while it can be written. */
+  readonly state: string;
+  /** Bytes queued for sending. */
+  readonly writableLength: number;
+  /** Bytes written so far (progress of a slow reader). */
+  readonly bytesWritten: number;
+  /** The PROXY protocol header the connection arrived with, if any. */
+  readonly proxyInfo: ProxyInfo | undefined;
+  /** What the TLS handshake negotiated (a `TlsConnection` only). */
+  readonly info?: TlsInfo | undefined;
+  remoteAddress(): SocketAddress;
+  localAddress(): SocketAddress;
+  write(data: Uint8Array): boolean;
+  pause(): void;
+  resume(): void;
+  end(): void;
+  close(): void;
+  abort(error?: Error): void;
+}
+
 /** Makes a protocol connection for an accepted one. */
-export type ConnFactory = (conn: Connection, core: ServerCore) => CoreConn;
+export type ConnFactory = (conn: ServerConnection, core: ServerCore) => CoreConn;
 
 let inherited: ListenFd[] | undefined;
 
@@ -93,8 +130,10 @@ export class ServerCore implements HttpServer {
   readonly finished: Promise<void>;
   /** Set once `shutdown()` began: connections close between requests. */
   draining = false;
-  readonly #listener: Listener;
+  readonly #listener: Listener | TlsListener;
   readonly #conns = new Set<CoreConn>();
+  /** Upgraded connections that hold the drain (see `hold`). */
+  readonly #held = new Set<{ goingAway(): void; abort(): void }>();
   readonly #factory: ConnFactory;
   #sweep: Timer | undefined;
   #drainTimer: Timer | undefined;
@@ -108,15 +147,21 @@ export class ServerCore implements HttpServer {
     this.options = options;
     this.#factory = factory;
     this.finished = new Promise((resolve) => this.#resolveFinished = resolve);
-    const reactor = this.reactor = acquireReactor(options.reactor);
+    const reactor = this.reactor = acquireReactor(options.reactor, this);
     try {
-      this.#listener = Listener.listen(
-        reactor,
-        this.#listenOptions(),
-        (conn) => this.#accept(conn),
-      );
+      // With TLS, the certificates are loaded and checked before the socket
+      // is bound (bad input throws with OpenSSL's text); connections reach
+      // the lifecycle once their handshake has completed.
+      const tls = options.tls;
+      this.#listener = tls === undefined
+        ? Listener.listen(reactor, this.#listenOptions(), (conn) => this.#accept(conn))
+        : TlsListener.listen(
+          reactor,
+          { ...this.#listenOptions(), tls },
+          (conn) => this.#accept(conn),
+        );
     } catch (e) {
-      void releaseReactor();
+      void releaseReactor(this);
       throw e;
     }
     this.addr = toAddr(this.#listener.address());
@@ -189,7 +234,7 @@ export class ServerCore implements HttpServer {
     }
   }
 
-  #accept(conn: Connection): void {
+  #accept(conn: ServerConnection): void {
     if (this.draining) {
       conn.close();
       return;
@@ -197,10 +242,33 @@ export class ServerCore implements HttpServer {
     this.#conns.add(this.#factory(conn, this));
   }
 
+  /**
+   * HTTPS: encrypt new session tickets with `material` (80 bytes) from now
+   * on; tickets of the previous two keys still resume. Plaintext: nothing.
+   */
+  rotateTicketKeys(material: Uint8Array): void {
+    if (this.#listener instanceof TlsListener) this.#listener.rotateTicketKeys(material);
+  }
+
   /** A connection is gone. */
   remove(c: CoreConn): void {
     this.#conns.delete(c);
-    if (this.draining && this.#conns.size === 0) this.#finish();
+    if (this.draining && this.#conns.size === 0 && this.#held.size === 0) this.#finish();
+  }
+
+  /**
+   * An upgraded connection (no longer one of the server's) holds the drain
+   * until the returned release is called: `goingAway` runs when `shutdown()`
+   * begins (soon, if it has begun), `abort` at the drain timeout.
+   */
+  hold(goingAway: () => void, abort: () => void): () => void {
+    const entry = { goingAway, abort };
+    this.#held.add(entry);
+    if (this.draining) queueMicrotask(goingAway);
+    return () => {
+      if (!this.#held.delete(entry)) return;
+      if (this.draining && this.#conns.size === 0 && this.#held.size === 0) this.#finish();
+    };
   }
 
   /** The number of open connections. */
@@ -211,6 +279,9 @@ export class ServerCore implements HttpServer {
   shutdown(): Promise<void> {
     if (!this.draining) {
       this.draining = true;
+      // A drain under way holds the process (also for an unref'd server), so
+      // that `await server.shutdown()` completes.
+      refReactor(this, true);
       // Stop accepting at once: the listening socket is closed (a load
       // balancer's health check sees it), and in-flight requests get
       // `connection: close`. A kept-alive connection between requests is
@@ -221,8 +292,11 @@ export class ServerCore implements HttpServer {
       // drain begins closes at once: its client is no likelier to send in the
       // next instant than after a grace, so waiting buys nothing there.
       this.#listener.close();
+      // HTTPS: connections still in their handshake have sent no request.
+      if (this.#listener instanceof TlsListener) this.#listener.abortHandshakes();
       for (const c of [...this.#conns]) c.drain();
-      if (this.#conns.size === 0) {
+      for (const h of [...this.#held]) h.goingAway();
+      if (this.#conns.size === 0 && this.#held.size === 0) {
         this.#finish();
       } else {
         const grace = this.options.drainIdleMs;
@@ -235,6 +309,7 @@ export class ServerCore implements HttpServer {
         }
         this.#drainTimer = this.reactor.setTimeout(() => {
           for (const c of [...this.#conns]) c.abort();
+          for (const h of [...this.#held]) h.abort();
           this.#finish();
         }, this.options.drainTimeoutMs);
       }
@@ -255,13 +330,17 @@ export class ServerCore implements HttpServer {
     }
     // Let the last callbacks (onClose of aborted connections) settle first.
     queueMicrotask(() => {
-      releaseReactor().then(() => this.#resolveFinished());
+      releaseReactor(this).then(() => this.#resolveFinished());
     });
   }
 
-  ref(): void {}
+  ref(): void {
+    refReactor(this, true);
+  }
 
-  unref(): void {}
+  unref(): void {
+    refReactor(this, false);
+  }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.shutdown();

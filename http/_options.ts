@@ -5,8 +5,15 @@
  *
  * @module
  */
-import { envVar } from "../reactor/_env.ts";
+import { finiteOption, integerOption } from "../ffi/validate.ts";
+import { envVar } from "../reactor/env.ts";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_STREAMED_BODY_BYTES,
+  parserLimits,
+} from "./parser/limits.ts";
 import type { ListenerPassthrough, NetAddr, ServeOptions, UnixAddr } from "./types.ts";
+import type { TlsServerOptions } from "../tls/options.ts";
 
 /** The options with defaults applied. */
 export interface ResolvedOptions {
@@ -18,6 +25,7 @@ export interface ResolvedOptions {
   signal: AbortSignal | undefined;
   onListen: (addr: NetAddr | UnixAddr) => void;
   maxHeaderBytes: number;
+  maxHeaderCount: number;
   maxBodyBytes: number;
   maxTargetBytes: number;
   headerTimeoutMs: number;
@@ -34,6 +42,8 @@ export interface ResolvedOptions {
   drainOnSignals: boolean;
   reactor: { sliceMs?: number; busyWaitMs?: number };
   listener: ListenerPassthrough;
+  /** HTTPS: the TLS options (undefined: plaintext). */
+  tls: TlsServerOptions | undefined;
 }
 
 function integer(
@@ -43,22 +53,19 @@ function integer(
   min: number,
   max: number,
 ): number {
-  const value = options[name];
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new RangeError(
-      `Cannot serve: ${name} must be an integer from ${min} to ${max}, got ${String(value)}`,
-    );
-  }
-  return value;
+  return integerOption("serve", name, options[name], fallback, min, max);
 }
 
-function defaultOnListen(addr: NetAddr | UnixAddr): void {
+// The line Deno.serve's default onListen writes, on the same stream (stderr,
+// as Deno 2 does), so tools that wait for it work unchanged.
+function defaultOnListen(addr: NetAddr | UnixAddr, scheme = "http"): void {
   if (addr.transport === "unix") {
     console.error(`Listening on ${addr.path}`);
   } else {
     const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-    console.error(`Listening on http://${host}:${addr.port}/`);
+    const any = addr.hostname === "0.0.0.0" || addr.hostname === "::";
+    const local = any ? ` (${scheme}://localhost:${addr.port}/)` : "";
+    console.error(`Listening on ${scheme}://${host}:${addr.port}/${local}`);
   }
 }
 
@@ -81,8 +88,14 @@ export function resolveOptions(options: ServeOptions, raw: boolean): ResolvedOpt
   if (options.onError !== undefined && typeof options.onError !== "function") {
     throw new TypeError("Cannot serve: onError must be a function");
   }
+  const tls = tlsOptions(options);
   const workerId = envVar("FFINET_WORKER_ID");
-  const drainTimeoutMs = integer(o, "drainTimeoutMs", 10_000, 0, MAX_MS);
+  // Under a supervisor, its --drain-timeout is the default (FFINET_DRAIN_TIMEOUT_MS).
+  const supervisorDrain = envVar("FFINET_DRAIN_TIMEOUT_MS");
+  const drainDefault = supervisorDrain !== undefined && /^[0-9]{1,9}$/.test(supervisorDrain)
+    ? Math.min(Number(supervisorDrain), MAX_MS)
+    : 10_000;
+  const drainTimeoutMs = integer(o, "drainTimeoutMs", drainDefault, 0, MAX_MS);
   const drainIdleMs = integer(o, "drainIdleMs", Math.min(DRAIN_IDLE_MS, drainTimeoutMs), 0, MAX_MS);
   if (drainIdleMs > drainTimeoutMs) {
     throw new RangeError(
@@ -96,16 +109,13 @@ export function resolveOptions(options: ServeOptions, raw: boolean): ResolvedOpt
     path: options.path,
     reusePort: options.reusePort ?? false,
     signal: options.signal,
-    onListen: options.onListen ?? defaultOnListen,
-    maxHeaderBytes: integer(o, "maxHeaderBytes", raw ? 8192 : 16384, 64, 2 ** 24),
-    maxBodyBytes: integer(
-      o,
-      "maxBodyBytes",
-      raw ? 1024 * 1024 : Number.MAX_SAFE_INTEGER,
-      1,
-      Number.MAX_SAFE_INTEGER,
+    onListen: options.onListen ??
+      (tls === undefined ? defaultOnListen : (addr) => defaultOnListen(addr, "https")),
+    ...parserLimits(
+      "serve",
+      options,
+      raw ? DEFAULT_MAX_BODY_BYTES : DEFAULT_MAX_STREAMED_BODY_BYTES,
     ),
-    maxTargetBytes: integer(o, "maxTargetBytes", 8192, 1, 2 ** 24),
     headerTimeoutMs: integer(o, "headerTimeoutMs", 10_000, 0, MAX_MS),
     bodyTimeoutMs: integer(o, "bodyTimeoutMs", 30_000, 0, MAX_MS),
     idleTimeoutMs: integer(o, "idleTimeoutMs", 60_000, 0, MAX_MS),
@@ -118,19 +128,61 @@ export function resolveOptions(options: ServeOptions, raw: boolean): ResolvedOpt
     drainOnSignals: options.drainOnSignals ?? (workerId !== undefined && workerId !== ""),
     reactor: validateReactor(options.reactor ?? {}),
     listener: options.listener ?? {},
+    tls,
   };
 }
 
+/** The reactor options, checked with the bounds the Reactor itself applies. */
 function validateReactor(r: { sliceMs?: number; busyWaitMs?: number }): {
   sliceMs?: number;
   busyWaitMs?: number;
 } {
-  for (const name of ["sliceMs", "busyWaitMs"] as const) {
-    const v = r[name];
-    if (v !== undefined && !(typeof v === "number" && Number.isFinite(v) && v >= 0)) {
-      throw new RangeError(`Cannot serve: reactor.${name} must be a number of milliseconds >= 0`);
-    }
-  }
-  if (r.sliceMs === 0) throw new RangeError("Cannot serve: reactor.sliceMs must be positive");
+  finiteOption("serve", "reactor.sliceMs", r.sliceMs, 0, { above: 0, max: 60_000 });
+  finiteOption("serve", "reactor.busyWaitMs", r.busyWaitMs, 0, { min: 0, max: 60_000 });
   return r;
+}
+
+/** The TLS options named in `TlsServerOptions` (the key list is checked against it by the compiler). */
+const TLS_KEYS: { [K in keyof Required<TlsServerOptions>]: true } = {
+  cert: true,
+  key: true,
+  passphrase: true,
+  certificates: true,
+  alpnProtocols: true,
+  ca: true,
+  requestCert: true,
+  rejectUnauthorized: true,
+  handshakeTimeoutMs: true,
+  ticketKeys: true,
+  ticketKeyRotationMs: true,
+};
+
+/**
+ * The TLS part of `options`: undefined without `cert`/`key`/`certificates`
+ * (then any other TLS option is an error: it would be ignored). The
+ * certificates themselves are checked when the server starts.
+ */
+function tlsOptions(options: ServeOptions): TlsServerOptions | undefined {
+  const o = options as Readonly<Record<string, unknown>>;
+  const given = [...Object.keys(TLS_KEYS), "keyFormat"].filter((k) => o[k] !== undefined);
+  if (o.keyFormat !== undefined && o.keyFormat !== "pem") {
+    throw new TypeError(`Cannot serve: keyFormat must be "pem"`);
+  }
+  if (given.length === 0) return undefined;
+  if (o.cert === undefined && o.key === undefined && o.certificates === undefined) {
+    throw new TypeError(
+      `Cannot serve: ${given.join(", ")} ${given.length === 1 ? "needs" : "need"} cert and key`,
+    );
+  }
+  // serve() speaks HTTP/1.1: it says so in ALPN, and offers nothing else.
+  const alpn = o.alpnProtocols ?? ["http/1.1"];
+  if (!Array.isArray(alpn) || alpn.some((p) => p !== "http/1.1")) {
+    throw new TypeError(
+      `Cannot serve: alpnProtocols may only list "http/1.1" (serve() speaks HTTP/1.1)`,
+    );
+  }
+  const tls: Record<string, unknown> = {};
+  for (const k of given) if (k !== "keyFormat") tls[k] = o[k];
+  tls.alpnProtocols = alpn;
+  return tls as TlsServerOptions;
 }

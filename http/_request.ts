@@ -8,7 +8,10 @@
  *
  * @module
  */
-import type { HttpRequest } from "./parser.ts";
+import type { HttpRequest } from "./parser/mod.ts";
+
+const DECODER = new TextDecoder();
+const EMPTY = new Uint8Array(0);
 
 const probe = new Request("http://a/", { method: "POST", body: "x" });
 const INTERNAL = Object.getOwnPropertySymbols(probe);
@@ -17,10 +20,19 @@ const INTERNAL = Object.getOwnPropertySymbols(probe);
 export interface RequestHost {
   /** The request body stream, made on first use (null: no body). */
   requestBody(): ReadableStream<Uint8Array> | null;
+  /**
+   * The whole request body when it was in hand as the head was parsed (then
+   * `requestBody()` is null), else null.
+   */
+  requestBytes?(): Uint8Array<ArrayBuffer> | null;
   /** The request's abort signal, made on first use. */
   requestSignal(): AbortSignal;
   /** `host:port` of the local end, for a request without `Host`. */
   localHost(): string;
+  /** Whether the request came over a Unix socket (its URL is then `http+unix://…`). */
+  unix?(): boolean;
+  /** The connection's TLS details, if it is HTTPS (its URL is then `https://…`). */
+  tls?(): unknown;
 }
 
 /** A lazily built web `Request` (passes `instanceof Request`). */
@@ -30,6 +42,8 @@ export class ServerRequest {
   #url: string | undefined;
   #headers: Headers | undefined;
   #real: Request | undefined;
+  /** The body in hand was read (before a real `Request` exists). */
+  #used = false;
 
   constructor(head: HttpRequest, host: RequestHost) {
     this.#head = head;
@@ -54,21 +68,23 @@ export class ServerRequest {
     if (this.#url === undefined) {
       const head = this.#head;
       const target = head.target;
+      // As Deno.serve: a request over a Unix socket has an `http+unix:` URL.
+      const scheme = this.#host.unix?.() ? "http+unix" : this.#host.tls?.() ? "https" : "http";
       if (target.charCodeAt(0) === 47) { // "/"
-        this.#url = `http://${head.headers.get("host") || this.#host.localHost()}${target}`;
+        this.#url = `${scheme}://${head.headers.get("host") || this.#host.localHost()}${target}`;
       } else if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(target)) {
         this.#url = new URL(target).href; // absolute-form
       } else if (target === "*") {
-        this.#url = `http://${head.headers.get("host") || this.#host.localHost()}/*`;
+        this.#url = `${scheme}://${head.headers.get("host") || this.#host.localHost()}/*`;
       } else {
-        this.#url = `http://${target}/`; // authority-form (CONNECT)
+        this.#url = `${scheme}://${target}/`; // authority-form (CONNECT)
       }
     }
     return this.#url;
   }
 
   get headers(): Headers {
-    return this.#headers ??= new Headers(this.#head.headers.pairs());
+    return this.#headers ??= new Headers(this.#head.headers.webPairs());
   }
 
   get signal(): AbortSignal {
@@ -81,7 +97,7 @@ export class ServerRequest {
   }
 
   get bodyUsed(): boolean {
-    if (this.#real === undefined) return false;
+    if (this.#real === undefined) return this.#used;
     return this.#real.bodyUsed;
   }
 
@@ -119,36 +135,94 @@ export class ServerRequest {
       const head = this.#head;
       const init: RequestInit = {
         method: head.method,
-        headers: this.#headers ?? head.headers.pairs(),
+        headers: this.#headers ?? head.headers.webPairs(),
         signal: this.#host.requestSignal(),
       };
-      const body = this.#host.requestBody();
-      if (body !== null) init.body = body;
-      this.#real = new Request(this.url, init);
+      const bytes = this.#host.requestBytes?.() ?? null;
+      if (bytes !== null) {
+        // The body in hand, as a stream (a stream read through `body`
+        // makes `bodyUsed` true, as Deno.serve's); a body read stays read.
+        const chunk = this.#used ? EMPTY : bytes;
+        init.body = new ReadableStream<Uint8Array>({
+          start(c) {
+            if (chunk.length > 0) c.enqueue(chunk);
+            c.close();
+          },
+        });
+        this.#real = new Request(this.url, init);
+        if (this.#used) this.#real.arrayBuffer().catch(() => {});
+      } else {
+        const body = this.#host.requestBody();
+        if (body !== null) init.body = body;
+        this.#real = new Request(this.url, init);
+      }
     }
     return this.#real;
+  }
+
+  /**
+   * The body for a read without a stream: its bytes (the read uses them up),
+   * a TypeError once read, or undefined when a real `Request` must answer.
+   */
+  #take(): Uint8Array<ArrayBuffer> | TypeError | undefined {
+    if (this.#real !== undefined) return undefined;
+    if (this.#head.bodyLength === 0) return EMPTY; // a null body: never used up
+    const bytes = this.#host.requestBytes?.() ?? null;
+    if (bytes === null) return undefined;
+    if (this.#used) return new TypeError("Body already consumed");
+    this.#used = true;
+    return bytes;
   }
 
   clone(): Request {
     return this.#request().clone();
   }
   arrayBuffer(): Promise<ArrayBuffer> {
-    return this.#request().arrayBuffer();
+    const b = this.#take();
+    if (b === undefined) return this.#request().arrayBuffer();
+    if (b instanceof TypeError) return Promise.reject(b);
+    // The bytes are this request's own copy: their buffer is handed over.
+    return Promise.resolve(b === EMPTY ? new ArrayBuffer(0) : b.buffer);
   }
   blob(): Promise<Blob> {
-    return this.#request().blob();
+    const b = this.#take();
+    if (b === undefined) return this.#request().blob();
+    if (b instanceof TypeError) return Promise.reject(b);
+    return this.#asResponse(b).blob();
   }
   bytes(): Promise<Uint8Array<ArrayBuffer>> {
-    return this.#request().bytes();
+    const b = this.#take();
+    if (b === undefined) return this.#request().bytes();
+    if (b instanceof TypeError) return Promise.reject(b);
+    return Promise.resolve(b === EMPTY ? new Uint8Array(0) : b);
   }
   formData(): Promise<FormData> {
-    return this.#request().formData();
+    const b = this.#take();
+    if (b === undefined) return this.#request().formData();
+    if (b instanceof TypeError) return Promise.reject(b);
+    return this.#asResponse(b).formData();
+  }
+
+  /** The bytes in a `Response` with this request's content type: the same body parsing. */
+  #asResponse(b: Uint8Array<ArrayBuffer>): Response {
+    const type = this.#head.headers.get("content-type");
+    return new Response(b, type === null ? undefined : { headers: { "content-type": type } });
   }
   json(): Promise<unknown> {
-    return this.#request().json();
+    const b = this.#take();
+    if (b === undefined) return this.#request().json();
+    if (b instanceof TypeError) return Promise.reject(b);
+    try {
+      return Promise.resolve(JSON.parse(DECODER.decode(b)));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
   text(): Promise<string> {
-    return this.#request().text();
+    const b = this.#take();
+    if (b === undefined) return this.#request().text();
+    if (b instanceof TypeError) return Promise.reject(b);
+    return Promise.resolve(DECODER.decode(b));
   }
 
   /** @internal The real request, for Deno's internal fields. */

@@ -9,6 +9,14 @@
  *   write, HEAD never has a body, timeouts cannot be dodged, closes are FINs.
  * - {@linkcode upgradeConnection}: take over the connection after `101`
  *   (WebSocket and other protocols on top of `serve()`).
+ * - WebSocket (RFC 6455, permessage-deflate): {@linkcode upgradeWebSocket}
+ *   has the shape of `Deno.upgradeWebSocket`, and loading this module makes
+ *   the global `Deno.upgradeWebSocket` take `serve()`'s requests too (a Hono
+ *   app using `hono/deno` runs unchanged); Bun's shape is
+ *   `serve({ websocket: { open, message, close, drain }, handler })` with
+ *   `server.upgrade(request, { data })` (or {@linkcode upgradeWithHandlers}),
+ *   topics with `subscribe` and {@linkcode publish}. `shutdown()` closes
+ *   WebSockets with 1001 (going away) and waits for them.
  * - `shutdown()` drains gracefully; SIGTERM does it for a supervised worker.
  *   The listening socket closes at once; requests in flight and requests
  *   that still arrive on kept-alive connections within `drainIdleMs` are
@@ -21,11 +29,12 @@
  *   and a response writer, for C-level cost ({@linkcode prebuilt} responses
  *   and the repeated-head memo are its opt-in fast paths).
  *
- * All servers of a thread share that thread's reactor.
+ * All servers of a thread share that thread's reactor, `server.reactor`:
+ * timers, raw sockets and listeners can run on it beside them.
  *
  * @example
  * ```ts
- * import { serve } from "./mod.ts";
+ * import { serve } from "@ffinet/ffinet/http";
  *
  * const server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () =>
  *   new Response("Hello, World!"));
@@ -53,7 +62,7 @@ export type {
   RawHeaders,
   RawResponder,
   RawServeOptions,
-} from "./raw_types.ts";
+} from "./raw.ts";
 export { serve } from "./serve.ts";
 export { prebuilt, serveRaw } from "./raw.ts";
 export {
@@ -63,14 +72,22 @@ export {
   type UpgradeOptions,
 } from "./upgrade.ts";
 export type {
+  TlsInfo,
+  TlsKeyPair,
+  TlsNamedKeyPair,
+  TlsPeerCertificate,
+  TlsServerOptions,
+} from "../tls/mod.ts";
+export type {
   ProxyHeader,
   ProxyInfo,
   ProxyProtocolVersion,
   ProxySslInfo,
   ProxyTlv,
-} from "../reactor/proxy_protocol.ts";
-export type { ProxyProtocolOptions } from "../reactor/proxy_gate.ts";
-export type { ProxyParserOptions } from "../reactor/proxy_protocol.ts";
+} from "../reactor/proxy/protocol.ts";
+export type { ProxyProtocolOptions } from "../reactor/proxy/gate.ts";
+export type { ListenerSettings, ListenSocketOptions } from "../reactor/listen_options.ts";
+export type { ProxyParserOptions } from "../reactor/proxy/protocol.ts";
 export type { Inet6Address, InetAddress, SocketAddress, UnixAddress } from "../ffi/sockaddr.ts";
 export {
   HttpHeaders,
@@ -79,5 +96,26 @@ export {
   type HttpParserOptions,
   type HttpRequest,
   type HttpVersion,
-} from "./parser.ts";
+} from "./parser/mod.ts";
 export { isServeWorker } from "./workers.ts";
+export { isServeRequest } from "./upgrade.ts";
+// WebSocket: Deno's shape (loading this module makes the global
+// `Deno.upgradeWebSocket` take serve()'s requests too) and Bun's shape.
+export { upgradeWebSocket, type UpgradeWebSocketOptions } from "./websocket/upgrade.ts";
+export { ServerWebSocket, type WebSocketEventHandler } from "./websocket/websocket.ts";
+export {
+  HandlerWebSocket,
+  publish,
+  upgradeWithHandlers,
+  type WebSocketHandlers,
+  type WebSocketServeInit,
+  type WebSocketServer,
+} from "./websocket/handlers.ts";
+export type { WebSocketLimits } from "./websocket/limits.ts";
+export type { PerMessageDeflateOptions } from "./websocket/permessage_deflate.ts";
+// `server.reactor`'s type, with the types its members name.
+export type { Reactor } from "../reactor/reactor.ts";
+export type { ReactorErrorHandler, ReactorStats, RunOptions } from "../reactor/reactor_options.ts";
+export type { ReadyCallback, Registration, RegistrationState } from "../reactor/registration.ts";
+export type { Readiness } from "../reactor/readiness.ts";
+export type { Timer } from "../reactor/timer_queue.ts";

@@ -1,23 +1,27 @@
 /**
- * Fast HTTP/1.1 response serialization for ffinet's example HTTP server.
+ * HTTP/1.1 responses as bytes, from plain values: the serializer
+ * `serveRaw()` and `serve()` use (`_wire.ts`), for code that writes
+ * responses itself.
  *
- * - {@linkcode writeResponse} builds a complete response (status line, `Date`,
- *   caller headers, `Content-Length`, `Connection`, body) in one
- *   `Uint8Array`, with a single allocation for the output.
+ * - {@linkcode writeResponse} builds a complete response (status line, the
+ *   caller's fields, `date`, `content-length`, `connection`, body) in one
+ *   `Uint8Array`.
  * - {@linkcode helloWorldResponse} returns cached, ready-made bytes for the
  *   benchmark's `Hello, World!` answer, rebuilt at most once per second (when
- *   the `Date` changes).
+ *   the `date` changes).
  * - {@linkcode errorResponse} answers a failed request (always
- *   `Connection: close`).
- * - {@linkcode ResponseBuffer} serializes responses straight into a
- *   connection's output buffer, allocating nothing per response: allocating
- *   a small `Uint8Array` costs more than serializing into one.
+ *   `connection: close`).
+ * - {@linkcode ResponseBuffer} serializes responses into one growing buffer,
+ *   for a connection's output: one write sends a batch.
  * - {@linkcode httpDate} caches the IMF-fixdate string for the current second.
  *
- * Responses are always `HTTP/1.1` (RFC 9110 §6.2: a server sends its highest
- * version). For an HTTP/1.0 client that asked for keep-alive the response
- * says `Connection: keep-alive`; when the connection is to be closed it says
- * `Connection: close`.
+ * Field names the writer adds are lowercase (`content-length`, `date`,
+ * `connection`, `content-type`), as `Deno.serve` sends them; the `date` is
+ * the one cache the servers of the thread share. Responses are always
+ * `HTTP/1.1` (RFC 9110 §6.2: a server sends its highest version). For an
+ * HTTP/1.0 client that asked for keep-alive the response says
+ * `connection: keep-alive`; when the connection is to be closed it says
+ * `connection: close`.
  *
  * @example
  * ```ts
@@ -30,6 +34,22 @@
  *
  * @module
  */
+import {
+  bodiless,
+  checkStatus,
+  CLOSE,
+  dateStamp,
+  dateString,
+  errorText,
+  fieldLines,
+  KEEP,
+  KEEP_10,
+  OutBuffer,
+  plainResponse,
+  refreshDate,
+  STATUS_TEXT,
+  utf8,
+} from "./_wire.ts";
 
 /**
  * Reason phrases of the registered status codes (RFC 9110 and the IANA registry).
@@ -40,70 +60,7 @@
  * console.log(STATUS_TEXT[431]); // "Request Header Fields Too Large"
  * ```
  */
-export const STATUS_TEXT: Readonly<Record<number, string>> = Object.freeze({
-  100: "Continue",
-  101: "Switching Protocols",
-  102: "Processing",
-  103: "Early Hints",
-  200: "OK",
-  201: "Created",
-  202: "Accepted",
-  203: "Non-Authoritative Information",
-  204: "No Content",
-  205: "Reset Content",
-  206: "Partial Content",
-  207: "Multi-Status",
-  208: "Already Reported",
-  226: "IM Used",
-  300: "Multiple Choices",
-  301: "Moved Permanently",
-  302: "Found",
-  303: "See Other",
-  304: "Not Modified",
-  305: "Use Proxy",
-  307: "Temporary Redirect",
-  308: "Permanent Redirect",
-  400: "Bad Request",
-  401: "Unauthorized",
-  402: "Payment Required",
-  403: "Forbidden",
-  404: "Not Found",
-  405: "Method Not Allowed",
-  406: "Not Acceptable",
-  407: "Proxy Authentication Required",
-  408: "Request Timeout",
-  409: "Conflict",
-  410: "Gone",
-  411: "Length Required",
-  412: "Precondition Failed",
-  413: "Content Too Large",
-  414: "URI Too Long",
-  415: "Unsupported Media Type",
-  416: "Range Not Satisfiable",
-  417: "Expectation Failed",
-  418: "I'm a teapot",
-  421: "Misdirected Request",
-  422: "Unprocessable Content",
-  423: "Locked",
-  424: "Failed Dependency",
-  425: "Too Early",
-  426: "Upgrade Required",
-  428: "Precondition Required",
-  429: "Too Many Requests",
-  431: "Request Header Fields Too Large",
-  451: "Unavailable For Legal Reasons",
-  500: "Internal Server Error",
-  501: "Not Implemented",
-  502: "Bad Gateway",
-  503: "Service Unavailable",
-  504: "Gateway Timeout",
-  505: "HTTP Version Not Supported",
-  506: "Variant Also Negotiates",
-  507: "Insufficient Storage",
-  508: "Loop Detected",
-  510: "Not Extended",
-  511: "Network Authentication Required",
-});
+export { STATUS_TEXT };
 
 /**
  * How the connection goes on after a response: whether it is kept alive and
@@ -157,27 +114,30 @@ export interface ResponseOptions extends ConnectionOptions {
 }
 
 const EMPTY = new Uint8Array(0);
+const NO_OPTIONS: ResponseOptions = {};
 
-function latin1Bytes(s: string): Uint8Array {
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
+function connMode(options: ConnectionOptions | undefined): number {
+  if (options === undefined) return KEEP;
+  return options.keepAlive === false ? CLOSE : options.version === "1.0" ? KEEP_10 : KEEP;
 }
 
-// ---------------------------------------------------------------------------
-// The Date header
+function bodyBytes(body: Uint8Array | string): Uint8Array {
+  if (typeof body === "string") return utf8(body);
+  if (body instanceof Uint8Array) return body;
+  throw new TypeError("Cannot write response: the body must be a string or a Uint8Array");
+}
 
-let dateSecond = Number.NaN;
-let dateString = "";
-let dateLine: Uint8Array = EMPTY;
-
-function refreshDate(now: number): void {
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateString = new Date(second * 1000).toUTCString();
-    dateLine = latin1Bytes(`Date: ${dateString}\r\n`);
-  }
+/** Append a response to `out`, validating everything before anything is appended. */
+function put(
+  out: OutBuffer,
+  status: number,
+  body: Uint8Array | string,
+  options: ResponseOptions,
+): void {
+  checkStatus(status);
+  const bytes = bodyBytes(body);
+  const lines = fieldLines(options.headers, options.contentType, bytes.length !== 0);
+  plainResponse(out, status, bytes, lines, connMode(options), options.omitBody === true);
 }
 
 /**
@@ -194,252 +154,15 @@ function refreshDate(now: number): void {
  */
 export function httpDate(now: number = Date.now()): string {
   refreshDate(now);
-  return dateString;
+  return dateString();
 }
-
-// ---------------------------------------------------------------------------
-// Serialization. Each piece is measured first (validating what the caller
-// gave), then written straight into the output: no intermediate strings.
-
-const statusLines: (Uint8Array | undefined)[] = [];
-const CRLF = latin1Bytes("\r\n");
-const CONTENT_LENGTH = latin1Bytes("Content-Length: ");
-const DEFAULT_CONTENT_TYPE = latin1Bytes("Content-Type: text/plain; charset=utf-8\r\n");
-const CONNECTION_CLOSE = latin1Bytes("Connection: close\r\n");
-const CONNECTION_KEEP_ALIVE = latin1Bytes("Connection: keep-alive\r\n");
-const CONTENT_TYPE = "Content-Type";
-
-function statusLine(status: number): Uint8Array {
-  let line = statusLines[status];
-  if (line === undefined) {
-    if (!Number.isInteger(status) || status < 100 || status > 999) {
-      throw new RangeError(`Cannot write response: status ${status} is not a three-digit code`);
-    }
-    line = latin1Bytes(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ""}\r\n`);
-    statusLines[status] = line;
-  }
-  return line;
-}
-
-/** Lowercase names of the fields the writer sets itself. */
-const RESERVED = new Set(["content-length", "transfer-encoding", "connection", "date"]);
-
-function isToken(s: string): boolean {
-  if (s.length === 0) return false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    const ok = (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) ||
-      (c < 127 && "!#$%&'*+-.^_`|~".includes(s[i]!));
-    if (!ok) return false;
-  }
-  return true;
-}
-
-function isFieldValue(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f || c > 0xff) return false;
-  }
-  return true;
-}
-
-function checkField(name: string, value: string, reservedOk: boolean): void {
-  if (!isToken(name)) {
-    throw new TypeError(`Cannot write response: invalid header name ${JSON.stringify(name)}`);
-  }
-  const n = name.length;
-  if (
-    !reservedOk && (n === 4 || n === 10 || n === 14 || n === 17) &&
-    RESERVED.has(name.toLowerCase())
-  ) {
-    throw new TypeError(`Cannot write response: header "${name}" is set by the writer`);
-  }
-  if (!isFieldValue(value)) {
-    throw new TypeError(
-      `Cannot write response: invalid value for header "${name}": ${JSON.stringify(value)}`,
-    );
-  }
-}
-
-function putBytes(out: Uint8Array | null, o: number, bytes: Uint8Array): number {
-  const n = bytes.length;
-  if (out !== null) {
-    if (n > 24) out.set(bytes, o); // a call costs about as much as copying 24 bytes by hand
-    else for (let i = 0; i < n; i++) out[o + i] = bytes[i]!;
-  }
-  return o + n;
-}
-
-function putLatin1(out: Uint8Array | null, o: number, s: string): number {
-  if (out !== null) { for (let i = 0; i < s.length; i++) out[o + i] = s.charCodeAt(i); }
-  return o + s.length;
-}
-
-function putField(
-  out: Uint8Array | null,
-  o: number,
-  name: string,
-  value: string,
-  reservedOk = false,
-): number {
-  if (out === null) checkField(name, value, reservedOk);
-  o = putLatin1(out, o, name);
-  if (out !== null) {
-    out[o] = 58; // ":"
-    out[o + 1] = 32;
-  }
-  o = putLatin1(out, o + 2, value);
-  return putBytes(out, o, CRLF);
-}
-
-function putDecimal(out: Uint8Array | null, o: number, n: number): number {
-  let digits = 1;
-  for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
-  if (out !== null) {
-    for (let i = digits - 1, x = n; i >= 0; i--, x = Math.floor(x / 10)) out[o + i] = 48 + x % 10;
-  }
-  return o + digits;
-}
-
-function isContentType(name: string): boolean {
-  return name.length === 12 && name.toLowerCase() === "content-type";
-}
-
-function bodiless(status: number): boolean {
-  return status < 200 || status === 204 || status === 304;
-}
-
-/**
- * Measure (`out` null, validating) or write the head at `o`; returns its end.
- * `bodyLength` is the body's length in bytes.
- */
-function putHead(
-  out: Uint8Array | null,
-  o: number,
-  status: number,
-  bodyLength: number,
-  options: ResponseOptions,
-): number {
-  o = putBytes(out, o, statusLine(status));
-  o = putBytes(out, o, dateLine);
-  let hasContentType = false;
-  const headers = options.headers;
-  if (headers !== undefined) {
-    if (Array.isArray(headers)) {
-      for (const [name, value] of headers as ReadonlyArray<readonly [string, string]>) {
-        o = putField(out, o, name, value);
-        if (isContentType(name)) hasContentType = true;
-      }
-    } else {
-      const record = headers as Readonly<Record<string, string>>;
-      for (const name in record) {
-        o = putField(out, o, name, record[name]!);
-        if (isContentType(name)) hasContentType = true;
-      }
-    }
-  }
-  const contentType = options.contentType;
-  if (contentType !== undefined) {
-    o = putField(out, o, CONTENT_TYPE, contentType, true);
-  } else if (!hasContentType && bodyLength !== 0) {
-    o = putBytes(out, o, DEFAULT_CONTENT_TYPE);
-  }
-  if (bodiless(status)) {
-    if (bodyLength !== 0 && out === null) {
-      throw new TypeError(`Cannot write response: status ${status} cannot have a body`);
-    }
-  } else {
-    o = putBytes(out, o, CONTENT_LENGTH);
-    o = putDecimal(out, o, bodyLength);
-    o = putBytes(out, o, CRLF);
-  }
-  if (options.keepAlive === false) o = putBytes(out, o, CONNECTION_CLOSE);
-  else if (options.version === "1.0") o = putBytes(out, o, CONNECTION_KEEP_ALIVE);
-  return putBytes(out, o, CRLF);
-}
-
-/** The UTF-8 length of `s` (lone surrogates count as U+FFFD, like TextEncoder). */
-function utf8Length(s: string): number {
-  let n = s.length; // one byte per char, plus:
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) continue;
-    if (c < 0x800) {
-      n += 1; // 2 bytes
-    } else {
-      n += 2; // 3 bytes; or 4 for a surrogate pair (2 chars)
-      if (c <= 0xdbff && c >= 0xd800 && i + 1 < s.length) {
-        const d = s.charCodeAt(i + 1);
-        if (d >= 0xdc00 && d <= 0xdfff) i++;
-      }
-    }
-  }
-  return n;
-}
-
-/** Write `s` as UTF-8 at `o` (lone surrogates become U+FFFD); returns the end. */
-function putUtf8(out: Uint8Array, o: number, s: string): number {
-  for (let i = 0; i < s.length; i++) {
-    let c = s.charCodeAt(i);
-    if (c < 0x80) {
-      out[o++] = c;
-    } else if (c < 0x800) {
-      out[o++] = 0xc0 | (c >> 6);
-      out[o++] = 0x80 | (c & 0x3f);
-    } else {
-      if (c >= 0xd800 && c <= 0xdfff) {
-        const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
-        if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
-          c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
-          i++;
-          out[o++] = 0xf0 | (c >> 18);
-          out[o++] = 0x80 | ((c >> 12) & 0x3f);
-          out[o++] = 0x80 | ((c >> 6) & 0x3f);
-          out[o++] = 0x80 | (c & 0x3f);
-          continue;
-        }
-        c = 0xfffd;
-      }
-      out[o++] = 0xe0 | (c >> 12);
-      out[o++] = 0x80 | ((c >> 6) & 0x3f);
-      out[o++] = 0x80 | (c & 0x3f);
-    }
-  }
-  return o;
-}
-
-/** Write the whole response at `o` of `out`, which has room; returns the end. */
-function putResponse(
-  out: Uint8Array,
-  o: number,
-  status: number,
-  body: Uint8Array | string,
-  bodyLength: number,
-  options: ResponseOptions,
-): number {
-  o = putHead(out, o, status, bodyLength, options);
-  if (options.omitBody === true || bodyLength === 0) return o;
-  return typeof body === "string" ? putUtf8(out, o, body) : putBytes(out, o, body);
-}
-
-/** The total size of a response, validating it. */
-function measure(
-  status: number,
-  bodyLength: number,
-  options: ResponseOptions,
-): number {
-  return putHead(null, 0, status, bodyLength, options) +
-    (options.omitBody === true ? 0 : bodyLength);
-}
-
-const NO_OPTIONS: ResponseOptions = {};
 
 /**
  * Serialize a complete HTTP/1.1 response into a new array.
  *
- * Bodiless statuses (1xx, 204, 304) get no `Content-Length` and must have an
- * empty body. A string body is sent as UTF-8. To write many responses
- * without an allocation each, use {@linkcode ResponseBuffer}.
+ * Bodiless statuses (1xx, 204, 304) get no `content-length` and must have an
+ * empty body. A string body is sent as UTF-8 (its length in bytes). To
+ * write many responses into one buffer, use {@linkcode ResponseBuffer}.
  *
  * @param status The status code, 100-999; the reason phrase comes from
  * {@linkcode STATUS_TEXT} (empty for codes not listed there).
@@ -467,54 +190,43 @@ export function writeResponse(
   body: Uint8Array | string = EMPTY,
   options: ResponseOptions = NO_OPTIONS,
 ): Uint8Array {
-  refreshDate(Date.now());
-  const bodyLength = typeof body === "string" ? utf8Length(body) : body.length;
-  const out = new Uint8Array(measure(status, bodyLength, options));
-  putResponse(out, 0, status, body, bodyLength, options);
-  return out;
+  refreshDate();
+  const out = new OutBuffer(256 + (typeof body === "string" ? body.length * 3 : body.length));
+  put(out, status, body, options);
+  return out.take();
 }
 
-const HELLO_BODY = latin1Bytes("Hello, World!");
-const HELLO_OPTIONS: ResponseOptions[] = [
-  { contentType: "text/plain" },
-  { contentType: "text/plain", keepAlive: false },
-  { contentType: "text/plain", version: "1.0" },
-];
-let helloSecond = Number.NaN;
+const HELLO_BODY = utf8("Hello, World!").slice();
+const HELLO_LINES = fieldLines(undefined, "text/plain", true);
+let helloSecond = -1;
 const helloCache: (Uint8Array | null)[] = [null, null, null];
 
-/** The cached hello response for the current `dateSecond`. */
+/** The cached hello response for the current date. */
 function hello(options: ConnectionOptions | undefined): Uint8Array {
-  if (helloSecond !== dateSecond) {
-    helloSecond = dateSecond;
+  const second = dateStamp();
+  if (helloSecond !== second) {
+    helloSecond = second;
     helloCache[0] = helloCache[1] = helloCache[2] = null;
   }
-  const index = options === undefined
-    ? 0
-    : options.keepAlive === false
-    ? 1
-    : options.version === "1.0"
-    ? 2
-    : 0;
-  let bytes = helloCache[index] ?? null;
+  const mode = connMode(options);
+  let bytes = helloCache[mode] ?? null;
   if (bytes === null) {
-    const helloOptions = HELLO_OPTIONS[index]!;
-    bytes = new Uint8Array(measure(200, HELLO_BODY.length, helloOptions));
-    putResponse(bytes, 0, 200, HELLO_BODY, HELLO_BODY.length, helloOptions);
-    helloCache[index] = bytes;
+    const out = new OutBuffer(256);
+    plainResponse(out, 200, HELLO_BODY, HELLO_LINES, mode, false);
+    bytes = helloCache[mode] = out.take();
   }
   return bytes;
 }
 
 /**
  * The response `200 OK`, `text/plain`, `Hello, World!`, from a cache that is
- * rebuilt at most once per second (when the `Date` changes).
+ * rebuilt at most once per second (when the `date` changes).
  *
  * The same array is returned to every caller within a second: do not modify
  * it.
  *
  * @param options Whether the connection is kept alive and the client's
- * version; an `HttpRequest` from `parser.ts` fits. Default keep-alive, 1.1.
+ * version; an `HttpRequest` from the parser fits. Default keep-alive, 1.1.
  *
  * @example
  * ```ts
@@ -524,13 +236,13 @@ function hello(options: ConnectionOptions | undefined): Uint8Array {
  * ```
  */
 export function helloWorldResponse(options?: ConnectionOptions): Uint8Array {
-  refreshDate(Date.now());
+  refreshDate();
   return hello(options);
 }
 
 /**
  * A response for a request that cannot be served, e.g. a parse error's
- * status: a `text/plain` body with the reason, and `Connection: close`.
+ * status: a `text/plain` body with the reason, and `connection: close`.
  *
  * @param status The status code, e.g. `HttpParseError.status`.
  * @param message The body's text. Default: the status and its reason phrase.
@@ -543,7 +255,7 @@ export function helloWorldResponse(options?: ConnectionOptions): Uint8Array {
  * ```
  */
 export function errorResponse(status: number, message?: string): Uint8Array {
-  const text = message ?? `${status} ${STATUS_TEXT[status] ?? "Error"}\n`;
+  const text = message ?? errorText(status);
   return writeResponse(status, bodiless(status) ? EMPTY : text, { keepAlive: false });
 }
 
@@ -568,9 +280,8 @@ export interface ResponseBufferOptions {
  * requests, send `buffer[0, length)` with one `write(2)`, then
  * {@linkcode ResponseBuffer.prototype.consume} what was sent.
  *
- * Writing allocates nothing (unless the buffer grows). The `Date` is checked
- * when a response is written into an empty buffer and every 64 responses
- * otherwise, so a batch costs one clock read.
+ * The `date` is checked when a response is written into an empty buffer
+ * and every 64 responses otherwise, so a batch costs one clock read.
  *
  * @example
  * ```ts
@@ -585,8 +296,7 @@ export interface ResponseBufferOptions {
  * ```
  */
 export class ResponseBuffer {
-  #buf: Uint8Array;
-  #len = 0;
+  readonly #out: OutBuffer;
   #sinceDate = 0;
 
   /**
@@ -602,12 +312,12 @@ export class ResponseBuffer {
         "Cannot create ResponseBuffer: initialSize must be a non-negative integer",
       );
     }
-    this.#buf = new Uint8Array(size);
+    this.#out = new OutBuffer(size);
   }
 
   /** The number of bytes written and not yet consumed. */
   get length(): number {
-    return this.#len;
+    return this.#out.len;
   }
 
   /**
@@ -615,12 +325,12 @@ export class ResponseBuffer {
    * buffer grows, so read it again after writing.
    */
   get buffer(): Uint8Array {
-    return this.#buf;
+    return this.#out.buf;
   }
 
   /** A view of the output, `buffer.subarray(0, length)`. */
   bytes(): Uint8Array {
-    return this.#buf.subarray(0, this.#len);
+    return this.#out.view();
   }
 
   /** Append a response like {@linkcode writeResponse} would return it. */
@@ -630,51 +340,39 @@ export class ResponseBuffer {
     options: ResponseOptions = NO_OPTIONS,
   ): void {
     this.#date();
-    const bodyLength = typeof body === "string" ? utf8Length(body) : body.length;
-    const size = measure(status, bodyLength, options);
-    this.#reserve(size);
-    this.#len = putResponse(this.#buf, this.#len, status, body, bodyLength, options);
+    put(this.#out, status, body, options);
   }
 
   /** Append the {@linkcode helloWorldResponse}. */
   writeHelloWorld(options?: ConnectionOptions): void {
     this.#date();
-    this.append(hello(options));
+    this.#out.bytes(hello(options));
   }
 
   /** Append raw bytes, e.g. a cached response. */
   append(bytes: Uint8Array): void {
-    this.#reserve(bytes.length);
-    this.#buf.set(bytes, this.#len);
-    this.#len += bytes.length;
+    this.#out.bytes(bytes);
   }
 
   /** Drop the first `n` bytes (those sent); the rest moves to the front. */
   consume(n: number): void {
-    if (!Number.isSafeInteger(n) || n < 0 || n > this.#len) {
-      throw new RangeError(`Cannot consume ${n} bytes: the buffer holds ${this.#len}`);
+    const out = this.#out;
+    if (!Number.isSafeInteger(n) || n < 0 || n > out.len) {
+      throw new RangeError(`Cannot consume ${n} bytes: the buffer holds ${out.len}`);
     }
-    if (n < this.#len) this.#buf.copyWithin(0, n, this.#len);
-    this.#len -= n;
+    if (n < out.len) out.buf.copyWithin(0, n, out.len);
+    out.len -= n;
   }
 
   /** Drop everything. */
   clear(): void {
-    this.#len = 0;
+    this.#out.len = 0;
   }
 
   #date(): void {
-    if (this.#len === 0 || ++this.#sinceDate >= 64) {
+    if (this.#out.len === 0 || ++this.#sinceDate >= 64) {
       this.#sinceDate = 0;
-      refreshDate(Date.now());
+      refreshDate();
     }
-  }
-
-  #reserve(n: number): void {
-    const needed = this.#len + n;
-    if (needed <= this.#buf.length) return;
-    const grown = new Uint8Array(Math.max(needed, this.#buf.length * 2, 1024));
-    grown.set(this.#buf.subarray(0, this.#len), 0);
-    this.#buf = grown;
   }
 }

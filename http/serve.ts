@@ -5,7 +5,7 @@
  */
 import { ServerCore } from "./_core.ts";
 import { resolveOptions } from "./_options.ts";
-import { type ErrorHandler, ServeConn, type ServeContext } from "./_serve_conn.ts";
+import { type ErrorHandler, ServeConn, type ServeContext } from "./_conn.ts";
 import type {
   HttpServer,
   NetAddr,
@@ -16,6 +16,53 @@ import type {
 } from "./types.ts";
 import { serveInWorker, startWorkers } from "./_workers.ts";
 import { isServeWorker } from "./workers.ts";
+import {
+  webSocketServe,
+  type WebSocketServeInit,
+  type WebSocketServer,
+} from "./websocket/handlers.ts";
+import { checkTlsServerOptions } from "../tls/listener.ts";
+
+/** `Deno.serve` options that `serve()` does not implement: refused, never ignored. */
+const UNSUPPORTED: readonly [string, string][] = [
+  ["cid", "vsock"],
+];
+
+/**
+ * Refuse the `Deno.serve` options `serve()` does not implement (an HTTPS
+ * app must not silently serve plaintext), and map `tcpBacklog`.
+ */
+function denoOptions(options: ServeOptions): ServeOptions {
+  const o = options as Readonly<Record<string, unknown>>;
+  const refused = UNSUPPORTED.filter(([name]) => o[name] !== undefined);
+  if (refused.length > 0) {
+    const names = refused.map(([name]) => name).join(", ");
+    const kinds = new Set(refused.map(([, kind]) => kind));
+    throw new TypeError(
+      `Cannot serve: ${names} ${refused.length === 1 ? "is" : "are"} not supported ` +
+        `(serve() does not implement ${[...kinds].join(" and ")})`,
+    );
+  }
+  if (o.automaticCompression === true) {
+    throw new TypeError(
+      "Cannot serve: automaticCompression is not supported (serve() sends bodies as given; " +
+        "compress in the handler or in a proxy)",
+    );
+  }
+  const transport = o.transport;
+  if (transport !== undefined && transport !== "tcp" && transport !== "unix") {
+    const name = JSON.stringify(transport);
+    throw new TypeError(`Cannot serve: transport ${name} is not supported (only "tcp", "unix")`);
+  }
+  if (transport === "unix" && options.path === undefined) {
+    throw new TypeError('Cannot serve: transport "unix" needs a path');
+  }
+  if (options.tcpBacklog === undefined) return options;
+  if (options.listener?.backlog !== undefined && options.listener.backlog !== options.tcpBacklog) {
+    throw new TypeError("Cannot serve: tcpBacklog and listener.backlog disagree");
+  }
+  return { ...options, listener: { ...options.listener, backlog: options.tcpBacklog } };
+}
 
 const defaultOnError: ErrorHandler = (error) => {
   console.error("ffinet http: the handler failed:", error);
@@ -35,9 +82,16 @@ const defaultOnError: ErrorHandler = (error) => {
  *
  * Three forms: `serve(handler)`, `serve({ handler, ...options })` and
  * `serve(options, handler)`. The server runs on this thread's reactor
- * (shared by the servers of the thread).
+ * (shared by the servers of the thread; `server.reactor`, for timers and
+ * raw sockets beside the server).
  *
  * - `workers: N` serves on N threads: see `workers.ts`.
+ * - HTTPS with `cert` and `key` (PEM text, as `Deno.serve`), plus
+ *   certificates chosen by SNI, an encrypted key, ALPN and client
+ *   certificates (see `ServeOptions`): `request.url` is `https://…`, and the
+ *   handler's `info.tls` tells what was negotiated. With `workers`, every
+ *   Worker shares the same session ticket keys (made and rotated in memory
+ *   by the main thread), so a client resumes on any of them.
  * - Socket activation: when `LISTEN_FDS` passes listening sockets to this
  *   process (systemd, ffinet's supervisor), a TCP server adopts one (by
  *   `listenFdName`, else the first free one) instead of binding.
@@ -49,11 +103,17 @@ const defaultOnError: ErrorHandler = (error) => {
  * @param handler The request handler (or the options, then the handler).
  * @returns The running server.
  * @throws {RangeError} For an option out of range (before anything is bound).
- * @throws {ErrnoError} When binding fails, e.g. `EADDRINUSE`.
+ * @throws {TypeError} For a `Deno.serve` option `serve()` does not implement
+ * (`cid`: no vsock; `automaticCompression: true`), named in the message.
+ * @throws {OpenSslError} For bad TLS input (a certificate that does not
+ * parse or has expired, a key that does not match it, a wrong
+ * passphrase), before anything is bound, with OpenSSL's error text.
+ * @throws {ErrnoError} When binding fails: `instanceof` the matching
+ * `Deno.errors` class, e.g. `Deno.errors.AddrInUse` for `EADDRINUSE`.
  *
  * @example
  * ```ts
- * import { serve } from "./serve.ts";
+ * import { serve } from "@ffinet/ffinet/http";
  *
  * const server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
  *   if (req.method === "POST") return Response.json(await req.json());
@@ -69,6 +129,38 @@ const defaultOnError: ErrorHandler = (error) => {
  */
 export function serve(handler: ServeHandler): HttpServer<NetAddr>;
 /**
+ * Serve with Bun's WebSocket shape: `websocket` handlers (`open`, `message`,
+ * `close`, `drain`) for every socket, and a handler that calls
+ * `server.upgrade(request, { data })` and returns nothing when it is true.
+ * `shutdown()` closes the sockets with 1001 (going away) and waits for
+ * them, up to `drainTimeoutMs`.
+ *
+ * @param init The options, `websocket` and the handler.
+ * @returns The running server, with `upgrade()`.
+ *
+ * @example A chat room
+ * ```ts
+ * import { serve } from "@ffinet/ffinet/http";
+ *
+ * const server = serve<{ name: string }>({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   onListen() {},
+ *   websocket: {
+ *     open: (ws) => ws.subscribe("room"),
+ *     message: (ws, m) => ws.publish("room", `${ws.data.name}: ${m}`),
+ *   },
+ *   handler: (req) => {
+ *     const name = new URL(req.url).searchParams.get("name") ?? "anonymous";
+ *     if (server.upgrade(req, { data: { name } })) return;
+ *     return new Response("a chat room: connect with WebSocket");
+ *   },
+ * });
+ * await server.shutdown();
+ * ```
+ */
+export function serve<T>(init: WebSocketServeInit<T>): WebSocketServer<T>;
+/**
  * Serve on a Unix socket with the handler in the options.
  *
  * @param init The options (with `path`) and the handler.
@@ -76,7 +168,7 @@ export function serve(handler: ServeHandler): HttpServer<NetAddr>;
  *
  * @example
  * ```ts
- * import { serve } from "./serve.ts";
+ * import { serve } from "@ffinet/ffinet/http";
  * const dir = await Deno.makeTempDir();
  * const server = serve({ path: `${dir}/s.sock`, onListen() {}, handler: () => new Response("hi") });
  * console.log(server.addr.path);
@@ -93,7 +185,7 @@ export function serve(init: ServeInit & { path: string }): HttpServer<UnixAddr>;
  *
  * @example
  * ```ts
- * import { serve } from "./serve.ts";
+ * import { serve } from "@ffinet/ffinet/http";
  * const server = serve({ hostname: "127.0.0.1", port: 0, onListen() {}, handler: () => new Response("hi") });
  * console.log(server.addr.port);
  * await server.shutdown();
@@ -109,7 +201,7 @@ export function serve(init: ServeInit): HttpServer<NetAddr>;
  *
  * @example
  * ```ts
- * import { serve } from "./serve.ts";
+ * import { serve } from "@ffinet/ffinet/http";
  * const dir = await Deno.makeTempDir();
  * const server = serve({ path: `${dir}/s.sock`, onListen() {} }, () => new Response("hi"));
  * console.log(server.addr.path);
@@ -130,7 +222,7 @@ export function serve(
  *
  * @example
  * ```ts
- * import { serve } from "./serve.ts";
+ * import { serve } from "@ffinet/ffinet/http";
  * const server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => new Response("hi"));
  * console.log(server.addr.port);
  * await server.shutdown();
@@ -157,11 +249,21 @@ export function serve(
   } else {
     throw new TypeError("Cannot serve: no handler function was given");
   }
+  const ws = (options as Partial<WebSocketServeInit<unknown>>).websocket !== undefined
+    ? webSocketServe(options as WebSocketServeInit<unknown>, handler)
+    : undefined;
+  if (ws !== undefined) handler = ws.handler;
+  options = denoOptions(options);
   const resolved = resolveOptions(options, false);
   const ctx: ServeContext = { handler, onError: options.onError ?? defaultOnError };
   const factory = (conn: ConstructorParameters<typeof ServeConn>[0], core: ServerCore) =>
     new ServeConn(conn, core, ctx);
-  if (isServeWorker()) return serveInWorker(resolved, factory);
-  if (resolved.workers > 1) return startWorkers(resolved, factory);
-  return new ServerCore(resolved, factory, true);
+  let server: HttpServer;
+  if (isServeWorker()) server = serveInWorker(resolved, factory);
+  else if (resolved.workers > 1) {
+    // The Workers load the certificates again; bad ones fail here first.
+    if (resolved.tls !== undefined) checkTlsServerOptions(resolved.tls);
+    server = startWorkers(resolved, factory);
+  } else server = new ServerCore(resolved, factory, true);
+  return ws !== undefined ? ws.attach(server as HttpServer<NetAddr>) : server;
 }

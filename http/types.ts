@@ -6,15 +6,18 @@
  *
  * @module
  */
-import type { ProxyProtocolOptions } from "../reactor/proxy_gate.ts";
-import type { ProxyInfo } from "../reactor/proxy_protocol.ts";
+import type { ListenerSettings } from "../reactor/listen_options.ts";
+import type { ProxyInfo } from "../reactor/proxy/protocol.ts";
+import type { Reactor } from "../reactor/reactor.ts";
+import type { TlsServerOptions } from "../tls/options.ts";
+import type { TlsInfo } from "../tls/tls_connection.ts";
 
 /**
  * A TCP peer or local address, shaped as `Deno.NetAddr`.
  *
  * @example
  * ```ts
- * import type { NetAddr } from "./types.ts";
+ * import type { NetAddr } from "@ffinet/ffinet/http";
  * const addr: NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 8000 };
  * ```
  */
@@ -32,7 +35,7 @@ export interface NetAddr {
  *
  * @example
  * ```ts
- * import type { UnixAddr } from "./types.ts";
+ * import type { UnixAddr } from "@ffinet/ffinet/http";
  * const addr: UnixAddr = { transport: "unix", path: "/run/app.sock" };
  * ```
  */
@@ -48,7 +51,7 @@ export interface UnixAddr {
  *
  * @example
  * ```ts
- * import type { ServeHandlerInfo } from "./types.ts";
+ * import type { ServeHandlerInfo } from "@ffinet/ffinet/http";
  * function who(info: ServeHandlerInfo): string {
  *   return info.remoteAddr.transport === "tcp" ? info.remoteAddr.hostname : "unix";
  * }
@@ -68,6 +71,14 @@ export interface ServeHandlerInfo {
    * connection failed before that; it then still resolves).
    */
   readonly completed: Promise<void>;
+  /**
+   * What the TLS handshake negotiated, for a server with `cert`/`key`
+   * (undefined over plaintext): `protocol` ("TLSv1.3"), `cipher`,
+   * `alpnProtocol`, `serverName` (the SNI name the client asked for),
+   * `sessionReused`, and `peerCertificate` with `authorized` for client
+   * certificates (`requestCert`). Not in `Deno.ServeHandlerInfo`.
+   */
+  readonly tls?: TlsInfo | undefined;
 }
 
 /**
@@ -76,7 +87,7 @@ export interface ServeHandlerInfo {
  *
  * @example
  * ```ts
- * import type { ServeHandler } from "./types.ts";
+ * import type { ServeHandler } from "@ffinet/ffinet/http";
  * const handler: ServeHandler = (req) => new Response(`you asked for ${new URL(req.url).pathname}`);
  * ```
  */
@@ -86,36 +97,18 @@ export type ServeHandler = (
 ) => Response | Promise<Response>;
 
 /**
- * Listener options passed through to `Listener.listen` as they are (backlog,
- * `SO_REUSEADDR`, `IPV6_V6ONLY`, `TCP_NODELAY`, PROXY protocol and the
- * other edge options).
+ * Listener options passed through to `Listener.listen` as they are: the
+ * reactor's `ListenerSettings` (backlog, the listening socket's options,
+ * `TCP_NODELAY`, PROXY protocol, the EMFILE pause) but `reusePort`, which is
+ * `ServeOptions.reusePort`. A socket option added to listeners is here too.
  *
  * @example
  * ```ts
- * import type { ListenerPassthrough } from "./types.ts";
+ * import type { ListenerPassthrough } from "@ffinet/ffinet/http";
  * const extra: ListenerPassthrough = { backlog: 1024, noDelay: true };
  * ```
  */
-export interface ListenerPassthrough {
-  /** `listen(2)` backlog. Default 511. */
-  backlog?: number;
-  /** `SO_REUSEADDR` (TCP). Default true. */
-  reuseAddress?: boolean;
-  /** `IPV6_V6ONLY` for an IPv6 host; false (the default) makes `::` dual-stack. */
-  v6Only?: boolean;
-  /** `TCP_NODELAY` on accepted connections. Default true. */
-  noDelay?: boolean;
-  /** How long accepting pauses when no fd is left (EMFILE). Default 100 ms. */
-  emfileRetryMs?: number;
-  /** Read a PROXY protocol header from trusted peers (see `info.proxy`). */
-  proxyProtocol?: ProxyProtocolOptions;
-  /** `TCP_DEFER_ACCEPT` in seconds (0: off). */
-  deferAccept?: number;
-  /** `TCP_FASTOPEN` queue length (0: off). */
-  fastOpen?: number;
-  /** `SO_INCOMING_CPU`. */
-  incomingCpu?: number;
-}
+export type ListenerPassthrough = Omit<ListenerSettings, "reusePort">;
 
 /**
  * Limits and timeouts of a server (all optional; the defaults suit a public
@@ -124,13 +117,15 @@ export interface ListenerPassthrough {
  *
  * @example
  * ```ts
- * import type { ServeLimits } from "./types.ts";
+ * import type { ServeLimits } from "@ffinet/ffinet/http";
  * const limits: ServeLimits = { maxHeaderBytes: 16384, idleTimeoutMs: 30_000 };
  * ```
  */
 export interface ServeLimits {
-  /** The largest request head (request line and headers); larger → 431. Default 8192 (16384 for `serve`). */
+  /** The largest request head (request line and headers); larger → 431. Default 16384. */
   maxHeaderBytes?: number;
+  /** The most header fields in a request head; more → 431. Default 100. */
+  maxHeaderCount?: number;
   /** The largest request body; larger → 413. Default: no limit for `serve`, 1 MiB for `serveRaw`. */
   maxBodyBytes?: number;
   /** The longest request target; longer → 414. Default 8192. */
@@ -186,7 +181,7 @@ export interface ServeLimits {
  *
  * @example
  * ```ts
- * import type { ServeOptions } from "./types.ts";
+ * import type { ServeOptions } from "@ffinet/ffinet/http";
  * const options: ServeOptions = {
  *   hostname: "127.0.0.1",
  *   port: 0,
@@ -194,7 +189,7 @@ export interface ServeLimits {
  * };
  * ```
  */
-export interface ServeOptions extends ServeLimits {
+export interface ServeOptions extends ServeLimits, TlsServerOptions {
   /** The address to bind. Default `"0.0.0.0"` (as `Deno.serve`). */
   hostname?: string;
   /** The TCP port; 0 picks a free one. Default 8000. */
@@ -205,7 +200,7 @@ export interface ServeOptions extends ServeLimits {
   reusePort?: boolean;
   /** Aborting it shuts the server down gracefully, as `shutdown()`. */
   signal?: AbortSignal;
-  /** Called once the server accepts connections. Default: logs `Listening on http://HOST:PORT/`. */
+  /** Called once the server accepts connections. Default: logs `Listening on http://HOST:PORT/` (`https://` with `cert`). */
   onListen?: (localAddr: NetAddr | UnixAddr) => void;
   /**
    * Makes the response for a handler that threw or rejected. Default: 500
@@ -235,10 +230,28 @@ export interface ServeOptions extends ServeLimits {
    * worker), false otherwise.
    */
   drainOnSignals?: boolean;
-  /** Reactor tuning for the thread's reactor (see `ReactorOptions`). */
+  /**
+   * Reactor tuning for the thread's reactor (see `ReactorOptions`). All
+   * servers of a thread share one reactor, made by the first of them: a
+   * later server that asks for other values while it runs gets a
+   * `RangeError` (its values could not apply).
+   */
   reactor?: { sliceMs?: number; busyWaitMs?: number };
+  /** `listen(2)` backlog, as `Deno.serve`'s `tcpBacklog` (same as `listener.backlog`). */
+  tcpBacklog?: number;
   /** Listener options passed through as they are. */
   listener?: ListenerPassthrough;
+  /**
+   * As `Deno.serve`: the format of `key`; only `"pem"` (the default). With
+   * `cert` and `key` (PEM text) the server speaks HTTPS: TLS 1.2 and 1.3
+   * through OpenSSL, session tickets on (shared by all `workers`, rotated
+   * every `ticketKeyRotationMs`). The other TLS options (`certificates`
+   * chosen by SNI, `passphrase`, `alpnProtocols`, client certificates with
+   * `ca`/`requestCert`/`rejectUnauthorized`, `handshakeTimeoutMs`) are
+   * ffinet's. Bad TLS input throws before anything is bound, with
+   * OpenSSL's error text.
+   */
+  keyFormat?: "pem";
 }
 
 /**
@@ -246,7 +259,7 @@ export interface ServeOptions extends ServeLimits {
  *
  * @example
  * ```ts
- * import type { ServeInit } from "./types.ts";
+ * import type { ServeInit } from "@ffinet/ffinet/http";
  * const init: ServeInit = { port: 0, handler: () => new Response("hi") };
  * ```
  */
@@ -261,7 +274,7 @@ export interface ServeInit extends ServeOptions {
  *
  * @example
  * ```ts
- * import type { HttpServer } from "./types.ts";
+ * import type { HttpServer } from "@ffinet/ffinet/http";
  * async function stop(server: HttpServer): Promise<void> {
  *   await server.shutdown();
  *   await server.finished;
@@ -282,8 +295,22 @@ export interface HttpServer<A extends NetAddr | UnixAddr = NetAddr | UnixAddr>
    * `finished`).
    */
   shutdown(): Promise<void>;
-  /** Kept for `Deno.HttpServer` compatibility; the reactor always keeps the process alive. */
+  /**
+   * The reactor this server runs on: the thread's reactor, shared by the
+   * servers of the thread. Timers, raw sockets and listeners put on it run
+   * on the same loop as the server (no second `epoll_wait`). It runs while
+   * a server of the thread runs: once the last one has finished it is
+   * stopped and closed. `null` for a `workers: N` server, which serves in
+   * Workers, each with its own reactor.
+   */
+  readonly reactor: Reactor | null;
+  /** Keep the process alive while the server runs (the default; undoes `unref()`), as `Deno.HttpServer.ref()`. */
   ref(): void;
-  /** Kept for `Deno.HttpServer` compatibility; does nothing (see `ref`). */
+  /**
+   * Let the process exit while this server runs, as `Deno.HttpServer.unref()`:
+   * once nothing else keeps it alive (another ref'd server of the thread,
+   * timers, other I/O), the process exits. A `shutdown()` under way holds
+   * the process until it has finished.
+   */
   unref(): void;
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import { ServerRequest } from "./_request.ts";
-import { UPGRADES } from "./_upgrades.ts";
+import { UPGRADES } from "./_exchange.ts";
 
 /**
  * A connection handed over by {@linkcode upgradeConnection}: the raw ffinet
@@ -13,7 +13,7 @@ import { UPGRADES } from "./_upgrades.ts";
  *
  * @example
  * ```ts
- * import type { UpgradedConnection } from "./upgrade.ts";
+ * import type { UpgradedConnection } from "@ffinet/ffinet/http";
  * function echo({ conn, head }: UpgradedConnection): void {
  *   if (head.length > 0) conn.write(head);
  *   conn.onData = (data) => conn.write(data);
@@ -28,6 +28,28 @@ export interface UpgradedConnection {
   conn: RawConnection;
   /** Bytes received after the request head (a copy; may be empty). */
   head: Uint8Array;
+  /**
+   * Make the server's `shutdown()` wait for this connection: `goingAway`
+   * runs when the drain begins (the protocol's polite close, like a
+   * WebSocket's 1001), the connection is aborted at the drain timeout, and
+   * the returned function is to be called once the connection is closed.
+   * A connection never held is not waited for.
+   */
+  hold(goingAway: () => void): () => void;
+}
+
+/**
+ * Whether `request` is one that ffinet's `serve()` gave a handler (and so
+ * may be upgraded with {@linkcode upgradeConnection}).
+ *
+ * @example
+ * ```ts
+ * import { isServeRequest } from "@ffinet/ffinet/http";
+ * console.log(isServeRequest(new Request("http://localhost/"))); // false
+ * ```
+ */
+export function isServeRequest(request: unknown): request is Request {
+  return request instanceof ServerRequest;
 }
 
 /**
@@ -36,7 +58,7 @@ export interface UpgradedConnection {
  *
  * @example
  * ```ts
- * import type { RawConnection } from "./upgrade.ts";
+ * import type { RawConnection } from "@ffinet/ffinet/http";
  * function greet(conn: RawConnection): void {
  *   conn.write(new TextEncoder().encode("hi"));
  *   conn.onData = (data) => conn.write(data);
@@ -89,7 +111,7 @@ export interface UpgradeOptions {
  *
  * @example An echo protocol after 101
  * ```ts
- * import { serve, upgradeConnection } from "./mod.ts";
+ * import { serve, upgradeConnection } from "@ffinet/ffinet/http";
  *
  * const server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
  *   const { response, connection } = upgradeConnection(req);
@@ -109,7 +131,13 @@ export function upgradeConnection(
   if (!(request instanceof ServerRequest)) {
     throw new TypeError("Cannot upgrade: the request did not come from an ffinet serve() handler");
   }
+  // 101 as Deno's upgrade responses (a middleware may look); the Response
+  // constructor refuses it, so the status is set on the object.
   const response = new Response(null, { status: 200 });
+  Object.defineProperties(response, {
+    status: { value: 101 },
+    ok: { value: false },
+  });
   const headers = new Headers(options.headers);
   let resolve!: (u: UpgradedConnection) => void;
   let reject!: (e: Error) => void;
@@ -119,6 +147,6 @@ export function upgradeConnection(
   });
   // Unhandled if nobody listens and the upgrade fails: that is fine.
   connection.catch(() => {});
-  UPGRADES.set(response, { request, headers, resolve, reject });
+  UPGRADES.set(response, { request, headers, resolve, reject, used: false });
   return { response, connection };
 }

@@ -13,6 +13,11 @@
  *
  * Keep the main module's top level to setting up the server: it runs once
  * per thread. Only the first `serve()` call of a Worker becomes its server.
+ * The Workers start one after the other. A Worker that dies of an uncaught
+ * error (a rejected promise nobody handles included) has its listener
+ * closed at once by the main thread, so the kernel stops handing it
+ * connections, and is started again (after 100 ms, doubling up to 5 s while
+ * it keeps dying; reset after 30 s up); its error goes to `console.error`.
  * `shutdown()` on the main thread drains every Worker, and `finished`
  * resolves when all have stopped. A TCP port is needed (not `path`), and
  * socket activation is not combined with `workers`.
@@ -20,7 +25,7 @@
  * @example
  * ```ts
  * // main.ts: run with `deno run -A main.ts`
- * import { serve } from "./mod.ts";
+ * import { serve } from "@ffinet/ffinet/http";
  * function main(): void {
  *   const workers = navigator.hardwareConcurrency;
  *   serve({ port: 8080, workers, handler: () => new Response("hi") });
@@ -41,6 +46,19 @@
  */
 export const WORKER_NAME_PREFIX = "ffinet-serve-worker-";
 
+/**
+ * The type of the message a Worker of `serve({ workers })` posts to the
+ * main thread for a WebSocket `publish`; the main thread relays it to the
+ * other Workers (postMessage queues never drop, unlike a BroadcastChannel's).
+ *
+ * @example
+ * ```ts
+ * import { WEBSOCKET_PUBLISH } from "./workers.ts";
+ * console.log({ type: WEBSOCKET_PUBLISH, topic: "room", data: "hi" });
+ * ```
+ */
+export const WEBSOCKET_PUBLISH = "ffinet.websocket.publish";
+
 // deno-lint-ignore no-explicit-any
 const scope = globalThis as any;
 
@@ -49,7 +67,7 @@ const scope = globalThis as any;
  *
  * @example
  * ```ts
- * import { isServeWorker } from "./workers.ts";
+ * import { isServeWorker } from "@ffinet/ffinet/http";
  * if (!isServeWorker()) console.log("main thread");
  * ```
  */

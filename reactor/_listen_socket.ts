@@ -1,14 +1,15 @@
 /**
  * The listening socket's setup for `Listener`: adopting an
  * inherited fd, binding a Unix socket with an exact mode (fchmod before
- * bind, never a path), probing a stale socket file without blocking, and the
+ * bind, then the file's inode through `O_PATH`; the umask is never
+ * changed), probing a stale socket file without blocking, and the
  * spare fd of the EMFILE trick. Internal (not exported by `mod.ts`).
  *
  * @module
  */
 import { F, O } from "../ffi/constants.ts";
 import { EADDRINUSE, ECONNREFUSED, ENOENT, ErrnoError } from "../ffi/errno.ts";
-import { fchmod, openFile, umask } from "../ffi/process.ts";
+import { chmodSocketFile, fchmod, openFile, unlink } from "../ffi/process.ts";
 import type { SocketAddress } from "../ffi/sockaddr.ts";
 import { Socket } from "../ffi/socket.ts";
 import * as sys from "../ffi/syscalls.ts";
@@ -43,10 +44,12 @@ export function adoptListeningFd(fd: number): Socket {
 }
 
 /**
- * Bind a Unix socket with exactly `mode`: Linux creates the socket file with
- * the socket inode's mode less the umask, so `fchmod` the socket first and,
- * only if the umask would take bits away from `mode`, narrow the umask for
- * the `bind` call. No path is touched after the file exists.
+ * Bind a Unix socket with exactly `mode`, never touching the process-wide
+ * umask (other threads create files meanwhile). `fchmod` on the socket first
+ * makes the file Linux creates at `bind` no wider than `mode` (it gets the
+ * socket's mode less the umask); then the file is given exactly `mode`
+ * through an `O_PATH` handle on that inode (`chmodSocketFile`), which puts
+ * back any bit the umask took and follows no symlink.
  */
 export function bindUnix(socket: Socket, path: string, mode: number | undefined): void {
   const addr: SocketAddress = { family: "unix", path };
@@ -55,29 +58,16 @@ export function bindUnix(socket: Socket, path: string, mode: number | undefined)
     return;
   }
   fchmod(socket.fd, mode);
-  const old = currentUmask();
-  const needed = old & ~mode; // keep every umask bit the caller did not ask for
-  if (needed === old) {
-    socket.bind(addr);
-    return;
-  }
-  umask(needed);
+  socket.bind(addr);
+  if (path.startsWith("\0")) return; // an abstract name has no file
   try {
-    socket.bind(addr);
-  } finally {
-    umask(old);
+    chmodSocketFile(path, mode);
+  } catch (e) {
+    try {
+      unlink(path);
+    } catch { /* gone already */ }
+    throw e;
   }
-}
-
-/** The umask, read without changing it (`/proc/self/status`, Linux >= 4.7). */
-function currentUmask(): number {
-  try {
-    const m = /^Umask:\s*([0-7]+)$/m.exec(Deno.readTextFileSync("/proc/self/status"));
-    if (m !== null) return parseInt(m[1]!, 8);
-  } catch { /* no /proc: fall back below */ }
-  const old = umask(0o077); // briefly the strictest sensible mask, never a looser one
-  umask(old);
-  return old;
 }
 
 /**

@@ -102,3 +102,65 @@ export class OutputQueue {
     }
   }
 }
+
+// ---------------------------------------------------------------------------
+// Corking: a connection's second and later writes of one turn of the loop.
+
+/** The most bytes a connection corks before it sends them at once. */
+export const CORK_LIMIT = 64 * 1024;
+
+/**
+ * The write turns of this thread: `epoch` counts flushes of corked writes
+ * (at the end of each turn of Deno's event loop that corked any, and after
+ * each batch of a reactor's loop); `writes` counts `write()` calls (the run
+ * loop tells by it whether the app wrote while it was parked).
+ */
+export const writeTurns = { epoch: 0, writes: 0 };
+
+type Flusher<T> = (owner: T) => void;
+const corkedOwners: unknown[] = [];
+const corkedFlushers: Flusher<never>[] = [];
+let flushScheduled = false;
+const spareCorks: Uint8Array[] = [];
+
+/**
+ * Have `flush(owner)` called once this turn's microtasks have run: by a
+ * `setImmediate`, or sooner by a reactor's run loop at the end of its batch
+ * (before it waits).
+ */
+export function deferFlush<T>(owner: T, flush: Flusher<T>): void {
+  corkedOwners.push(owner);
+  corkedFlushers.push(flush as Flusher<never>);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushScheduledCorked);
+  }
+}
+
+/** Flush every corked connection; a new write turn starts. */
+export function flushCorked(): void {
+  writeTurns.epoch++;
+  if (corkedOwners.length === 0) return;
+  // A flush may cork again (an onDrain that writes twice): those join this pass.
+  for (let i = 0; i < corkedOwners.length; i++) {
+    (corkedFlushers[i] as Flusher<unknown>)(corkedOwners[i]);
+  }
+  corkedOwners.length = 0;
+  corkedFlushers.length = 0;
+}
+
+/** The scheduled flush (it may find the loop has flushed already). */
+function flushScheduledCorked(): void {
+  flushScheduled = false;
+  flushCorked();
+}
+
+/** A cork buffer of {@linkcode CORK_LIMIT} bytes (reused). */
+export function takeCork(): Uint8Array {
+  return spareCorks.pop() ?? new Uint8Array(CORK_LIMIT);
+}
+
+/** Give a cork buffer back once nothing refers to its bytes. */
+export function returnCork(cork: Uint8Array): void {
+  if (spareCorks.length < 8) spareCorks.push(cork);
+}

@@ -26,7 +26,7 @@ import { Connection, type ConnectionOptions, resolveConnectionOptions } from "./
 import { Interest } from "./interest.ts";
 import type { Reactor } from "./reactor.ts";
 import { MAX_TIMER_MS } from "./timer_queue.ts";
-import { booleanOption, finiteOption, integerOption, signalOption } from "./_validate.ts";
+import { booleanOption, finiteOption, integerOption, signalOption } from "../ffi/validate.ts";
 
 /**
  * Where to connect: a host (a name such as `"localhost"`, or an IPv4/IPv6
@@ -92,8 +92,8 @@ function literalAddress(host: string, port: number): SocketAddress | undefined {
  *
  * @example
  * ```ts
- * import { connect, Listener, Reactor } from "./mod.ts";
- * import type { InetAddress } from "../ffi/sockaddr.ts";
+ * import { connect, Listener, Reactor } from "@ffinet/ffinet/reactor";
+ * import type { InetAddress } from "@ffinet/ffinet/ffi";
  * await using reactor = new Reactor();
  * using listener = Listener.listen(reactor, { host: "127.0.0.1", port: 0 });
  * const { port } = listener.address() as InetAddress;

@@ -6,7 +6,7 @@
  */
 import { SCM_MAX_FD } from "../ffi/msghdr.ts";
 import { MAX_TIMER_MS } from "./timer_queue.ts";
-import { booleanOption, finiteOption, integerOption } from "./_validate.ts";
+import { booleanOption, finiteOption, integerOption } from "../ffi/validate.ts";
 
 /** Options for connections (also accepted by listeners and `connect`). */
 export interface ConnectionOptions {

@@ -26,7 +26,7 @@ import * as sys from "../ffi/syscalls.ts";
 import { Interest } from "./interest.ts";
 import type { Reactor } from "./reactor.ts";
 import type { Registration } from "./registration.ts";
-import { booleanOption, integerOption } from "./_validate.ts";
+import { booleanOption, integerOption } from "../ffi/validate.ts";
 
 /** `ENOBUFS`: the interface queue is full; the datagram is dropped like on EAGAIN. */
 const ENOBUFS = 105;
@@ -77,7 +77,7 @@ function toAddress(
  *
  * @example A UDP echo
  * ```ts
- * import { DatagramSocket, Reactor } from "./mod.ts";
+ * import { DatagramSocket, Reactor } from "@ffinet/ffinet/reactor";
  * await using reactor = new Reactor();
  * using udp = DatagramSocket.open(reactor, { bind: { host: "127.0.0.1", port: 0 } });
  * udp.onMessage = (data, from) => udp.send(data, from);
@@ -133,7 +133,7 @@ export class DatagramSocket implements Disposable {
    *
    * @example
    * ```ts
-   * import { DatagramSocket, Reactor } from "./mod.ts";
+   * import { DatagramSocket, Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * using udp = DatagramSocket.open(reactor, { connect: { host: "127.0.0.1", port: 9 } });
    * ```
@@ -199,7 +199,7 @@ export class DatagramSocket implements Disposable {
    *
    * @example
    * ```ts
-   * import { DatagramSocket, Reactor } from "./mod.ts";
+   * import { DatagramSocket, Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * using udp = DatagramSocket.open(reactor, { bind: { host: "127.0.0.1", port: 0 } });
    * udp.send(new TextEncoder().encode("ping"), udp.address());
@@ -246,7 +246,7 @@ export class DatagramSocket implements Disposable {
    *
    * @example
    * ```ts
-   * import { DatagramSocket, Reactor } from "./mod.ts";
+   * import { DatagramSocket, Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * const udp = DatagramSocket.open(reactor);
    * udp.close();

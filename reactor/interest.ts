@@ -20,7 +20,7 @@ import { EPOLL } from "../ffi/constants.ts";
  *
  * @example
  * ```ts
- * import { Interest } from "./interest.ts";
+ * import { Interest } from "@ffinet/ffinet/reactor";
  * const i = Interest.READABLE | Interest.READ_CLOSED | Interest.EDGE;
  * ```
  */
@@ -60,7 +60,8 @@ const ALL_BITS = EVENT_BITS | EPOLL.ET | EPOLL.ONESHOT | EPOLL.EXCLUSIVE;
  *
  * @example
  * ```ts
- * import { Interest, validateInterest } from "./interest.ts";
+ * import { Interest } from "@ffinet/ffinet/reactor";
+ * import { validateInterest } from "./interest.ts";
  * validateInterest(Interest.READABLE | Interest.EDGE);
  * ```
  */
@@ -80,7 +81,8 @@ export function validateInterest(interest: number, action = "register fd"): numb
  *
  * @example
  * ```ts
- * import { hasEvents, Interest } from "./interest.ts";
+ * import { Interest } from "@ffinet/ffinet/reactor";
+ * import { hasEvents } from "./interest.ts";
  * hasEvents(Interest.EDGE); // false
  * ```
  */
@@ -93,7 +95,7 @@ export function hasEvents(interest: number): boolean {
  *
  * @example
  * ```ts
- * import { formatInterest, Interest } from "./interest.ts";
+ * import { formatInterest, Interest } from "@ffinet/ffinet/reactor";
  * formatInterest(Interest.READABLE | Interest.ONESHOT); // "READABLE|ONESHOT"
  * ```
  */

@@ -24,9 +24,9 @@ import { Interest } from "./interest.ts";
 import { type Reactor, reactorControl } from "./reactor.ts";
 import type { Registration } from "./registration.ts";
 import type { Timer } from "./timer_queue.ts";
-import { applyEdgeOptions, checkEdgeOptions } from "./proxy_edge.ts";
-import { ProxyGate, type ProxyGateStats } from "./proxy_gate.ts";
+import { ProxyGate, type ProxyGateStats } from "./proxy/gate.ts";
 import {
+  applyListenSocketOptions,
   type CheckedListen,
   checkListenOptions,
   type ListenerErrorHandler,
@@ -59,7 +59,7 @@ const CREATED_PATHS = new Set<string>();
  *
  * @example
  * ```ts
- * import { Listener, Reactor } from "./mod.ts";
+ * import { Listener, Reactor } from "@ffinet/ffinet/reactor";
  * await using reactor = new Reactor();
  * using listener = Listener.listen(reactor, { host: "127.0.0.1", port: 0 }, (conn) => {
  *   conn.onData = (data) => conn.write(data);
@@ -150,7 +150,7 @@ export class Listener implements Disposable {
    *
    * @example
    * ```ts
-   * import { Listener, Reactor } from "./mod.ts";
+   * import { Listener, Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * using l = Listener.listen(reactor, { host: "::1", port: 0, reusePort: true });
    * console.log(l.address());
@@ -162,8 +162,7 @@ export class Listener implements Disposable {
     onConnection: (conn: Connection) => void = (conn) => conn.close(),
   ): Listener {
     const checked = checkListenOptions(options);
-    checkEdgeOptions(options, "path" in options);
-    const gate = options.proxyProtocol && new ProxyGate(options.proxyProtocol);
+    const gate = checked.proxyProtocol && new ProxyGate(checked.proxyProtocol);
     if (typeof onConnection !== "function") {
       throw new TypeError("Cannot listen: onConnection is not a function");
     }
@@ -177,7 +176,7 @@ export class Listener implements Disposable {
         throw e;
       }
       try {
-        applyEdgeOptions(socket, options);
+        applyListenSocketOptions(socket, checked, "listen", "fd");
       } catch (e) {
         socket.close();
         throw e;
@@ -192,7 +191,7 @@ export class Listener implements Disposable {
       try {
         if (!abstract) removeStaleSocket(path);
         bindUnix(socket, path, checked.mode);
-        applyEdgeOptions(socket, options);
+        applyListenSocketOptions(socket, checked, "listen", "unix");
         socket.listen(checked.backlog);
         if (!abstract) CREATED_PATHS.add(path);
       } catch (e) {
@@ -211,11 +210,10 @@ export class Listener implements Disposable {
     const addr = ipAddress(options.host ?? "127.0.0.1", options.port);
     const socket = Socket.create(addr.family, "stream");
     try {
-      if (checked.reuseAddress) socket.setOption("reuseAddress", true);
-      if (checked.reusePort) socket.setOption("reusePort", true);
-      if (addr.family === "inet6") socket.setOption("v6Only", checked.v6Only);
+      const kind = addr.family === "inet6" ? "inet6" : "tcp";
+      applyListenSocketOptions(socket, checked, "bind", kind);
       socket.bind(addr);
-      applyEdgeOptions(socket, options);
+      applyListenSocketOptions(socket, checked, "listen", kind);
       socket.listen(checked.backlog);
     } catch (e) {
       socket.close();
@@ -392,7 +390,7 @@ export class Listener implements Disposable {
    *
    * @example
    * ```ts
-   * import { Listener, Reactor } from "./mod.ts";
+   * import { Listener, Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * const listener = Listener.listen(reactor, { port: 0 });
    * listener.close();

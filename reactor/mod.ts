@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts
- * import { Interest, Reactor } from "./mod.ts";
+ * import { Interest, Reactor } from "@ffinet/ffinet/reactor";
  * await using reactor = new Reactor();
  * console.log(Interest.READABLE | Interest.EDGE);
  * ```
@@ -45,9 +45,36 @@ export {
 export { connect, type ConnectOptions, type ConnectTarget } from "./connect.ts";
 export { type DatagramOptions, DatagramSocket, type DatagramStats } from "./datagram.ts";
 
-// PROXY protocol and edge options of listeners (helper "proxy" owns these modules).
-export type { EdgeListenOptions } from "./proxy_edge.ts";
-export type { ProxyGateStats, ProxyProtocolOptions } from "./proxy_gate.ts";
+// The ffi types the reactor's objects hand out: the socket each one wraps,
+// its options and the addresses it reports.
+export {
+  type ConnectState,
+  Socket,
+  type SocketCreateOptions,
+  type SocketFamily,
+  type SocketType,
+} from "../ffi/socket.ts";
+export {
+  type Linger,
+  SOCKET_OPTIONS,
+  type SocketOptionKinds,
+  type SocketOptionName,
+  type SocketOptionValue,
+  type WritableSocketOptionName,
+} from "../ffi/sockopt.ts";
+export {
+  formatAddress,
+  type Inet6Address,
+  type InetAddress,
+  type SocketAddress,
+  type UnixAddress,
+} from "../ffi/sockaddr.ts";
+export { ErrnoError, type ErrnoErrorOptions, errnoName } from "../ffi/errno.ts";
+
+export type { ListenerSettings, ListenSocketOptions } from "./listen_options.ts";
+
+// The PROXY protocol.
+export type { ProxyGateStats, ProxyProtocolOptions } from "./proxy/gate.ts";
 export {
   crc32c,
   parseProxyHeader,
@@ -61,4 +88,4 @@ export {
   type ProxyProtocolVersion,
   type ProxySslInfo,
   type ProxyTlv,
-} from "./proxy_protocol.ts";
+} from "./proxy/protocol.ts";

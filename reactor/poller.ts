@@ -10,9 +10,9 @@
  *
  * @module
  */
-import { EPOLL, TFD } from "../ffi/constants.ts";
+import { EPOLL } from "../ffi/constants.ts";
 import { EPOLL_EVENT } from "../ffi/epoll_event.ts";
-import { EBADF, EEXIST, EINTR, EINVAL, EMFILE, ENFILE, ENOENT, ErrnoError } from "../ffi/errno.ts";
+import { EBADF, EEXIST, EINTR, EINVAL, ENOENT, ErrnoError } from "../ffi/errno.ts";
 import * as sys from "../ffi/syscalls.ts";
 import { formatInterest } from "./interest.ts";
 
@@ -26,9 +26,6 @@ export interface PollerOptions {
 
 /** `EPERM` from `epoll_ctl`: the fd kind cannot be polled (a regular file, a directory). */
 const EPERM = 1;
-
-/** How long a yield to Deno's event loop waits (see `pollAsync(0)`). */
-const YIELD_MICROS = 100;
 
 /** The epoll_ctl operations, by name, for messages. */
 type CtlOp = "add" | "modify" | "delete";
@@ -55,12 +52,6 @@ export class Poller {
   #evWords = new Uint32Array(this.#ev.buffer);
   #closed = false;
   #waitingAsync = false;
-  // The yield instance: a timerfd alone in a second epoll set (see #yieldToDeno).
-  #yieldEpfd = -1;
-  #yieldTimer = -1;
-  #yieldSpec = new BigInt64Array([0n, 0n, 0n, BigInt(YIELD_MICROS * 1000)]);
-  #yieldEvents = new Uint8Array(EPOLL_EVENT.size);
-  #yieldDrain = new Uint8Array(8);
   /** Words per event in {@linkcode Poller.words}: 3 on x86_64, 4 on aarch64. */
   readonly stride: number = EPOLL_EVENT.size / 4;
   /** Word offset of the token within an event; the generation follows it. */
@@ -112,8 +103,8 @@ export class Poller {
    * @example
    * ```ts
    * import { Poller } from "./poller.ts";
-   * import { Interest } from "./interest.ts";
-   * import { closeFd, eventfd } from "../ffi/fd.ts";
+   * import { Interest } from "@ffinet/ffinet/reactor";
+   * import { closeFd, eventfd } from "@ffinet/ffinet/ffi";
    * const poller = new Poller();
    * const fd = eventfd();
    * poller.add(fd, Interest.READABLE, 1, 1); // token 1, generation 1
@@ -131,8 +122,8 @@ export class Poller {
    * @example
    * ```ts
    * import { Poller } from "./poller.ts";
-   * import { Interest } from "./interest.ts";
-   * import { closeFd, eventfd } from "../ffi/fd.ts";
+   * import { Interest } from "@ffinet/ffinet/reactor";
+   * import { closeFd, eventfd } from "@ffinet/ffinet/ffi";
    * const poller = new Poller();
    * const fd = eventfd();
    * poller.add(fd, Interest.READABLE, 1, 1);
@@ -151,8 +142,8 @@ export class Poller {
    * @example
    * ```ts
    * import { Poller } from "./poller.ts";
-   * import { Interest } from "./interest.ts";
-   * import { closeFd, eventfd } from "../ffi/fd.ts";
+   * import { Interest } from "@ffinet/ffinet/reactor";
+   * import { closeFd, eventfd } from "@ffinet/ffinet/ffi";
    * const poller = new Poller();
    * const fd = eventfd();
    * poller.add(fd, Interest.READABLE, 1, 1);
@@ -189,10 +180,8 @@ export class Poller {
   /**
    * Wait on a pool thread, leaving this thread's event loop free. Resolves
    * to the number of events (0 when the call failed: errno is not readable
-   * off-thread, and the only expected failure is EINTR).
-   *
-   * `timeoutMs` 0 means "yield": let Deno's event loop take one full turn
-   * (timers, I/O, signal listeners), then poll without blocking.
+   * off-thread, and the only expected failure is EINTR). `timeoutMs` -1
+   * waits until an event (the reactor's waker ends such a wait).
    *
    * @example
    * ```ts
@@ -206,61 +195,11 @@ export class Poller {
     if (this.#waitingAsync) throw new Error("Cannot wait: an asynchronous wait is already parked");
     this.#waitingAsync = true;
     try {
-      if (timeoutMs === 0) {
-        await this.#yieldToDeno();
-        return this.poll(0);
-      }
       const n = await sys.epollWaitAsync(this.epfd, this.#events, this.#capacity, timeoutMs);
       return n < 0 ? 0 : n;
     } finally {
       this.#waitingAsync = false;
     }
-  }
-
-  /**
-   * Deno (2.9) runs another tick at once, without turning its timer and I/O
-   * drivers, when an op has already completed by the end of a tick. An
-   * off-thread `epoll_wait(…, 0)` (or one on a busy set) completes within
-   * microseconds, so a loop yielding with it starves Deno's timers, fetches
-   * and signal listeners (measured: 1 to 20 of 30 setTimeout(10) ticks in
-   * 300 ms of busy reactor). Waiting instead on a timerfd that fires after
-   * YIELD_MICROS, alone in a second epoll set that no ready fd can end early,
-   * outlasts the tick, so Deno parks and serves its macrotasks.
-   */
-  async #yieldToDeno(): Promise<void> {
-    if (this.#yieldEpfd < 0 && !this.#openYield()) {
-      // No fd to spare (EMFILE/ENFILE): a timer yields to Deno too. The
-      // yield fds are tried again next time.
-      await new Promise<void>((resolve) => setTimeout(resolve, 0));
-      return;
-    }
-    sys.timerfd_settime(this.#yieldTimer, 0, this.#yieldSpec);
-    await sys.epollWaitAsync(this.#yieldEpfd, this.#yieldEvents, 1, 10);
-    sys.read(this.#yieldTimer, this.#yieldDrain, 8); // reset the expiry count
-  }
-
-  /** Open the yield fds; false when no fd is left (EMFILE/ENFILE). */
-  #openYield(): boolean {
-    const ep = sys.epoll_create1(EPOLL.CLOEXEC);
-    if (ep === -EMFILE || ep === -ENFILE) return false;
-    if (ep < 0) throw new ErrnoError("epoll_create1", -ep);
-    const tfd = sys.timerfd_create(TFD.CLOCK_MONOTONIC, TFD.NONBLOCK | TFD.CLOEXEC);
-    if (tfd < 0) {
-      sys.close(ep);
-      if (tfd === -EMFILE || tfd === -ENFILE) return false;
-      throw new ErrnoError("timerfd_create", -tfd);
-    }
-    const ev = new Uint8Array(EPOLL_EVENT.size);
-    new DataView(ev.buffer).setUint32(0, EPOLL.IN, true);
-    const r = sys.epoll_ctl(ep, EPOLL.CTL_ADD, tfd, ev);
-    if (r < 0) {
-      sys.close(tfd);
-      sys.close(ep);
-      throw new ErrnoError("epoll_ctl(add)", -r, { detail: "yield timerfd" });
-    }
-    this.#yieldEpfd = ep;
-    this.#yieldTimer = tfd;
-    return true;
   }
 
   /**
@@ -301,10 +240,6 @@ export class Poller {
     }
     this.#closed = true;
     sys.close(this.epfd);
-    if (this.#yieldEpfd >= 0) {
-      sys.close(this.#yieldTimer);
-      sys.close(this.#yieldEpfd);
-    }
   }
 }
 

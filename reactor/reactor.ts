@@ -18,7 +18,7 @@
  *
  * @example An eventfd made readable by a timer
  * ```ts
- * import { Interest, Reactor } from "./mod.ts";
+ * import { Interest, Reactor } from "@ffinet/ffinet/reactor";
  * import * as fd from "../ffi/fd.ts";
  *
  * const reactor = new Reactor();
@@ -50,7 +50,7 @@ import {
   registrationControl,
 } from "./registration.ts";
 import { MAX_TIMER_MS, type Timer, TimerQueue } from "./timer_queue.ts";
-import { finiteOption, integerOption } from "./_validate.ts";
+import { finiteOption, integerOption } from "../ffi/validate.ts";
 import { type LoopHost, runLoop } from "./_run_loop.ts";
 import type {
   ReactorErrorHandler,
@@ -79,7 +79,7 @@ export const reactorControl = {} as {
  *
  * @example Stop on a signal and close with `await using`
  * ```ts
- * import { Reactor } from "./reactor.ts";
+ * import { Reactor } from "@ffinet/ffinet/reactor";
  * await using reactor = new Reactor({ onError: (e) => console.error("callback failed:", e) });
  * reactor.addSignalListener("SIGTERM", () => reactor.stop());
  * reactor.setTimeout(() => reactor.stop(), 10);
@@ -105,6 +105,7 @@ export class Reactor implements AsyncDisposable {
   #running: Promise<void> | undefined;
   #stopping = false;
   #closed = false;
+  #refed = true;
   #signals: { signal: Deno.Signal; callback: () => void; handler: () => void }[] = [];
   #now = performance.now();
   #loopHost: LoopHost;
@@ -114,6 +115,7 @@ export class Reactor implements AsyncDisposable {
     staleEvents: 0,
     polls: 0,
     parks: 0,
+    turns: 0,
     wakeups: 0,
     timersFired: 0,
   };
@@ -158,6 +160,7 @@ export class Reactor implements AsyncDisposable {
       sliceMs: this.#sliceMs,
       busyWaitMs: this.#busyWaitMs,
       stopping: () => this.#stopping,
+      refed: () => this.#refed,
       setNow: (now) => {
         this.#now = now;
       },
@@ -199,14 +202,54 @@ export class Reactor implements AsyncDisposable {
   }
 
   /**
+   * Let the process exit while this reactor is idle, as `Deno.Listener.unref()`:
+   * when nothing else keeps Deno's event loop alive, the process exits
+   * (within about 100 ms) even though `run()` is in progress. While events
+   * keep arriving the loop runs as usual. `ref()` undoes it.
+   *
+   * @example
+   * ```ts
+   * import { Reactor } from "@ffinet/ffinet/reactor";
+   * const reactor = new Reactor();
+   * reactor.unref();
+   * void reactor.run(); // does not hold the process open once idle
+   * ```
+   */
+  unref(): void {
+    this.#refed = false;
+  }
+
+  /**
+   * Keep the process alive while `run()` is in progress (the default; undoes
+   * {@linkcode Reactor.unref}).
+   *
+   * @example
+   * ```ts
+   * import { Reactor } from "@ffinet/ffinet/reactor";
+   * const reactor = new Reactor();
+   * reactor.unref();
+   * reactor.ref();
+   * console.log(reactor.refed); // true
+   * ```
+   */
+  ref(): void {
+    this.#refed = true;
+  }
+
+  /** Whether a running reactor keeps the process alive (see {@linkcode Reactor.unref}). */
+  get refed(): boolean {
+    return this.#refed;
+  }
+
+  /**
    * Register an fd. The callback receives a {@linkcode Readiness} and the
    * registration. The registration does not own the fd: deregister it before
    * closing the fd (`using reg = …` deregisters at the end of the block).
    *
    * @example
    * ```ts
-   * import { Interest, Reactor } from "./mod.ts";
-   * import { eventfd, eventfdRead, eventfdWrite } from "../ffi/fd.ts";
+   * import { Interest, Reactor } from "@ffinet/ffinet/reactor";
+   * import { eventfd, eventfdRead, eventfdWrite } from "@ffinet/ffinet/ffi";
    * await using reactor = new Reactor();
    * const efd = eventfd();
    * {
@@ -253,7 +296,7 @@ export class Reactor implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Reactor } from "./reactor.ts";
+   * import { Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * reactor.registrationOf(0)?.deregister(); // nothing registered: no-op
    * ```
@@ -268,7 +311,7 @@ export class Reactor implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Reactor } from "./reactor.ts";
+   * import { Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * const t = reactor.setTimeout(() => reactor.stop(), 30_000);
    * t.cancel();
@@ -286,7 +329,7 @@ export class Reactor implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Reactor } from "./reactor.ts";
+   * import { Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * using _t = reactor.setInterval(() => console.log(reactor.stats), 1000);
    * ```
@@ -308,7 +351,7 @@ export class Reactor implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Reactor } from "./reactor.ts";
+   * import { Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * reactor.wake();
    * ```
@@ -326,7 +369,7 @@ export class Reactor implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Reactor } from "./reactor.ts";
+   * import { Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * const stop = () => reactor.stop();
    * reactor.addSignalListener("SIGTERM", stop);
@@ -356,7 +399,7 @@ export class Reactor implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Reactor } from "./reactor.ts";
+   * import { Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * console.log(reactor.removeSignalListener("SIGINT", () => {})); // false
    * ```
@@ -375,7 +418,7 @@ export class Reactor implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Reactor } from "./reactor.ts";
+   * import { Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * const done = reactor.run();
    * reactor.stop();
@@ -440,9 +483,11 @@ export class Reactor implements AsyncDisposable {
     if (n === poller.capacity) poller.grow();
   }
 
-  #runTimers(now: number): void {
-    if (this.#timers.size === 0) return;
-    this.#stats.timersFired += this.#timers.runDue(now, (e) => this.#report(e, undefined));
+  #runTimers(now: number): number {
+    if (this.#timers.size === 0) return 0;
+    const fired = this.#timers.runDue(now, (e) => this.#report(e, undefined));
+    this.#stats.timersFired += fired;
+    return fired;
   }
 
   /**
@@ -452,7 +497,7 @@ export class Reactor implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Reactor } from "./reactor.ts";
+   * import { Reactor } from "@ffinet/ffinet/reactor";
    * await using reactor = new Reactor();
    * await reactor.run({ signal: AbortSignal.timeout(10) });
    * ```
@@ -486,7 +531,7 @@ export class Reactor implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { Reactor } from "./reactor.ts";
+   * import { Reactor } from "@ffinet/ffinet/reactor";
    * const reactor = new Reactor();
    * reactor.close();
    * ```

@@ -19,24 +19,27 @@ export interface ReactorOptions {
   /** The most events one wait can return; the buffer grows up to this. Default 4096; 1-65536. */
   maxCapacity?: number;
   /**
-   * The longest the reactor runs synchronously while busy before it yields to
-   * Deno's event loop (timers, I/O, signal listeners). Default 2 ms; a
-   * finite number in (0, 60000].
+   * The longest the reactor runs batch after batch while busy before it
+   * gives Deno's event loop a full turn (timers, I/O, signal listeners, and
+   * every pending promise continuation). Default 2 ms; a finite number in
+   * (0, 60000]. The reactor also gives a turn whenever it runs out of events,
+   * before it waits: a slice only matters under steady load.
    *
-   * Every yield costs a turn of Deno's event loop (measured: tens of µs of
-   * CPU), so a dedicated server whose Deno side has little to do runs
-   * cheaper with a longer slice: the example servers use 10 (with
-   * `busyWaitMs: 10`), which took the 64 KiB echo benchmark from 1.65x to
-   * 1.14–1.37x the C server's CPU per message.
+   * Every turn costs a little CPU (a few µs), so a dedicated server whose
+   * Deno side has little to do runs cheaper with a longer slice: the example
+   * servers use 10 (with `busyWaitMs: 10`).
    */
   sliceMs?: number;
   /**
    * After a busy stretch, how long the reactor may wait for the next event on
    * the main thread (a blocking `epoll_wait`) instead of parking off-thread
-   * at once. Such a wait never runs past the current slice, so Deno's own
-   * tasks are still served at least every `sliceMs`. It saves a thread
-   * round trip per event on servers with steady traffic. Default 0: never
-   * block the main thread.
+   * at once; never longer than a slice. Such a wait comes only after a turn
+   * of Deno's event loop has run every promise continuation the last events
+   * started, so it never holds up a handler's promise chain. A wait that
+   * ends with no event (the app is waiting on something else, such as a
+   * file read or a `fetch`, which the wait would delay) is not repeated for
+   * 50 ms. It saves a thread round trip per event on servers with steady
+   * traffic. Default 0: never block the main thread.
    */
   busyWaitMs?: number;
   /**
@@ -64,8 +67,10 @@ export interface ReactorStats {
   staleEvents: number;
   /** Synchronous `epoll_wait` calls. */
   polls: number;
-  /** Off-thread waits (parks and yields). */
+  /** Off-thread waits (the reactor was idle). */
   parks: number;
+  /** Turns given to Deno's event loop after a batch of events or timers. */
+  turns: number;
   /** Times the waker ended a wait. */
   wakeups: number;
   /** Timer callbacks run. */

@@ -21,7 +21,7 @@ const TABLE_SIZE = (LOW_BITS | RDHUP_INDEX) + 1;
  *
  * @example
  * ```ts
- * import { Readiness } from "./readiness.ts";
+ * import { Readiness } from "@ffinet/ffinet/reactor";
  * const r = Readiness.of(0x1 | 0x2000); // EPOLLIN | EPOLLRDHUP
  * r.readable; // true
  * r.readClosed; // true
@@ -65,7 +65,7 @@ export class Readiness {
    *
    * @example
    * ```ts
-   * import { Readiness } from "./readiness.ts";
+   * import { Readiness } from "@ffinet/ffinet/reactor";
    * Readiness.of(0x4).writable; // true
    * ```
    */
@@ -84,7 +84,7 @@ export class Readiness {
    *
    * @example
    * ```ts
-   * import { Readiness } from "./readiness.ts";
+   * import { Readiness } from "@ffinet/ffinet/reactor";
    * Readiness.of(0x1).toString(); // "readable"
    * ```
    */

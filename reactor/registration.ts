@@ -63,8 +63,8 @@ export const registrationControl = {} as {
  *
  * @example Edge-triggered reads, drained until EAGAIN
  * ```ts
- * import { Interest, Reactor } from "./mod.ts";
- * import { Socket } from "../ffi/socket.ts";
+ * import { Interest, Reactor } from "@ffinet/ffinet/reactor";
+ * import { Socket } from "@ffinet/ffinet/ffi";
  * await using reactor = new Reactor();
  * const [sock, peer] = Socket.pair();
  * const buf = new Uint8Array(4096);
@@ -172,8 +172,8 @@ export class Registration<T = unknown> implements Disposable {
    *
    * @example
    * ```ts
-   * import { Interest, Reactor } from "./mod.ts";
-   * import { closeFd, eventfd } from "../ffi/fd.ts";
+   * import { Interest, Reactor } from "@ffinet/ffinet/reactor";
+   * import { closeFd, eventfd } from "@ffinet/ffinet/ffi";
    * await using reactor = new Reactor();
    * const fd = eventfd();
    * const reg = reactor.register(fd, Interest.READABLE, () => {});
@@ -222,8 +222,8 @@ export class Registration<T = unknown> implements Disposable {
    *
    * @example
    * ```ts
-   * import { Interest, Reactor } from "./mod.ts";
-   * import { closeFd, eventfd } from "../ffi/fd.ts";
+   * import { Interest, Reactor } from "@ffinet/ffinet/reactor";
+   * import { closeFd, eventfd } from "@ffinet/ffinet/ffi";
    * await using reactor = new Reactor();
    * const fd = eventfd();
    * const reg = reactor.register(fd, Interest.READABLE | Interest.ONESHOT, () => {});
@@ -250,8 +250,8 @@ export class Registration<T = unknown> implements Disposable {
    *
    * @example
    * ```ts
-   * import { Interest, Reactor } from "./mod.ts";
-   * import { closeFd, eventfd } from "../ffi/fd.ts";
+   * import { Interest, Reactor } from "@ffinet/ffinet/reactor";
+   * import { closeFd, eventfd } from "@ffinet/ffinet/ffi";
    * await using reactor = new Reactor();
    * const fd = eventfd();
    * const reg = reactor.register(fd, Interest.READABLE, () => {});

@@ -5,7 +5,7 @@
  *
  * @example A `Type=notify` service
  * ```ts
- * import { listenFds, notify, watchdogInterval } from "./sd_notify.ts";
+ * import { listenFds, notify, watchdogInterval } from "@ffinet/ffinet";
  * const inherited = listenFds(); // [{ fd: 3, name: "http" }] under socket activation
  * notify({ READY: "1", STATUS: "serving" });
  * const ms = watchdogInterval();
@@ -17,7 +17,7 @@
 import { EAGAIN, ErrnoError } from "../ffi/errno.ts";
 import { setCloexec } from "../ffi/fd.ts";
 import { Socket } from "../ffi/socket.ts";
-import { envDelete, envVar } from "./_env.ts";
+import { envDelete, envVar } from "./env.ts";
 
 /** The first fd systemd passes (`SD_LISTEN_FDS_START`). */
 export const SD_LISTEN_FDS_START = 3;
@@ -63,7 +63,7 @@ export function notifySocketAddress(value: string): { family: "unix"; path: stri
  *
  * @example
  * ```ts
- * import { formatNotifyState } from "./sd_notify.ts";
+ * import { formatNotifyState } from "@ffinet/ffinet/daemon";
  * formatNotifyState({ READY: 1, STATUS: "up" }); // "READY=1\nSTATUS=up"
  * ```
  */
@@ -95,7 +95,7 @@ export function formatNotifyState(state: NotifyState): string {
  *
  * @example
  * ```ts
- * import { notify } from "./sd_notify.ts";
+ * import { notify } from "@ffinet/ffinet";
  * notify("READY=1");
  * notify({ STATUS: "42 connections" });
  * notify({ STOPPING: "1" });
@@ -126,7 +126,7 @@ export type Environment = Readonly<Record<string, string | undefined>>;
  *
  * @example
  * ```ts
- * import { parseWatchdog } from "./sd_notify.ts";
+ * import { parseWatchdog } from "@ffinet/ffinet/daemon";
  * parseWatchdog({ WATCHDOG_USEC: "3000000", WATCHDOG_PID: "42" }, 42); // 3000
  * ```
  */
@@ -148,7 +148,7 @@ export function parseWatchdog(env: Environment, pid: number): number | null {
  *
  * @example
  * ```ts
- * import { notify, watchdogInterval } from "./sd_notify.ts";
+ * import { notify, watchdogInterval } from "@ffinet/ffinet";
  * const ms = watchdogInterval();
  * if (ms !== null) setInterval(() => notify("WATCHDOG=1"), ms / 2);
  * ```
@@ -182,7 +182,7 @@ export interface ListenFd {
  *
  * @example
  * ```ts
- * import { parseListenFds } from "./sd_notify.ts";
+ * import { parseListenFds } from "@ffinet/ffinet/daemon";
  * parseListenFds({ LISTEN_PID: "7", LISTEN_FDS: "2", LISTEN_FDNAMES: "http:https" }, 7);
  * // [{ fd: 3, name: "http" }, { fd: 4, name: "https" }]
  * ```
@@ -226,8 +226,8 @@ export interface ListenFdsOptions {
  *
  * @example
  * ```ts
- * import { listenFds } from "./sd_notify.ts";
- * import { Socket } from "../ffi/socket.ts";
+ * import { listenFds } from "@ffinet/ffinet";
+ * import { Socket } from "@ffinet/ffinet/ffi";
  * const sockets = listenFds().map(({ fd }) => new Socket(fd));
  * ```
  */

@@ -31,7 +31,7 @@ let moveTimer: (t: Timer, deadline: number) => void;
  *
  * @example
  * ```ts
- * import { Reactor } from "./reactor.ts";
+ * import { Reactor } from "@ffinet/ffinet/reactor";
  * const reactor = new Reactor();
  * {
  *   using t = reactor.setTimeout(() => console.log("never"), 100);

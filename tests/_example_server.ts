@@ -23,9 +23,39 @@ export interface ExampleServer {
   stop(): Promise<Deno.CommandStatus>;
 }
 
+/** An example's run line, as its header comment gives it to users. */
+export interface RunLine {
+  /** The whole line: `deno run FLAGS examples/NAME ARGS`. */
+  readonly line: string;
+  /** The `deno run` flags: every permission the example needs, and only those. */
+  readonly flags: string[];
+  /** The example's own arguments on that line. */
+  readonly args: string[];
+}
+
 /**
- * Start `examples/<name>` on an ephemeral loopback port, optionally under
- * `ulimit -n nofile` (or the hard limit, if lower), and wait for its `listening on HOST:PORT` line.
+ * The run line of `examples/<name>`: the one indented `deno run … examples/<name> …`
+ * line of its header comment. Tests start every example with exactly these
+ * flags, so a permission missing from the documented line fails a test.
+ */
+export function exampleRunLine(name: string): RunLine {
+  const text = Deno.readTextFileSync(new URL(name, EXAMPLES));
+  const header = text.slice(0, text.indexOf("*/"));
+  const found = [...header.matchAll(/^ \* {5}(deno run .*)$/gm)].map((m) => m[1]!);
+  if (found.length !== 1) {
+    throw new Error(`examples/${name}: ${found.length} run lines in the header, expected 1`);
+  }
+  const line = found[0]!;
+  const words = line.split(" ").filter((w) => w !== "");
+  const at = words.indexOf(`examples/${name}`);
+  if (at < 0) throw new Error(`examples/${name}: its run line runs another file: ${line}`);
+  return { line, flags: words.slice(2, at), args: words.slice(at + 1) };
+}
+
+/**
+ * Start `examples/<name>` with the flags of its run line on an ephemeral
+ * loopback port, optionally under `ulimit -n nofile` (or the hard limit, if
+ * lower), and wait for its `listening on HOST:PORT` line.
  */
 export function startExample(
   name: string,
@@ -33,7 +63,7 @@ export function startExample(
   nofile?: number,
 ): Promise<ExampleServer> {
   return startScript(new URL(name, EXAMPLES).pathname, {
-    flags: ["--allow-ffi", "--allow-env"],
+    flags: exampleRunLine(name).flags,
     args: ["--port", "0", ...args],
     nofile,
   });

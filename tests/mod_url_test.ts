@@ -77,7 +77,7 @@ console.log(got);
     assert(requested.includes("/mod.ts"));
     assert(requested.length >= 10, `only ${requested.length} modules were fetched`);
     for (const path of requested) {
-      assert(/^\/(mod\.ts|(ffi|reactor|http)\/[a-z_0-9]+\.ts)$/.test(path), path);
+      assert(/^\/(mod\.ts|(ffi|reactor|tls|http)(\/[a-z_0-9]+)+\.ts)$/.test(path), path);
     }
   } finally {
     ac.abort();

@@ -47,7 +47,7 @@ Deno.test("control: socket mode 0600; status, reload and stop answer one JSON li
         reload: async () => {
           await new Promise((r) => setTimeout(r, 50));
           reloads++;
-          return reloads === 1;
+          if (reloads !== 1) throw new Error("reload failed");
         },
       },
     });
@@ -95,6 +95,55 @@ Deno.test("control: unknown, overlong and empty requests get an error reply", ()
     } finally {
       await server.close();
     }
+  }));
+
+Deno.test("control: the verbs are the handlers' own names, copied and checked at listen", () =>
+  inTempDir(async (dir) => {
+    const path = `${dir}/serve.sock`;
+    const handlers: Record<string, () => unknown> = { status: () => "first" };
+    const server = ControlServer.listen({ path, handlers });
+    try {
+      // Inherited names are not verbs (the table has no prototype to reach).
+      for (const verb of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+        const reply = JSON.parse(await raw(path, `${verb}\n`));
+        assertEquals(reply.ok, false, verb);
+        assertStringIncludes(reply.error, `unknown command "${verb}"`);
+      }
+      // A handler changed or added after listen() is not what the server runs.
+      handlers.status = () => "changed";
+      handlers.upgrade = () => "added";
+      assertEquals((await controlRequest(path, "status")).data, "first");
+      assertEquals((await controlRequest(path, "upgrade")).error, `unknown command "upgrade"`);
+    } finally {
+      await server.close();
+    }
+    // A name that is not a verb, or `ping` (the server's own), is refused before binding.
+    for (
+      const [bad, kind] of [["ping", RangeError], ["Status", RangeError], [
+        "rm -rf",
+        RangeError,
+      ]] as const
+    ) {
+      const e = (() => {
+        try {
+          ControlServer.listen({ path, handlers: { [bad]: () => 1 } });
+        } catch (e) {
+          return e;
+        }
+      })();
+      assert(e instanceof kind, `${bad}: ${e}`);
+      assertStringIncludes((e as Error).message, "Cannot listen on control socket");
+      assert(!exists(path), "nothing was bound");
+    }
+    const notFn = (() => {
+      try {
+        ControlServer.listen({ path, handlers: { status: "yes" as unknown as () => unknown } });
+      } catch (e) {
+        return e;
+      }
+    })();
+    assert(notFn instanceof TypeError, String(notFn));
+    assert(!exists(path), "nothing was bound");
   }));
 
 Deno.test("control: a stale socket file is replaced; a live one is refused", () =>

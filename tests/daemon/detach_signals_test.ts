@@ -1,5 +1,5 @@
 /**
- * The signal-mask fault of issue 10: a daemon started from a parent that
+ * The signal-mask fault: a daemon started from a parent that
  * blocks SIGTERM and SIGHUP (python3's `signal.pthread_sigmask`, then
  * `os.execvp` of `serve --daemon`) must still reload on SIGHUP and stop on
  * SIGTERM, and neither it nor its workers may keep those signals blocked.

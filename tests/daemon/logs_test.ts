@@ -1,5 +1,5 @@
 /**
- * Worker output to syslog (`daemon/syslog.ts` and `daemon/cli_output.ts`),
+ * Worker output to syslog (`daemon/syslog.ts` and `daemon/cli/output.ts`),
  * always on a PRIVATE syslog socket in a temporary directory (never
  * /dev/log): newlines, CR and NUL cannot forge lines; lines carry the
  * worker's pid and a priority (stdout info, stderr err); ANSI colours are
@@ -8,7 +8,7 @@
  * right pid and priority.
  */
 import { assert, assertEquals, assertGreater, assertMatch, assertThrows } from "@std/assert";
-import { OutputForwarder, stripAnsi } from "../../daemon/cli_output.ts";
+import { OutputForwarder, stripAnsi } from "../../daemon/cli/output.ts";
 import { escapeLogText, Logger } from "../../daemon/syslog.ts";
 import { Socket } from "../../ffi/socket.ts";
 import { exists, withFdCheck } from "../_helpers.ts";
@@ -91,7 +91,7 @@ Deno.test("stripAnsi removes colours, cursor moves and OSC titles", () => {
   assertEquals(stripAnsi("no escapes [31m"), "no escapes [31m");
 });
 
-Deno.test("OutputForwarder: stdout info, stderr err, colours stripped, worker pid", () =>
+Deno.test("OutputForwarder: stdout info, stderr err (the Listening on banner info), colours stripped, worker pid", () =>
   inTempDir(async (dir) => {
     using s = sink(`${dir}/log`);
     using log = new Logger({ path: `${dir}/log`, ident: "ffinet-serve" });
@@ -99,9 +99,12 @@ Deno.test("OutputForwarder: stdout info, stderr err, colours stripped, worker pi
     try {
       assert(out.line(0, 5001, "stdout", "\x1b[32mGET / 200\x1b[0m"));
       assert(out.line(1, 5002, "stderr", "\x1b[31merror\x1b[0m: boom\nforged"));
-      const lines = await s.take(2);
+      // serve()'s and Deno.serve's banner goes to stderr, but is no error.
+      assert(out.line(1, 5002, "stderr", "Listening on http://127.0.0.1:8080/"));
+      const lines = await s.take(3);
       assertMatch(lines[0]!, /^<30>.* ffinet-serve\[5001\]: GET \/ 200$/);
       assertMatch(lines[1]!, /^<27>.* ffinet-serve\[5002\]: error: boom\\nforged$/);
+      assertMatch(lines[2]!, /^<30>.* ffinet-serve\[5002\]: Listening on http:/);
       assertEquals(out.dropped(0), 0);
     } finally {
       out.close();

@@ -1,9 +1,8 @@
-import { assert, assertEquals, assertFalse, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertFalse, assertStringIncludes, assertThrows } from "@std/assert";
 import {
   AlreadyRunningError,
   controlSocketPath,
   ensurePrivateDir,
-  isServeProcess,
   PidFile,
   readPidFile,
   RUNTIME_DIR_ENV,
@@ -90,7 +89,7 @@ Deno.test("PidFile.acquire creates, locks and writes the pid; release removes it
     assertFalse(p.released);
     assertEquals(Deno.readTextFileSync(path), `${Deno.pid}\n`);
     const info = Deno.lstatSync(path);
-    assertEquals(info.mode! & 0o777, 0o644);
+    assertEquals(info.mode! & 0o777, 0o600);
     assertEquals(info.mode! & 0o002, 0, "not world-writable");
     assertEquals(readPidFile(path), { exists: true, pid: Deno.pid, running: true });
     p.release();
@@ -186,7 +185,7 @@ Deno.test("PidFile narrows the mode of a group/world-writable stale file; refuse
     Deno.writeTextFileSync(path, "1\n");
     Deno.chmodSync(path, 0o666);
     using _p = PidFile.acquire(path);
-    assertEquals(Deno.lstatSync(path).mode! & 0o777, 0o644);
+    assertEquals(Deno.lstatSync(path).mode! & 0o777, 0o600);
     assertThrows(
       () => PidFile.acquire(`${dir}/other.pid`, { mode: 0o666 }),
       RangeError,
@@ -301,34 +300,32 @@ Deno.test("ensurePrivateDir creates 0700; refuses a symlink, a wide mode and a f
     assertEquals(controlSocketPath(`${ok}/x`), `${ok}/x.sock`);
   }));
 
-Deno.test("isServeProcess: true only for a process running daemon/cli.ts", async () => {
-  assertFalse(isServeProcess(Deno.pid), "the test runner is not the supervisor");
-  assertFalse(isServeProcess(0));
-  assertFalse(isServeProcess(2 ** 31));
-  const victim = new Deno.Command("sleep", { args: ["30"] }).spawn();
+Deno.test("PidFile: a write that fails (full disk, file size limit) leaves no empty pid file behind", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ffinet-pid-full-" });
   try {
-    assertFalse(isServeProcess(victim.pid), "a planted pid (sleep) is not ours");
+    // A child with RLIMIT_FSIZE of 3 bytes (SIGXFSZ ignored, so the write
+    // comes back short): the pid and its newline never fit.
+    const script = `${dir}/acquire.ts`;
+    const pidfile = new URL("../../daemon/pidfile.ts", import.meta.url).href;
+    const process = new URL("../../ffi/process.ts", import.meta.url).href;
+    Deno.writeTextFileSync(
+      script,
+      `import { PidFile } from "${pidfile}";\n` +
+        `import { getrlimit, setrlimit } from "${process}";\n` +
+        `const RLIMIT_FSIZE = 1;\n` +
+        `setrlimit(RLIMIT_FSIZE, { soft: 3, hard: getrlimit(RLIMIT_FSIZE).hard });\n` +
+        `try { PidFile.acquire("${dir}/d.pid"); console.log("acquired"); }\n` +
+        `catch (e) { console.log("refused: " + (e as Error).message); }\n`,
+    );
+    const out = await new Deno.Command("/bin/sh", {
+      args: ["-c", `trap '' XFSZ; exec "$0" run -A "$1"`, Deno.execPath(), script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assertStringIncludes(text, "refused: Cannot create pid file: short write");
+    assertThrows(() => Deno.lstatSync(`${dir}/d.pid`), Deno.errors.NotFound, undefined, text);
   } finally {
-    victim.kill("SIGKILL");
-    await victim.status;
-  }
-  // A process whose argv names daemon/cli.ts (it does not need to run it).
-  const cli = new URL("../../daemon/cli.ts", import.meta.url).pathname;
-  // bash's `exec -a` sets argv[0]: one process, no child left behind.
-  const fake = new Deno.Command("bash", { args: ["-c", `exec -a ${cli} sleep 30`] }).spawn();
-  try {
-    await waitUntilTrue(() => isServeProcess(fake.pid), 5000);
-  } finally {
-    fake.kill("SIGKILL");
-    await fake.status;
+    await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** Poll `cond` every 10 ms; fail after `ms`. */
-async function waitUntilTrue(cond: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`condition still false after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}

@@ -175,7 +175,9 @@ Deno.test("Logger never blocks: 100k messages to a receiver that never reads", a
       const start = performance.now();
       for (let i = 0; i < 100_000; i++) log.info("message", i);
       const elapsed = performance.now() - start;
-      assert(elapsed < 2000, `100k log calls took ${elapsed.toFixed(0)} ms`);
+      // A blocking send would hang here for good; the bound only has to
+      // hold on a loaded 2-core box (about 300 ms idle, 2.5 s under load).
+      assert(elapsed < 10_000, `100k log calls took ${elapsed.toFixed(0)} ms`);
       const { sent, dropped } = log.stats;
       assertEquals(sent + dropped, 100_000);
       assert(sent > 0, "some messages fit in the receive queue");

@@ -11,7 +11,7 @@ import { CLI_APP, cliRunArgs } from "./fixtures/cli_run.ts";
 import { alive, childrenOf, freePort, httpGet, killAll, waitUntil } from "./fixtures/helpers.ts";
 
 const UNITS = new URL("../../examples/systemd/", import.meta.url).pathname;
-const DEFAULT_APP = new URL("../../daemon/default_app.ts", import.meta.url).pathname;
+const DEFAULT_APP = new URL("../../daemon/cli/default_app.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
 function which(name: string): string | null {
@@ -68,7 +68,8 @@ Deno.test("systemd: the example units say Type=notify, reload by SIGHUP, and are
       "KillMode=mixed",
       "Requires=ffinet-app.socket",
       "NoNewPrivileges=yes",
-      "DynamicUser=yes",
+      "User=ffinet-app",
+      "RuntimeDirectory=ffinet-app",
       "ProtectSystem=strict",
       "PrivateTmp=yes",
       "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
@@ -76,6 +77,11 @@ Deno.test("systemd: the example units say Type=notify, reload by SIGHUP, and are
     ]
   ) assertStringIncludes(service, `\n${line}\n`);
   assertStringIncludes(service, "daemon/cli.ts");
+  assertStringIncludes(service, "--pidfile %t/ffinet-app/serve.pid");
+  const reload = Deno.readTextFileSync(`${UNITS}/ffinet-app.service.d/notify-reload.conf`);
+  for (const line of ["Type=notify-reload", "ReloadSignal=SIGHUP", "ExecReload="]) {
+    assertStringIncludes(reload, `\n${line}\n`);
+  }
 });
 
 Deno.test({
@@ -101,6 +107,22 @@ Deno.test({
       const r = await run(ANALYZE!, ["verify", "--man=no", ...units]);
       assertEquals(r.code, 0, r.stderr);
       assert(!/Unknown (key|section)|ignoring|Failed/i.test(r.stderr), r.stderr);
+      const version = Number(
+        /systemd (\d+)/.exec((await run(ANALYZE!, ["--version"])).stderr)?.[1],
+      );
+      if (version >= 253) {
+        Deno.mkdirSync(`${dir}/ffinet-app.service.d`);
+        Deno.copyFileSync(
+          `${UNITS}/ffinet-app.service.d/notify-reload.conf`,
+          `${dir}/ffinet-app.service.d/notify-reload.conf`,
+        );
+        const d = await run(ANALYZE!, ["verify", "--man=no", ...units]);
+        assertEquals(d.code, 0, d.stderr);
+      } else {
+        console.log(
+          `skip: systemd ${version} < 253 has no Type=notify-reload: the drop-in is not verified`,
+        );
+      }
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -147,7 +169,7 @@ Deno.test({
   async fn() {
     const port = freePort();
     const dir = await Deno.makeTempDir({ prefix: "ffinet-activate-" });
-    // `--port 1` is ignored: the activated socket is used instead.
+    // `--port 1` is ignored (and said so): the activated socket is used instead.
     const { child, stderr, text } = await activate(
       port,
       [DENO, ...cliRunArgs([CLI_APP, "--workers", "2", "--port", "1"])],
@@ -170,6 +192,11 @@ Deno.test({
       assertEquals(code, 0, await stderr);
       for (const p of seen) await waitUntil(() => !alive(p), 5000, `pid ${p} to exit`);
       assertStringIncludes(await stderr, `listening on 127.0.0.1:${port}`);
+      assertStringIncludes(
+        await stderr,
+        "--host/--port are ignored: this process was socket-activated",
+        "the ignored --port is reported, not silently dropped",
+      );
     } finally {
       killAll(seen);
       await child.status;

@@ -167,6 +167,7 @@ export interface AppReply {
       version: string | null;
       cn: string | null;
       cipher: string | null;
+      verify: number;
       verified: boolean;
       certConnection: boolean;
     } | null;

@@ -478,9 +478,6 @@ Deno.test("bounds: epoll_wait never writes more events than fit", () =>
       for (const t of [-2, 0.5, NaN, Infinity, 2 ** 31]) {
         assertRefused(() => sys.epoll_wait(epfd, events.view, 1, t), "epoll_wait", `timeout ${t}`);
       }
-      const rab = new ArrayBuffer(64, { maxByteLength: 64 });
-      const e = assertThrows(() => sys.epollWaitAsync(epfd, new Uint8Array(rab), 1, 0), TypeError);
-      assert(e.message.startsWith("Cannot epoll_wait"), e.message);
       events.assertGuards("epoll_wait refused");
       assertEquals(sys.epoll_wait(epfd, events.view, capacity, 0), capacity);
       assertEquals(await sys.epollWaitAsync(epfd, events.view, capacity, 0), capacity);
@@ -617,3 +614,334 @@ Deno.test("bounds: fds must be ints, never wrapped", () => {
   }
   assertEquals(sys.close(-1), -9); // EBADF: a negative fd is the kernel's to refuse
 });
+
+// ---------------------------------------------------------------------------
+// Caller code that runs between a check and the call: getters, lying
+// subclasses, resizable and shared buffers. No getter of a view may run once
+// the call's arguments are checked, and no size is believed from a view's
+// own (overridable) properties.
+
+/** A `Uint8Array` whose `buffer`/`byteLength`/`length` getters call `hook` once armed. */
+class Hostile extends Uint8Array {
+  hook: (() => void) | undefined;
+  armed = false;
+  ran = 0;
+  #fire(): void {
+    if (!this.armed) return;
+    this.ran++;
+    this.hook?.();
+  }
+  override get buffer(): ArrayBuffer {
+    this.#fire();
+    return super.buffer as ArrayBuffer;
+  }
+  override get byteLength(): number {
+    this.#fire();
+    return super.byteLength;
+  }
+  override get length(): number {
+    this.#fire();
+    return super.length;
+  }
+}
+
+/** A `Uint8Array` subclass that claims `claim` bytes whatever it holds. */
+function lyingView(backing: Uint8Array, offset: number, size: number, claim: number): Uint8Array {
+  class Lying extends Uint8Array {
+    override get byteLength(): number {
+      return claim;
+    }
+    override get length(): number {
+      return claim;
+    }
+  }
+  return new Lying(backing.buffer as ArrayBuffer, backing.byteOffset + offset, size);
+}
+
+Deno.test("bounds: writevChunks copies the chunk list first: a getter cannot free a chunk it already took", () =>
+  withFdCheck(() => {
+    const [a, b] = unixPair(SOCK.STREAM);
+    try {
+      const first = new Uint8Array(new ArrayBuffer(64)).fill(0x41); // "AAAA…"
+      let stolen: Uint8Array | undefined;
+      const evil = new Hostile(8).fill(0x42);
+      evil.hook = () => {
+        // Take the first chunk's memory away and scribble over it.
+        stolen ??= new Uint8Array(first.buffer.transfer()).fill(0x53);
+      };
+      evil.armed = true;
+      const n = writevChunks(a, [first, evil], 0, 0);
+      assertEquals(evil.ran, 0, "a chunk's getter ran inside writevChunks");
+      assertEquals(stolen, undefined);
+      assertEquals(n, 72);
+      const got = drain(b);
+      assertEquals(got, new Uint8Array([...new Uint8Array(64).fill(0x41), ...evil]));
+      // Index getters on the list itself run once, before anything is checked.
+      let reads = 0;
+      const list = [new Uint8Array([1, 2])];
+      Object.defineProperty(list, 1, {
+        get() {
+          reads++;
+          return new Uint8Array([3]);
+        },
+      });
+      assertEquals(writevChunks(a, list, 0, 0), 3);
+      assertEquals(reads, 1);
+      assertEquals(drain(b), new Uint8Array([1, 2, 3]));
+      // Not a view at all: a clear TypeError naming the call, nothing sent.
+      for (const bad of [new Proxy(new Uint8Array(4), {}), { byteLength: 4 }, new ArrayBuffer(4)]) {
+        const e = assertThrows(
+          () => writevChunks(a, [new Uint8Array(1), bad as Uint8Array], 0, 0),
+          TypeError,
+        );
+        assert(e.message.startsWith("Cannot writev: chunk 1"), e.message);
+      }
+      assertEquals(drain(b).length, 0);
+    } finally {
+      closeAll(a, b);
+    }
+  }));
+
+Deno.test("bounds: readv into an IovecArray runs no chunk getter: no write into memory another array owns", () =>
+  withFdCheck(() => {
+    const [r, w] = nonblockingPipe();
+    try {
+      assertEquals(sys.write(w, FILLER), FILLER.length);
+      const first = new Uint8Array(new ArrayBuffer(16));
+      let stolen: Uint8Array | undefined;
+      const evil = new Hostile(4);
+      evil.hook = () => {
+        stolen ??= new Uint8Array(first.buffer.transfer());
+      };
+      const iov = new IovecArray([first, evil]);
+      evil.armed = true;
+      assertEquals(sys.readv(r, iov), 20);
+      assertEquals(evil.ran, 0, "a chunk's getter ran inside readv");
+      assertEquals(stolen, undefined, "the first chunk's memory changed hands during the call");
+      assertEquals(first, FILLER.subarray(0, 16));
+    } finally {
+      closeAll(r, w);
+    }
+  }));
+
+Deno.test("bounds: a resizable buffer shrunk from a getter never leaves its old length in the iovec", () =>
+  withFdCheck(() => {
+    const [r, w] = nonblockingPipe();
+    try {
+      assertEquals(sys.write(w, FILLER), FILLER.length);
+      const rab = new ArrayBuffer(16, { maxByteLength: 64 });
+      const tracking = new Uint8Array(rab); // follows the buffer's length
+      const evil = new Hostile(4);
+      evil.hook = () => rab.resize(2);
+      const iov = new IovecArray([tracking, evil]);
+      evil.armed = true;
+      const n = iov.readv(r);
+      // Whatever ran, the kernel wrote no more than the chunks cover now.
+      assert(n <= tracking.byteLength + 4, `readv wrote ${n} bytes into ${tracking.byteLength}+4`);
+      assertEquals(evil.ran, 0);
+      // And in a Msghdr, whose encoding runs after the buffer shrank for real.
+      const [a, b] = unixPair(SOCK.STREAM);
+      try {
+        const msg = new Msghdr({ iov: new IovecArray([tracking]) });
+        rab.resize(3);
+        assertEquals(sys.send(b, FILLER, 32, 0), 32);
+        assertEquals(msg.recvmsg(a, 0), 3);
+        rab.resize(64);
+        assert(tracking.subarray(3).every((x) => x === 0), "bytes landed past the shrunk end");
+      } finally {
+        closeAll(a, b);
+      }
+    } finally {
+      closeAll(r, w);
+    }
+  }));
+
+Deno.test("bounds: views that lie about their size are measured by the engine, not believed", () =>
+  withFdCheck(() => {
+    const [r, w] = nonblockingPipe();
+    const [a, b] = unixPair(SOCK.STREAM);
+    try {
+      const g = new Guarded(4);
+      const liar = lyingView(g.backing, GUARD, 4, 64);
+      assertEquals(liar.byteLength, 64); // what it claims
+      assertEquals(sys.write(w, FILLER), FILLER.length);
+      // The default length is the real one: 4 bytes, not 64.
+      assertEquals(sys.read(r, liar), 4);
+      g.assertGuards("read into a lying view");
+      assertRefused(() => sys.read(r, liar, 64), "read", "read 64 into a lying view");
+      assertRefused(() => sys.recv(a, liar, 64, 0), "recv", "recv 64 into a lying view");
+      g.assertGuards("recv into a lying view");
+      // Writes send the real bytes only: never the guards after them.
+      g.view.fill(0x31);
+      assertEquals(sys.write(w, liar), 4);
+      assertEquals(new Socket(a).write(liar), 4);
+      drain(r);
+      assertEquals(drain(b), new Uint8Array(4).fill(0x31));
+      // An IovecArray of a liar reads into 4 bytes.
+      assertEquals(sys.write(w, FILLER), FILLER.length);
+      assertEquals(new IovecArray([liar]).readv(r), 4);
+      g.assertGuards("readv into a lying view");
+      // Out-arrays: room is counted in bytes, not in a claimed length.
+      const fdsCell = new Guarded(4);
+      class TwoInts extends Int32Array {
+        override get length(): number {
+          return 2;
+        }
+      }
+      const outs = [
+        new TwoInts(fdsCell.backing.buffer as ArrayBuffer, GUARD, 1),
+        new Uint8Array(fdsCell.backing.buffer, GUARD, 4), // 4 bytes, "4 elements"
+      ];
+      for (const out of outs) {
+        assertRefused(
+          () => sys.socketpair(AF.UNIX, SOCK.STREAM | SOCK.CLOEXEC, 0, out as Int32Array),
+          "socketpair",
+          out.constructor.name,
+        );
+        assertRefused(() => sys.pipe2(out as Int32Array, O.CLOEXEC), "pipe2", out.constructor.name);
+      }
+      fdsCell.assertGuards("socketpair/pipe2 into a lying out-array");
+      // A Proxy posing as a view: a TypeError naming the call.
+      for (const call of ["read", "write"] as const) {
+        const e = assertThrows(
+          () => sys[call](r, new Proxy(new Uint8Array(4), {}) as Uint8Array),
+          TypeError,
+        );
+        assert(e.message.startsWith(`Cannot ${call}: buf is not a TypedArray`), e.message);
+      }
+    } finally {
+      closeAll(r, w, a, b);
+    }
+  }));
+
+Deno.test("bounds: an IovecArray subclass cannot widen a Msghdr with a lying count", () =>
+  withFdCheck(() => {
+    const [a, b] = unixPair(SOCK.STREAM);
+    try {
+      class LyingIov extends IovecArray {
+        override get count(): number {
+          return 64;
+        }
+        override readv(): number {
+          throw new Error("the subclass's readv was called");
+        }
+      }
+      const data = new Uint8Array([1, 2, 3]);
+      const iov = new LyingIov([data]);
+      assertEquals(iov.count, 64);
+      assertEquals(new Msghdr({ iov }).sendmsg(a, MSG.NOSIGNAL), 3);
+      assertEquals(drain(b), data);
+      // sys.readv calls the class's own readv, not an override.
+      assertEquals(sys.send(b, FILLER, 3, 0), 3);
+      assertEquals(sys.readv(a, iov), 3);
+      // A look-alike made from the prototype is refused by name.
+      const fake = Object.create(IovecArray.prototype) as IovecArray;
+      const e = assertThrows(() => sys.readv(a, fake), TypeError);
+      assert(e.message.startsWith("Cannot readv: iov must be an IovecArray"), e.message);
+      const e2 = assertThrows(() => new Msghdr({ iov: fake }), TypeError);
+      assert(e2.message.startsWith("Cannot encode msghdr"), e2.message);
+    } finally {
+      closeAll(a, b);
+    }
+  }));
+
+/**
+ * A Worker that, once sent `[cell, stop, low, high]`, flips the shared u32
+ * `cell` between `high` and `low` until `stop[0]` is set.
+ */
+function startFlipper(): Worker {
+  const code = `self.onmessage = (e) => {
+    const [cell, stop, low, high] = e.data;
+    postMessage("started");
+    while (Atomics.load(stop, 0) === 0) {
+      Atomics.store(cell, 0, high);
+      Atomics.store(cell, 0, low);
+    }
+    postMessage("stopped");
+  };`;
+  const url = `data:application/javascript,${encodeURIComponent(code)}`;
+  return new Worker(url, { type: "module" });
+}
+
+Deno.test("bounds: a length cell in shared memory is copied before the call: no double fetch", async () => {
+  const listener = sys.socket(AF.INET6, SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0);
+  const sab = new SharedArrayBuffer(GUARD + 4 + GUARD);
+  const shared = new Uint32Array(sab, GUARD, 1);
+  const stop = new Int32Array(new SharedArrayBuffer(4));
+  const worker = startFlipper();
+  try {
+    assertEquals(
+      sys.bind(listener, encodeSockaddr({ family: "inet6", address: "::1", port: 0 })),
+      0,
+    );
+    const addr = new Guarded(8);
+    const started = new Promise((resolve) => worker.onmessage = resolve);
+    worker.postMessage([shared, stop, 8, 128]);
+    await started;
+    // Another thread flips the cell between 8 (accepted) and 128 (refused).
+    // Each accepted call must write at most 8 bytes, whatever the cell says
+    // by the time the kernel would read it.
+    let calls = 0, refused = 0;
+    const deadline = Date.now() + 300;
+    while (Date.now() < deadline) {
+      for (let i = 0; i < 200; i++) {
+        try {
+          assertEquals(sys.getsockname(listener, addr.view, shared), 0);
+          calls++;
+        } catch (e) {
+          if (!(e instanceof RangeError)) throw e;
+          refused++;
+        }
+      }
+      addr.assertGuards(`getsockname with a shared length cell, after ${calls} calls`);
+    }
+    console.log(`shared length cell: ${calls} calls made, ${refused} refused at the check`);
+    assert(calls > 0, "no call passed the check");
+  } finally {
+    Atomics.store(stop, 0, 1);
+    worker.terminate();
+    sys.close(listener);
+  }
+});
+
+Deno.test("bounds: fcntl refuses commands whose argument is a pointer", () => {
+  const [r, w] = nonblockingPipe();
+  try {
+    // F_GETLK/F_SETLK/F_SETLKW, F_SETOWN_EX/F_GETOWN_EX, F_OFD_*, F_GET/SET_RW_HINT.
+    for (const cmd of [5, 6, 7, 15, 16, 36, 37, 38, 1035, 1036, 1037, 1038]) {
+      assertRefused(() => sys.fcntl(r, cmd, 0), "fcntl", `command ${cmd}`);
+      assertRefused(() => sys.fcntl(r, cmd, 4096), "fcntl", `command ${cmd} at 4096`);
+    }
+    for (const arg of [0.5, NaN, 2 ** 31, -(2 ** 31) - 1]) {
+      assertRefused(() => sys.fcntl(r, 3, arg), "fcntl", `arg ${arg}`);
+    }
+    assert(sys.fcntl(r, 3, /* F_GETFL */ 0) >= 0);
+    assert(sys.fcntl(r, 1032, /* F_GETPIPE_SZ */ 0) > 0);
+  } finally {
+    closeAll(r, w);
+  }
+});
+
+Deno.test("bounds: epollWaitAsync writes into a private buffer: detaching events meanwhile is harmless", () =>
+  withFdCheck(async () => {
+    const epfd = sys.epoll_create1(EPOLL.CLOEXEC);
+    const efd = eventfd();
+    try {
+      const ev = new Uint8Array(EPOLL_EVENT.size);
+      writeEpollEvent(new DataView(ev.buffer), 0, { events: EPOLL.IN, token: 7, generation: 0 });
+      assertEquals(sys.epoll_ctl(epfd, EPOLL.CTL_ADD, efd, ev), 0);
+      const events = new Uint8Array(new ArrayBuffer(4 * EPOLL_EVENT.size));
+      const waiting = sys.epollWaitAsync(epfd, events, 4, 5000);
+      // Move the events memory to another owner while the pool thread waits.
+      const moved = new Uint8Array(events.buffer.transfer());
+      eventfdWrite(efd, 1);
+      assertEquals(await waiting, 1);
+      assert(moved.every((x) => x === 0), "the pool thread wrote into memory another array owns");
+      // A live (and resizable) buffer gets the events copied in.
+      const rab = new Uint8Array(new ArrayBuffer(EPOLL_EVENT.size, { maxByteLength: 256 }));
+      assertEquals(await sys.epollWaitAsync(epfd, rab, 1, 0), 1);
+      assertEquals(rab[0], EPOLL.IN);
+    } finally {
+      closeAll(epfd, efd);
+    }
+  }));

@@ -12,6 +12,7 @@ import {
   kill,
   openFile,
   pidfdOpen,
+  readProcFile,
   setrlimit,
   umask,
   unlink,
@@ -230,3 +231,16 @@ Deno.test(
     }
   },
 );
+
+Deno.test("readProcFile reads a whole file past its first 64 KiB read, never a truncated text", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ffinet-proc-" });
+  try {
+    const text = "0123456789abcdef".repeat(20_000) + "end";
+    await Deno.writeTextFile(`${dir}/big`, text);
+    assertEquals(readProcFile(`${dir}/big`), text);
+    assertStringIncludes(readProcFile("/proc/sys/net/ipv4/tcp_rmem"), "\t");
+    assertThrows(() => readProcFile(`${dir}/missing`), ErrnoError);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -12,7 +12,7 @@ import { AlreadyRunningError, PidFile } from "../../daemon/pidfile.ts";
 import { Logger } from "../../daemon/syslog.ts";
 import { closeFd, eventfd, isCloexec, listOpenFds, pipe } from "../../ffi/fd.ts";
 import { recvFds, sendFds } from "../../ffi/msghdr.ts";
-import { getuid, readProcFile, umask } from "../../ffi/process.ts";
+import { chmodSocketFile, getuid, readProcFile, umask } from "../../ffi/process.ts";
 import type { InetAddress } from "../../ffi/sockaddr.ts";
 import { Socket } from "../../ffi/socket.ts";
 import * as sys from "../../ffi/syscalls.ts";
@@ -116,7 +116,7 @@ Deno.test("security: every fd the library opens is close-on-exec, and a child pr
         const pidFile = PidFile.acquire(`${dir}/test.pid`);
         cleanups.push(() => pidFile.release());
 
-        // A reactor busy for a whole slice opens its yield timerfd and epoll set.
+        // A reactor busy for a whole slice (its yield path opens what it needs).
         const [br, bw] = pipe({ nonblock: true });
         sys.write(bw, new Uint8Array([1]));
         let spins = 0;
@@ -144,9 +144,7 @@ Deno.test("security: every fd the library opens is close-on-exec, and a child pr
         );
         console.log(`${opened.length} fds opened by the library: ${[...kinds].sort().join(", ")}`);
         assert(opened.length >= 25, `only ${opened.length} new fds`);
-        for (
-          const want of ["anon_inode:[eventpoll]", "anon_inode:[eventfd]", "anon_inode:[timerfd]"]
-        ) {
+        for (const want of ["anon_inode:[eventpoll]", "anon_inode:[eventfd]"]) {
           assert(opened.some(([, t]) => t === want), `no ${want} among the new fds`);
         }
         assert(opened.some(([, t]) => t === "/dev/null"), "no spare /dev/null fd");
@@ -207,6 +205,96 @@ Deno.test("security: Unix socket files get the configured mode whatever the umas
     })
   ));
 
+/** Whether `strace` can trace a child here (installed, and ptrace allowed). */
+async function straceWorks(): Promise<string | undefined> {
+  try {
+    const out = await new Deno.Command("strace", {
+      args: ["-qq", "-e", "trace=none", "true"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    return out.success ? undefined : `strace cannot trace: ${decoder.decode(out.stderr).trim()}`;
+  } catch {
+    return "strace is not installed";
+  }
+}
+
+const UMASK_TEST =
+  "security: listening on a Unix path with a mode never changes the process-wide umask (strace)";
+Deno.test({
+  name: UMASK_TEST,
+  ignore: skipped(UMASK_TEST, DENO_SPAWN_SKIP),
+  fn: () =>
+    withFdCheck(() =>
+      inTempDir(async (dir) => {
+        const noStrace = await straceWorks();
+        if (noStrace !== undefined) {
+          console.log(`skip: ${UMASK_TEST}: ${noStrace}`);
+          return;
+        }
+        // umask(2) is process-wide: any change, however brief, applies to
+        // files other threads create meanwhile. Modes the umask 022 narrows
+        // (group/world-writable) must still come out exact, with no umask call.
+        const script = `${dir}/umask.ts`;
+        Deno.writeTextFileSync(
+          script,
+          `import { Listener, Reactor } from "${new URL("../../mod.ts", import.meta.url).href}";
+const reactor = new Reactor();
+const modes = [];
+for (const mode of [0o666, 0o660, 0o622, 0o600]) {
+  const path = ${JSON.stringify(dir)} + "/u.sock";
+  const l = Listener.listen(reactor, { path, mode });
+  modes.push((Deno.lstatSync(path).mode & 0o777).toString(8));
+  l.close();
+}
+reactor.close();
+console.log(modes.join(" "));
+`,
+        );
+        const trace = `${dir}/trace.txt`;
+        const out = await new Deno.Command("sh", {
+          args: [
+            "-c",
+            'umask 022; exec strace -f -qq -e trace=umask -o "$1" "$2" run --no-config -A "$3"',
+            "sh",
+            trace,
+            Deno.execPath(),
+            script,
+          ],
+          stdin: "null",
+        }).output();
+        assertEquals(out.code, 0, decoder.decode(out.stderr));
+        assertEquals(decoder.decode(out.stdout).trim(), "666 660 622 600");
+        const calls = Deno.readTextFileSync(trace).split("\n").filter((l) => l.includes("umask("));
+        assertEquals(calls, [], "the process changed its umask");
+      })
+    ),
+});
+
+Deno.test("security: chmodSocketFile changes a socket's inode only: never a symlink's target or a file", () =>
+  withFdCheck(() =>
+    inTempDir((dir) => {
+      const victim = `${dir}/victim`;
+      Deno.writeTextFileSync(victim, "x", { mode: 0o600 });
+      Deno.chmodSync(victim, 0o600);
+      Deno.symlinkSync(victim, `${dir}/link.sock`);
+      assertThrows(() => chmodSocketFile(`${dir}/link.sock`, 0o666), Error);
+      assertThrows(() => chmodSocketFile(victim, 0o666), Error, "is not a socket");
+      assertEquals(Deno.statSync(victim).mode! & 0o777, 0o600, "the target's mode changed");
+      assertThrows(() => chmodSocketFile(`${dir}/missing.sock`, 0o600), Error, "ENOENT");
+      const s = Socket.create("unix", "stream");
+      try {
+        s.bind({ family: "unix", path: `${dir}/ok.sock` });
+        chmodSocketFile(`${dir}/ok.sock`, 0o640);
+        assertEquals(Deno.lstatSync(`${dir}/ok.sock`).mode! & 0o777, 0o640);
+        assertThrows(() => chmodSocketFile(`${dir}/ok.sock`, 0o10000), RangeError);
+      } finally {
+        s.close();
+      }
+    })
+  ));
+
 Deno.test("security: pid files refuse symlinks and hard links, and are never group/world-writable", () =>
   withFdCheck(() =>
     inTempDir((dir) => {
@@ -231,7 +319,7 @@ Deno.test("security: pid files refuse symlinks and hard links, and are never gro
         const path = `${dir}/ok.pid`;
         const p = PidFile.acquire(path);
         try {
-          assertEquals(Deno.lstatSync(path).mode! & 0o777, 0o644);
+          assertEquals(Deno.lstatSync(path).mode! & 0o777, 0o600);
           assert(isCloexec(p.fd));
           assertThrows(() => PidFile.acquire(path), AlreadyRunningError);
         } finally {

@@ -3,7 +3,7 @@ import { assert, assertEquals, assertStringIncludes, assertThrows } from "@std/a
 import {
   closelog,
   currentIdent,
-  escapeLogText,
+  escapeSyslogControls,
   facilityByName,
   LOG_ALERT,
   LOG_AUTH,
@@ -178,7 +178,7 @@ Deno.test(
 Deno.test(
   spawnsDeno("syslog: newline, CR and NUL in an ident or message cannot forge log lines"),
   async () => {
-    assertEquals(escapeLogText("a\nb\rc\0d\te\x1b\x7f"), "a#012b#015c#000d\te#033#177");
+    assertEquals(escapeSyslogControls("a\nb\rc\0d\te\x1b\x7f"), "a#012b#015c#000d\te#033#177");
     const url = new URL("../../ffi/syslog.ts", import.meta.url).href;
     const script = `
     import * as s from "${url}";

@@ -102,24 +102,27 @@ for (const kind of KINDS) {
     const t0 = performance.now();
     const done = server.shutdown();
     assertEquals(await idle.waitEnd(3000), "eof");
+    // Up to the FIN only: a grace left at its default (500 ms) must still fail.
+    const took = performance.now() - t0;
     await done;
     await server.finished;
-    const took = performance.now() - t0;
-    assert(took < 400, `shutdown took ${took.toFixed(0)} ms`);
+    assert(took < 400, `closed after ${took.toFixed(0)} ms`);
   });
 }
 
 Deno.test("drain (serve): a connection idle longer than the grace when the drain begins closes at once", async () => {
-  const { server, port } = start("serve", { drainIdleMs: 1000, drainTimeoutMs: 5000 });
+  // A grace of 3 s: closing "at once" (well under 2 s) and waiting out the
+  // grace again (3 s or more) stay apart on a loaded machine.
+  const { server, port } = start("serve", { drainIdleMs: 3000, drainTimeoutMs: 8000 });
   using idle = await keptAlive(port);
-  await sleep(1100);
+  await sleep(3100);
   const t0 = performance.now();
   const done = server.shutdown();
   assertEquals(await idle.waitEnd(3000), "eof");
   const took = performance.now() - t0;
   await done;
   await server.finished;
-  assert(took < 700, `closed after ${took.toFixed(0)} ms (the grace is 1000 ms)`);
+  assert(took < 2000, `closed after ${took.toFixed(0)} ms (the grace is 3000 ms)`);
 });
 
 Deno.test("drain (serve): a request whose head is arriving when the drain begins is answered (connection: close)", async () => {

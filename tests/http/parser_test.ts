@@ -18,12 +18,15 @@ import {
   assertThrows,
 } from "@std/assert";
 import {
+  DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MAX_HEADER_COUNT,
   HttpHeaders,
   HttpParseError,
   HttpParser,
   type HttpParserOptions,
   type HttpRequest,
-} from "../../http/parser.ts";
+  MAX_METHOD_BYTES,
+} from "../../http/parser/mod.ts";
 import {
   errorResponse,
   helloWorldResponse,
@@ -620,11 +623,11 @@ Deno.test("HttpParser rejects oversized heads with 431", () => {
   lineParser.feed(bytes("a"));
   assertThrows(() => lineParser.next(), HttpParseError, "request line");
   assertEquals(lineParser.error?.status, 431);
-  // The default is 8 KiB.
-  assertEquals(
-    parseError(`GET / HTTP/1.1\r\nHost: h\r\nX: ${"a".repeat(8192)}\r\n\r\n`).status,
-    431,
-  );
+  // The default is 16 KiB (DEFAULT_MAX_HEADER_BYTES): a head of exactly 16384 bytes passes.
+  const big = (n: number) => `GET / HTTP/1.1\r\nHost: h\r\nX: ${"a".repeat(n)}\r\n\r\n`;
+  assertEquals(DEFAULT_MAX_HEADER_BYTES, 16384);
+  assertEquals(parseOne(big(16384 - big(0).length)).headers.length, 2);
+  assertEquals(parseError(big(16385 - big(0).length)).status, 431);
   // Trailers are bounded too.
   assertEquals(
     parseError(
@@ -682,10 +685,23 @@ Deno.test("HttpParser stays failed after an error", () => {
   assertEquals(parser.next()?.target, "/");
 });
 
-Deno.test("HttpParser validates its options", () => {
-  assertThrows(() => new HttpParser({ maxHeaderBytes: 0 }), RangeError, "maxHeaderBytes");
-  assertThrows(() => new HttpParser({ maxBodyBytes: 1.5 }), RangeError, "maxBodyBytes");
-  assertInstanceOf(new HttpParser({ maxHeaderBytes: 1, maxBodyBytes: 1 }), HttpParser);
+Deno.test("HttpParser validates its options with the one message format", () => {
+  const cases: [HttpParserOptions, string][] = [
+    [{ maxHeaderBytes: 15 }, "maxHeaderBytes 15 is not an integer from 16 to 16777216"],
+    [{ maxHeaderBytes: 2 ** 24 + 1 }, "maxHeaderBytes 16777217 is not an integer from 16 to"],
+    [{ maxBodyBytes: 1.5 }, "maxBodyBytes 1.5 is not an integer from 1 to 9007199254740991"],
+    [{ maxBodyBytes: 0 }, "maxBodyBytes 0 is not an integer from 1 to"],
+    [{ maxTargetBytes: NaN }, "maxTargetBytes NaN is not an integer from 1 to 16777216"],
+    [{ maxHeaderCount: 0 }, "maxHeaderCount 0 is not an integer from 1 to 65536"],
+    [{ maxHeaderCount: "5" as never }, 'maxHeaderCount "5" is not an integer from 1 to 65536'],
+  ];
+  for (const [options, message] of cases) {
+    assertThrows(() => new HttpParser(options), RangeError, `Cannot create HttpParser: ${message}`);
+  }
+  assertInstanceOf(
+    new HttpParser({ maxHeaderBytes: 16, maxBodyBytes: 1, maxHeaderCount: 1, maxTargetBytes: 1 }),
+    HttpParser,
+  );
 });
 
 // ---------------------------------------------------------------------------
@@ -871,6 +887,8 @@ class Gen {
 const TCHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
 let VCHARS = "";
 for (let c = 0x21; c < 0x7f; c++) VCHARS += String.fromCharCode(c);
+/** VCHAR but "#": a fragment never reaches a server (RFC 9112 §3.2). */
+const TARGET_CHARS = VCHARS.replace("#", "");
 let VALUE_CHARS = VCHARS + "  \t";
 for (let c = 0x80; c < 0x100; c += 7) VALUE_CHARS += String.fromCharCode(c);
 const RESERVED_NAMES = new Set(["host", "content-length", "transfer-encoding", "connection"]);
@@ -880,7 +898,7 @@ function validRequest(g: Gen): { text: string; expected: PlainRequest } {
   const method = g.chance(0.8)
     ? g.pick(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
     : g.string(TCHARS, 1, 10);
-  const target = "/" + g.string(VCHARS, 0, 30);
+  const target = "/" + g.string(TARGET_CHARS, 0, 30);
   const version = g.chance(0.8) ? "1.1" : "1.0";
   let text = (g.chance(0.1) ? "\r\n" : "") + `${method} ${target} HTTP/${version}\r\n`;
   const headers: [string, string][] = [];
@@ -966,6 +984,15 @@ const INTERESTING = [
   "\t",
   "\0",
   "\xff",
+  "#",
+  "*",
+  "OPTIONS",
+  "CONNECT",
+  "http://h",
+  "file:",
+  "h:1",
+  "M".repeat(33),
+  "X: 1\r\n".repeat(8),
 ];
 
 function mutate(g: Gen, input: string): string {
@@ -1066,7 +1093,12 @@ function fuzzCase(seed: number, counts: Record<string, number>): void {
     const mutated = kind < 8 && g.chance(0.6);
     if (mutated) input = mutate(g, input);
     const options: HttpParserOptions = mutated && g.chance(0.3)
-      ? { maxHeaderBytes: 16 + g.int(200), maxBodyBytes: 1 + g.int(200) }
+      ? {
+        maxHeaderBytes: 16 + g.int(200),
+        maxBodyBytes: 1 + g.int(200),
+        maxHeaderCount: 1 + g.int(8),
+        maxTargetBytes: 1 + g.int(40),
+      }
       : {};
     const data = bytes(input);
     const whole = run(data, [], options);
@@ -1205,4 +1237,160 @@ Deno.test("HttpParser: the repeated-head memo is opt-in and returns the same req
   off.feed(bytes(wrk + wrk));
   const d = off.next()!, e = off.next()!;
   assert(d !== e);
+});
+
+// ---------------------------------------------------------------------------
+// Limits and request-line edges (each outcome also checked byte by byte and
+// through the streaming API: the status never depends on how bytes arrive)
+
+/** `run` whole, byte by byte and streamed: all three must agree; returns the outcome. */
+function everySplit(text: string, options?: HttpParserOptions): Outcome {
+  const data = bytes(text);
+  const whole = run(data, [], options);
+  const byByte = Array.from({ length: data.length }, (_, i) => i);
+  assertEquals(run(data, byByte, options), whole, `byte by byte: ${JSON.stringify(text)}`);
+  assertEquals(runStreaming(data, byByte, options), whole, `streamed: ${JSON.stringify(text)}`);
+  return whole;
+}
+
+Deno.test("HttpParser: more than maxHeaderCount fields (default 100) is a 431, however they arrive", () => {
+  const head = (n: number) =>
+    "GET / HTTP/1.1\r\nHost: h\r\n" +
+    Array.from({ length: n - 1 }, (_, i) => `x${i}: ${i}\r\n`).join("") + "\r\n";
+  assertEquals(DEFAULT_MAX_HEADER_COUNT, 100);
+  assertEquals(everySplit(head(100)).requests[0]?.headers.length, 100);
+  const over = everySplit(head(101));
+  assertEquals(over.error, { status: 431, reason: "more than 100 header fields" });
+  assertEquals(over.requests, []);
+  // Well under maxHeaderBytes: the count alone refuses it (the attack is many tiny fields).
+  assert(head(101).length < DEFAULT_MAX_HEADER_BYTES / 10);
+  assertEquals(everySplit(head(5), { maxHeaderCount: 5 }).error, null);
+  assertEquals(everySplit(head(6), { maxHeaderCount: 5 }).error?.status, 431);
+  // The memo does not let a repeated head skip the count.
+  const memo = run(bytes(head(3) + head(3)), [], { maxHeaderCount: 2, memo: true });
+  assertEquals([memo.requests.length, memo.error?.status], [0, 431]);
+});
+
+Deno.test("HttpParser: an over-long method is a 501, never a 414 or 431", () => {
+  const method = (n: number) => "M".repeat(n);
+  // 32 bytes pass (UPDATEREDIRECTREF has 17); 33 do not.
+  assertEquals(MAX_METHOD_BYTES, 32);
+  assertEquals(
+    everySplit(`${method(32)} / HTTP/1.1\r\nHost: h\r\n\r\n`).requests[0]?.method,
+    method(32),
+  );
+  for (
+    const text of [
+      `${method(33)} / HTTP/1.1\r\nHost: h\r\n\r\n`,
+      `${method(20_000)} / HTTP/1.1\r\nHost: h\r\n\r\n`, // longer than maxHeaderBytes
+      `${method(20_000)}`, // no end of line at all
+      `${method(40)} /${"a".repeat(9000)} HTTP/1.1\r\nHost: h\r\n\r\n`, // and a long target
+      `\r\n${method(40)}`,
+    ]
+  ) {
+    const out = run(bytes(text));
+    assertEquals(out.error?.status, 501, text.slice(0, 60));
+    assertMatch(out.error!.reason, /method is longer than 32 bytes/);
+  }
+  assertEquals(everySplit(`${method(33)} / HTTP/1.1\r\nHost: h\r\n\r\n`).error?.status, 501);
+  // A long target behind a short method is still a 414.
+  assertEquals(run(bytes(`GET /${"a".repeat(20_000)} HTTP/1.1\r\n\r\n`)).error?.status, 414);
+});
+
+Deno.test("HttpParser: a fragment in the target is a 400 (RFC 9112 §3.2)", () => {
+  for (const target of ["/#x", "/#", "/a?b#c", "http://h/p#f"]) {
+    const out = everySplit(`GET ${target} HTTP/1.1\r\nHost: h\r\n\r\n`);
+    assertEquals(out.error?.status, 400, target);
+    assertMatch(out.error!.reason, /fragment/, target);
+    assertEquals(out.requests, []);
+  }
+  // "%23" is an encoded "#", part of the path: fine.
+  assertEquals(parseOne("GET /a%23b HTTP/1.1\r\nHost: h\r\n\r\n").target, "/a%23b");
+});
+
+Deno.test("HttpParser: asterisk-form only for OPTIONS (RFC 9110 §9.3.7); authority-form only for CONNECT", () => {
+  const options = everySplit("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n");
+  assertEquals(options.requests.map((r) => [r.method, r.target]), [["OPTIONS", "*"]]);
+  for (const method of ["GET", "POST", "HEAD", "CONNECT"]) {
+    const out = everySplit(`${method} * HTTP/1.1\r\nHost: h\r\n\r\n`);
+    assertEquals(out.error?.status, 400, method);
+  }
+  // "*" is the whole target, not a prefix.
+  assertEquals(everySplit("OPTIONS *x HTTP/1.1\r\nHost: h\r\n\r\n").error?.status, 400);
+  assertEquals(
+    parseOne("CONNECT example.com:443 HTTP/1.1\r\nHost: h\r\n\r\n").target,
+    "example.com:443",
+  );
+  assertEquals(parseOne("CONNECT [::1]:8443 HTTP/1.1\r\nHost: h\r\n\r\n").target, "[::1]:8443");
+  for (const target of ["example.com", "example.com:", ":443", "a b:1", "http://h:1/"]) {
+    assertEquals(
+      run(bytes(`CONNECT ${target} HTTP/1.1\r\nHost: h\r\n\r\n`)).error?.status,
+      400,
+      `CONNECT ${target}`,
+    );
+  }
+  // authority-form with any other method is a 400.
+  assertEquals(everySplit("GET example.com:443 HTTP/1.1\r\nHost: h\r\n\r\n").error?.status, 400);
+});
+
+Deno.test("HttpParser: absolute-form targets must be http or https URIs with an authority", () => {
+  for (const target of ["http://h/x", "https://h:8443/", "HTTP://H/", "HtTpS://h?q"]) {
+    assertEquals(
+      everySplit(`GET ${target} HTTP/1.1\r\nHost: h\r\n\r\n`).requests[0]?.target,
+      target,
+    );
+  }
+  for (
+    const target of [
+      "file:///etc/passwd",
+      "data:text/plain,x",
+      "javascript:alert(1)",
+      "ftp://h/",
+      "ws://h/",
+      "http:/x",
+      "http:x",
+      "https:",
+      "1http://h/",
+      "index.html",
+      "?q",
+    ]
+  ) {
+    const out = everySplit(`GET ${target} HTTP/1.1\r\nHost: h\r\n\r\n`);
+    assertEquals(out.error?.status, 400, target);
+    assertEquals(out.requests, [], target);
+  }
+});
+
+Deno.test("HttpParser: an empty chunk-size line is a 400, and a request smuggled behind it never parses", () => {
+  const smuggled = "GET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n";
+  const post = "POST /a HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (
+    const text of [
+      post + "\r\n" + smuggled, // the chunk-size line is empty
+      post + "3\r\nabc\r\n\r\n" + smuggled, // after a chunk: the next size line is empty
+      post + "3\r\nabc\r\n\r\n0\r\n\r\n" + smuggled,
+      post + " \r\n0\r\n\r\n" + smuggled, // whitespace only
+      post + ";ext\r\n0\r\n\r\n" + smuggled, // an extension without a size
+    ]
+  ) {
+    const out = everySplit(text);
+    assertEquals(out.error?.status, 400, JSON.stringify(text));
+    assertMatch(out.error!.reason, /invalid chunk size/);
+    assertEquals(out.requests, [], JSON.stringify(text));
+  }
+  // The same bytes with a size parse as one request, then the next.
+  const ok = everySplit(post + "3\r\nabc\r\n0\r\n\r\n" + smuggled);
+  assertEquals(ok.requests.map((r) => [r.target, r.body]), [["/a", "abc"], ["/smuggled", ""]]);
+});
+
+Deno.test("HttpParser: a request line over maxHeaderBytes is a 414 when its target is too long, else a 431, however it arrives", () => {
+  const options = { maxHeaderBytes: 64, maxTargetBytes: 40 };
+  // A target of 41+ bytes within the first 65 bytes of the line: the target is what is long.
+  assertEquals(everySplit(`GET /${"t".repeat(70)} HTTP/1.1\r\n\r\n`, options).error?.status, 414);
+  // maxTargetBytes above maxHeaderBytes: the line is too long before the target is.
+  const wide = { maxHeaderBytes: 64, maxTargetBytes: 100 };
+  assertEquals(everySplit(`GET /${"t".repeat(70)} HTTP/1.1\r\n\r\n`, wide).error?.status, 431);
+  assertEquals(everySplit(`GET /${"t".repeat(120)} HTTP/1.1\r\n\r\n`, wide).error?.status, 431);
+  // Defaults: 16 KiB of head, 8 KiB of target.
+  assertEquals(everySplit(`GET /${"t".repeat(20_000)} HTTP/1.1\r\n\r\n`).error?.status, 414);
 });

@@ -80,7 +80,7 @@ Deno.test("serve: the three call forms work and a missing handler is a TypeError
   assertThrows(
     () => serve({ port: 70000, onListen() {} }, handler),
     RangeError,
-    "port must be an integer",
+    "Cannot serve: port 70000 is not an integer from 0 to 65535",
   );
   assertThrows(
     () => serve({ port: 0, highWaterMark: 0, onListen() {} }, handler),
@@ -375,5 +375,129 @@ Deno.test("serve: drainTimeoutMs cuts a request still running at the deadline; f
   } finally {
     release();
     conn.close();
+  }
+});
+
+Deno.test("serve: Deno.serve options it does not implement are a TypeError naming them, before binding", async () => {
+  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = probe.addr.port;
+  probe.close();
+  const handler = () => new Response("x");
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ keyFormat: "pem" }, /keyFormat needs cert and key/],
+    [{ alpnProtocols: ["h2"] }, /alpnProtocols needs cert and key/],
+    [{ cert: "C", key: "K", keyFormat: "der" }, /keyFormat must be "pem"/],
+    [{ cert: "C", key: "K", alpnProtocols: ["h2"] }, /alpnProtocols may only list "http\/1\.1"/],
+    [{ cid: 3 }, /cid is not supported \(.*vsock/],
+    [{ automaticCompression: true }, /automaticCompression is not supported/],
+    [{ transport: "quic" }, /transport "quic" is not supported/],
+    [{ transport: "unix" }, /transport "unix" needs a path/],
+    [{ tcpBacklog: 10, listener: { backlog: 20 } }, /tcpBacklog and listener\.backlog disagree/],
+  ];
+  for (const [extra, message] of cases) {
+    const e = assertThrows(
+      () => serve({ hostname: "127.0.0.1", port, onListen() {}, ...extra }, handler),
+      TypeError,
+    );
+    assertMatch(e.message, message);
+  }
+  // Nothing was bound: the port is still free.
+  const again = Deno.listen({ hostname: "127.0.0.1", port });
+  again.close();
+  // tcpBacklog itself is accepted (it is the listen backlog).
+  const s = serve({ hostname: "127.0.0.1", port: 0, onListen() {}, tcpBacklog: 16 }, handler);
+  const res = await fetch(`http://127.0.0.1:${(s.addr as { port: number }).port}/`);
+  assertEquals(await res.text(), "x");
+  await s.shutdown();
+});
+
+Deno.test("serve: server.reactor is the thread's reactor: timers and raw listeners run beside serve()", async () => {
+  const a = start(() => new Response("a"));
+  const b = start(() => new Response("b"));
+  const reactor = a.server.reactor;
+  if (reactor === null) throw new Error("Expected a reactor on a one-thread server");
+  try {
+    assert(reactor === b.server.reactor, "one reactor per thread");
+    assert(reactor.running);
+    // A timer on the server's reactor.
+    const fired = await new Promise<number>((resolve) => reactor.setTimeout(() => resolve(1), 5));
+    assertEquals(fired, 1);
+    // A raw listener on the same reactor, answering beside the HTTP servers.
+    const { Listener } = await import("../../reactor/mod.ts");
+    using raw = Listener.listen(reactor, { host: "127.0.0.1", port: 0 }, (conn) => {
+      conn.onData = (data) => {
+        conn.write(data);
+        conn.close();
+      };
+    });
+    const rawPort = (raw.address() as { port: number }).port;
+    const c = await Deno.connect({ hostname: "127.0.0.1", port: rawPort });
+    try {
+      await c.write(encoder.encode("ping"));
+      assertEquals(await readText(c), "ping");
+    } finally {
+      c.close();
+    }
+    assertEquals(await (await fetch(a.base)).text(), "a");
+  } finally {
+    await a.server.shutdown();
+    await b.server.shutdown();
+  }
+  assert(!reactor.running, "stopped once its last server finished");
+});
+
+Deno.test("serve: reactor options that cannot apply to the running thread reactor are a RangeError", async () => {
+  const a = start(() => new Response("a"), { reactor: { sliceMs: 7, busyWaitMs: 1 } });
+  try {
+    const e = assertThrows(
+      () => start(() => new Response("b"), { reactor: { sliceMs: 9 } }),
+      RangeError,
+    );
+    assertMatch(e.message, /^Cannot serve: reactor\.sliceMs 9 cannot apply: .*sliceMs 7/);
+    assertThrows(() => start(() => new Response("b"), { reactor: { busyWaitMs: 0 } }), RangeError);
+    // The same values, or none, share the reactor.
+    const b = start(() => new Response("b"), { reactor: { sliceMs: 7 } });
+    const c = start(() => new Response("c"));
+    assert(b.server.reactor === a.server.reactor && c.server.reactor === a.server.reactor);
+    await b.server.shutdown();
+    await c.server.shutdown();
+  } finally {
+    await a.server.shutdown();
+  }
+  // Once the thread's servers have finished, a new reactor takes new values.
+  const d = start(() => new Response("d"), { reactor: { sliceMs: 9 } });
+  assertEquals(await (await fetch(d.base)).text(), "d");
+  await d.server.shutdown();
+});
+
+Deno.test("serve: an unref'd server still answers at once while something else keeps the process alive", async () => {
+  const a = start((req) => new Response(new URL(req.url).pathname));
+  try {
+    const reactor = a.server.reactor;
+    if (reactor === null) throw new Error("Expected a reactor on a one-thread server");
+    a.server.unref();
+    assert(!reactor.refed);
+    for (let i = 0; i < 5; i++) {
+      // Idle first, so that the reactor is parked in its unref'd wait.
+      await new Promise((r) => setTimeout(r, 150));
+      const t0 = performance.now();
+      assertEquals(await (await fetch(`${a.base}/r${i}`)).text(), `/r${i}`);
+      const took = performance.now() - t0;
+      assert(took < 2_000, `an unref'd server answered in ${took} ms`);
+    }
+    a.server.ref();
+    assert(reactor.refed);
+    // Two servers: the reactor holds the process while either is ref'd.
+    const b = start(() => new Response("b"));
+    a.server.unref();
+    assert(reactor.refed, "b is still ref'd");
+    b.server.unref();
+    assert(!reactor.refed);
+    b.server.ref();
+    assert(reactor.refed);
+    await b.server.shutdown();
+    assert(!reactor.refed, "only the unref'd a is left");
+  } finally {
+    await a.server.shutdown();
   }
 });

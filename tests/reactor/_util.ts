@@ -160,3 +160,32 @@ export async function onReactor(
     reactor.close();
   }
 }
+
+/**
+ * Run `fn` with a watchdog thread: if `fn` has not finished after `ms`, the
+ * watchdog prints why and kills this process with SIGKILL. A bug that spins
+ * the reactor synchronously (no `await` ever returns, so no timer of this
+ * thread can fire) then fails the suite instead of hanging it.
+ */
+export async function withWatchdog<T>(ms: number, what: string, fn: () => Promise<T>): Promise<T> {
+  const done = new Int32Array(new SharedArrayBuffer(4));
+  const code = `self.onmessage = (e) => {
+    const [done, ms, what] = e.data;
+    if (Atomics.wait(done, 0, 0, ms) === "timed-out") {
+      console.error("watchdog: " + what + " did not finish within " + ms + " ms (a synchronous spin?): killing the test process");
+      Deno.kill(Deno.pid, "SIGKILL");
+    }
+    self.close();
+  };`;
+  const worker = new Worker(`data:application/javascript,${encodeURIComponent(code)}`, {
+    type: "module",
+  });
+  worker.postMessage([done, ms, what]);
+  try {
+    return await fn();
+  } finally {
+    Atomics.store(done, 0, 1);
+    Atomics.notify(done, 0);
+    worker.terminate();
+  }
+}

@@ -10,7 +10,7 @@ import { closeFd, pipe } from "../../ffi/fd.ts";
 import type { InetAddress, SocketAddress, UnixAddress } from "../../ffi/sockaddr.ts";
 import { Socket } from "../../ffi/socket.ts";
 import * as sys from "../../ffi/syscalls.ts";
-import { connect, type Connection, Listener, Reactor } from "../../reactor/mod.ts";
+import { connect, Connection, Listener, Reactor } from "../../reactor/mod.ts";
 import { sleep, waitFor, withFdCheck } from "../_helpers.ts";
 import { bytes, onReactor, text } from "./_util.ts";
 import { scaled } from "../ffi/_emulation.ts";
@@ -628,5 +628,86 @@ Deno.test("fd passing: a pipe sent with sendFds arrives through onFds and reads"
         listener.close();
         Deno.removeSync(dir, { recursive: true });
       }
+    })
+  ));
+
+/** Read from a non-blocking socket until `want` bytes came or `ms` passed. */
+async function readBytes(sock: Socket, want: number, ms: number): Promise<Uint8Array> {
+  const got = new Uint8Array(want);
+  const buf = new Uint8Array(65536);
+  let at = 0;
+  const deadline = performance.now() + ms;
+  while (at < want && performance.now() < deadline) {
+    const n = sock.read(buf);
+    if (n === null) {
+      await sleep(1);
+      continue;
+    }
+    if (n === 0) break;
+    got.set(buf.subarray(0, Math.min(n, want - at)), at);
+    at += n;
+  }
+  return got.subarray(0, at);
+}
+
+Deno.test("cork: a connection's later writes of one turn leave together after it; every byte in order (small, 200 KiB, EAGAIN)", () =>
+  withFdCheck(() =>
+    onReactorWaiting(async (reactor) => {
+      const [a, b] = Socket.pair();
+      a.setOption("sendBufferSize", 8192);
+      b.setOption("receiveBufferSize", 8192);
+      const conn = new Connection(reactor, a);
+      const expected: number[] = [];
+      const put = (chunk: Uint8Array) => {
+        conn.write(chunk);
+        for (const x of chunk) expected.push(x);
+      };
+      // One turn: the first write goes out at once, the next 999 are corked.
+      for (let i = 0; i < 1000; i++) put(bytes(`<${i}>`));
+      const first = bytes("<0>").byteLength;
+      assertEquals(conn.bytesWritten, first, "the later writes of the turn were sent one by one");
+      assertEquals(conn.writableLength, expected.length - first, "corked bytes count as queued");
+      // The turn ends: immediates run in order, the flush's first.
+      await new Promise((r) => setImmediate(r));
+      assertEquals(conn.bytesWritten, expected.length, "the corked writes did not leave together");
+      // Another turn: small writes, a large one that leaves with the cork in
+      // one gather call and meets a full kernel buffer, then small ones queued behind.
+      for (let i = 0; i < 50; i++) put(bytes(`[${i}]`));
+      const big = new Uint8Array(200 * 1024);
+      for (let i = 0; i < big.length; i++) big[i] = (i * 31 + 7) & 0xff;
+      put(big);
+      for (let i = 0; i < 50; i++) put(bytes(`{${i}}`));
+      const got = await readBytes(b, expected.length, 10_000);
+      assertEquals(got.byteLength, expected.length, "bytes were lost");
+      assertEquals(got, new Uint8Array(expected), "bytes were reordered or mangled");
+      // Corked bytes go before the FIN of end().
+      conn.write(bytes("x"));
+      conn.write(bytes("yz"));
+      conn.end();
+      assertEquals(text(await readBytes(b, 3, 5000)), "xyz");
+      const buf = new Uint8Array(8);
+      await waitFor(() => b.read(buf) === 0, 5000, "the FIN after the corked bytes");
+      conn.close();
+      b.close();
+    })
+  ));
+
+Deno.test("cork: writes from a Deno timer while the reactor is parked leave without any reactor event", () =>
+  withFdCheck(() =>
+    onReactorWaiting(async (reactor) => {
+      const [a, b] = Socket.pair();
+      const conn = new Connection(reactor, a);
+      await sleep(50); // the reactor parks: nothing is ready
+      const t0 = performance.now();
+      setTimeout(() => {
+        conn.write(bytes("one,"));
+        conn.write(bytes("two,")); // corked: only a flush of its own sends it
+        conn.write(bytes("three"));
+      }, 10);
+      const got = text(await readBytes(b, 13, 5000));
+      assertEquals(got, "one,two,three");
+      assert(performance.now() - t0 < scaled(1000), "the corked writes waited for an event");
+      conn.close();
+      b.close();
     })
   ));

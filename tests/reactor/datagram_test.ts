@@ -211,7 +211,8 @@ Deno.test("a full receiver: sends return false and count drops (EAGAIN), never b
           assertEquals(sender.stats.dropped, 10);
           assertEquals(refused, 10);
           assert(sender.stats.sent > 0, "nothing fit in the receiver's queue");
-          assert(slowest < 100, `a send took ${slowest} ms`);
+          // A blocking send would never return; 1 s leaves room for a loaded machine.
+          assert(slowest < 1000, `a send took ${slowest} ms`);
           assert(elapsed < 5000, `sending took ${elapsed} ms`);
           // What was accepted is all there, and nothing more.
           const buf = new Uint8Array(2048);

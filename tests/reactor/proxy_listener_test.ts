@@ -10,7 +10,7 @@ import type { SocketAddress } from "../../ffi/sockaddr.ts";
 import { Socket } from "../../ffi/socket.ts";
 import type { Connection } from "../../reactor/connection.ts";
 import { Listener, type ListenOptions } from "../../reactor/listener.ts";
-import type { ProxyInfo } from "../../reactor/proxy_protocol.ts";
+import type { ProxyInfo } from "../../reactor/proxy/protocol.ts";
 import type { Reactor } from "../../reactor/reactor.ts";
 import { sleep, waitFor } from "../_helpers.ts";
 import { bytes, connectLoopback, onReactor } from "./_util.ts";

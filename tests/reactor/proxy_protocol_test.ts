@@ -12,10 +12,10 @@ import {
   ProxyHeaderParser,
   ProxyProtocolError,
   type ProxyProtocolErrorKind,
-} from "../../reactor/proxy_protocol.ts";
-import { TrustList } from "../../reactor/proxy_trust.ts";
-import { checkProxyProtocolOptions } from "../../reactor/proxy_gate.ts";
-import { checkEdgeOptions } from "../../reactor/proxy_edge.ts";
+} from "../../reactor/proxy/protocol.ts";
+import { TrustList } from "../../reactor/proxy/trust.ts";
+import { checkProxyProtocolOptions } from "../../reactor/proxy/gate.ts";
+import { checkListenOptions } from "../../reactor/listen_options.ts";
 
 const enc = new TextEncoder();
 const SIG = [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a];
@@ -303,6 +303,15 @@ Deno.test("proxy v2: TLVs: ALPN, AUTHORITY, UNIQUE_ID, NETNS, NOOP, custom, SSL 
   assertEquals(plain.ssl?.verify, 1);
   assertEquals(plain.ssl?.verified, false);
   assertEquals(plain.ssl?.version, undefined);
+  // verify 0 without a client certificate (what HAProxy sends for an
+  // anonymous TLS client) is not "verified"; with one (per connection or
+  // per session) it is.
+  const cases: [number, boolean][] = [[0x01, false], [0x00, false], [0x03, true], [0x05, true]];
+  for (const [client, verified] of cases) {
+    const h = parseAllWays(v2(0x21, 0x11, cat(IPV4_BLOCK, tlv(0x20, [client, 0, 0, 0, 0]))));
+    assertEquals(h.ssl?.verify, 0);
+    assertEquals(h.ssl?.verified, verified, `client flags 0x0${client}`);
+  }
 });
 
 Deno.test("proxy v2: CRC32C: the RFC 4960 check value, a good checksum, a bad one", () => {
@@ -476,9 +485,25 @@ Deno.test("proxy: options are validated, naming the option", () => {
     TypeError,
     "proxyProtocol.trusted",
   );
-  assertThrows(() => checkEdgeOptions({ deferAccept: -1 }, false), RangeError, "deferAccept");
-  assertThrows(() => checkEdgeOptions({ fastOpen: 1.5 }, false), RangeError, "fastOpen");
-  assertThrows(() => checkEdgeOptions({ incomingCpu: 9000 }, false), RangeError, "incomingCpu");
-  assertThrows(() => checkEdgeOptions({ deferAccept: 1 }, true), TypeError, "TCP");
-  checkEdgeOptions({ deferAccept: 0, fastOpen: 0, incomingCpu: 0 }, false);
+  const tcp = { port: 0 };
+  assertThrows(() => checkListenOptions({ ...tcp, deferAccept: -1 }), RangeError, "deferAccept");
+  assertThrows(() => checkListenOptions({ ...tcp, fastOpen: 1.5 }), RangeError, "fastOpen");
+  assertThrows(() => checkListenOptions({ ...tcp, incomingCpu: 9000 }), RangeError, "incomingCpu");
+  assertThrows(() => checkListenOptions({ path: "/x", deferAccept: 1 }), TypeError, "TCP");
+  assertThrows(() => checkListenOptions({ path: "/x", fastOpen: 1 }), TypeError, "TCP");
+  assertThrows(
+    () =>
+      checkListenOptions({ ...tcp, proxyProtocol: { ...ok, trusted: "x" as unknown as string[] } }),
+    TypeError,
+    "proxyProtocol.trusted",
+  );
+  const checked = checkListenOptions({ ...tcp, deferAccept: 0, fastOpen: 0, incomingCpu: 0 });
+  assertEquals(checked.socketOptions, {
+    reuseAddress: true,
+    reusePort: undefined,
+    v6Only: false,
+    deferAccept: 0,
+    fastOpen: 0,
+    incomingCpu: 0,
+  });
 });

@@ -11,6 +11,9 @@ import { closeFd, eventfd } from "../../ffi/fd.ts";
 import type { InetAddress } from "../../ffi/sockaddr.ts";
 import { connect, DatagramSocket, Interest, Listener } from "../../reactor/mod.ts";
 import { waitFor, withFdCheck } from "../_helpers.ts";
+import type { ListenerPassthrough } from "../../http/types.ts";
+import type { ListenerSettings, ListenSocketOptions } from "../../reactor/mod.ts";
+import { Reactor } from "../../reactor/mod.ts";
 import { onReactor } from "./_util.ts";
 
 const INTERNAL_NAMES = [
@@ -129,3 +132,34 @@ Deno.test("surface: `using` closes connections, listeners, datagram sockets, reg
       assertFalse(fired, "a disposed timer fired");
     });
   }));
+
+Deno.test("surface: http's listener passthrough is derived from the reactor's listener settings", () => {
+  // Compile-time: every listener setting but reusePort (ServeOptions has its
+  // own) is a passthrough option, with the same type, and nothing else is.
+  type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+  const derived: Same<
+    Required<ListenerPassthrough>,
+    Required<Omit<ListenerSettings, "reusePort">>
+  > = true;
+  const socketOptions: Same<
+    Pick<Required<ListenerPassthrough>, Exclude<keyof ListenSocketOptions, "reusePort">>,
+    Required<Omit<ListenSocketOptions, "reusePort">>
+  > = true;
+  assert(derived && socketOptions);
+  // Runtime: each listening-socket option is checked by name, before any socket.
+  const reactorForChecks = new Reactor();
+  for (
+    const [name, bad] of [
+      ["reuseAddress", 1],
+      ["reusePort", "yes"],
+      ["v6Only", 0],
+      ["deferAccept", -1],
+      ["fastOpen", 1.5],
+      ["incomingCpu", 2 ** 20],
+    ] as const
+  ) {
+    const e = assertThrows(() => Listener.listen(reactorForChecks, { port: 0, [name]: bad }));
+    assert(String((e as Error).message).includes(name), `${name}: ${(e as Error).message}`);
+  }
+  reactorForChecks.close();
+});

@@ -38,11 +38,23 @@ Deno.test("TimerQueue: fires due timers in deadline order, then creation order",
 });
 
 Deno.test("TimerQueue: equal deadlines keep creation order (many timers)", () => {
+  // Deadlines are creation time + delay, so timers made one after the other
+  // never share one. Repeating timers do: a late runDue reschedules each to
+  // max(deadline + interval, now), which is `now` for all of them. Their
+  // second firing, all at that same deadline, must follow creation order.
   const q = new TimerQueue();
   const fired: number[] = [];
-  for (let i = 0; i < 100; i++) q.schedule(0, 0, () => fired.push(i));
-  q.runDue(performance.now() + 1);
-  assertEquals(fired, Array.from({ length: 100 }, (_, i) => i));
+  const timers = [];
+  for (let i = 0; i < 100; i++) {
+    timers.push(q.schedule(i % 7, 1, () => fired.push(i)));
+  }
+  const now = performance.now() + 1000;
+  assertEquals(q.runDue(now), 200);
+  const second = fired.slice(100);
+  assert(timers.every((t) => t.deadline === now + 1), "the second round shared one deadline");
+  assertEquals(second, Array.from({ length: 100 }, (_, i) => i), "equal deadlines out of order");
+  for (const t of timers) t.cancel();
+  assertEquals(q.size, 0);
 });
 
 Deno.test("TimerQueue: cancel, repeat, and errors", () => {

@@ -1,0 +1,94 @@
+/**
+ * {@linkcode connect}: a client connection with the shape of
+ * `Deno.connect`'s, on ffinet's `connect`.
+ *
+ * @module
+ */
+import { connect as connectConnection, type ConnectOptions } from "../reactor/connect.ts";
+import type { Connection } from "../reactor/connection.ts";
+import { toDenoError } from "./_errors.ts";
+import { adoptLease, FfiConn } from "./conn.ts";
+import {
+  DEFAULT_HWM,
+  type FfiConnOptions,
+  type FfiTcpConnectOptions,
+  type FfiUnixConnectOptions,
+  validateAdapterOptions,
+} from "./options.ts";
+import { acquire } from "./shared_reactor.ts";
+
+/**
+ * Connect over TCP, like `Deno.connect`. Failures reject with Deno's error
+ * classes (`Deno.errors.ConnectionRefused`, `TimedOut`, ...).
+ *
+ * @example
+ * ```ts
+ * import { connect } from "@ffinet/ffinet/deno";
+ *
+ * const conn = await connect({ hostname: "127.0.0.1", port: 8080 });
+ * conn.close();
+ * ```
+ */
+export function connect(options: FfiTcpConnectOptions): Promise<FfiConn<Deno.NetAddr>>;
+/**
+ * Connect to a Unix socket, like `Deno.connect({ transport: "unix", path })`.
+ *
+ * @example
+ * ```ts
+ * import { connect } from "@ffinet/ffinet/deno";
+ *
+ * const conn = await connect({ transport: "unix", path: "/run/app.sock" });
+ * conn.close();
+ * ```
+ */
+export function connect(options: FfiUnixConnectOptions): Promise<FfiConn<Deno.UnixAddr>>;
+/**
+ * Connect over TCP or to a Unix socket.
+ *
+ * @example
+ * ```ts
+ * import { connect } from "@ffinet/ffinet/deno";
+ *
+ * const conn = await connect({ port: 8080 });
+ * conn.close();
+ * ```
+ */
+export async function connect(
+  options: FfiTcpConnectOptions | FfiUnixConnectOptions,
+): Promise<FfiConn<Deno.NetAddr> | FfiConn<Deno.UnixAddr>> {
+  validateAdapterOptions("connect", options);
+  const connectOptions: ConnectOptions = {
+    allowHalfOpen: true,
+    highWaterMark: options.highWaterMark ?? DEFAULT_HWM,
+  };
+  if (options.timeoutMs !== undefined) connectOptions.timeoutMs = options.timeoutMs;
+  if (options.signal !== undefined) connectOptions.signal = options.signal;
+  const connOptions: FfiConnOptions = {};
+  if (options.readBufferLimit !== undefined) connOptions.readBufferLimit = options.readBufferLimit;
+  if (options.closeTimeoutMs !== undefined) connOptions.closeTimeoutMs = options.closeTimeoutMs;
+  if (options.allowHalfOpen !== undefined) connOptions.allowHalfOpen = options.allowHalfOpen;
+  const lease = acquire(options.reactor);
+  let conn: Connection;
+  try {
+    conn = await connectConnection(
+      lease.reactor,
+      options.transport === "unix"
+        ? { path: options.path }
+        : { host: options.hostname ?? "127.0.0.1", port: options.port },
+      connectOptions,
+    );
+  } catch (e) {
+    lease.release();
+    throw toDenoError(e);
+  }
+  let ffi: FfiConn<Deno.NetAddr>;
+  try {
+    ffi = new FfiConn<Deno.NetAddr>(conn, connOptions);
+  } catch (e) {
+    conn.abort();
+    lease.release();
+    throw toDenoError(e);
+  }
+  adoptLease(ffi, lease);
+  return ffi;
+}

@@ -1,0 +1,139 @@
+/**
+ * Pub/sub across the Workers of `serve({ workers: 2 })`: one `publish`
+ * reaches the subscribers of every Worker (relayed by the main thread),
+ * one message at a time and in a burst, without loss and in order. A child process serves
+ * _pubsub_workers_child.ts; Deno WebSocket clients connect until both
+ * Workers hold some, then one client's message must reach all the others.
+ * The latency of a publish within a Worker and across Workers is printed.
+ *
+ * @module
+ */
+import { assert, assertEquals } from "@std/assert";
+import { waitFor } from "./_client.ts";
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+interface Client {
+  ws: WebSocket;
+  worker: string;
+  got: string[];
+  times: number[];
+}
+
+async function connect(port: number): Promise<Client> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+  const c: Client = { ws, worker: "", got: [], times: [] };
+  await new Promise<void>((resolve, reject) => {
+    ws.onmessage = (e) => {
+      const text = String(e.data);
+      if (c.worker === "" && text.startsWith("worker:")) {
+        c.worker = text.slice(7);
+        resolve();
+        return;
+      }
+      c.got.push(text);
+      c.times.push(performance.now());
+    };
+    ws.onerror = () => reject(new Error("cannot connect"));
+  });
+  return c;
+}
+
+Deno.test("pub/sub: with serve({ workers: 2 }) one publish reaches the subscribers of both Workers", async () => {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-env",
+      "--allow-read",
+      "--allow-net",
+      new URL("./_pubsub_workers_child.ts", import.meta.url).pathname,
+      String(port),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out = child.stdout.pipeThrough(new TextDecoderStream());
+  let stdout = "";
+  const reading = (async () => {
+    for await (const chunk of out) stdout += chunk;
+  })();
+  const errText = new Response(child.stderr).text();
+  const clients: Client[] = [];
+  try {
+    await waitFor(
+      () => (stdout.match(/listening on/g) ?? []).length >= 2,
+      "2 Workers listening",
+      30_000,
+    );
+    // SO_REUSEPORT spreads connections by hash: connect until both Workers hold two.
+    for (let i = 0; i < 64; i++) {
+      clients.push(await connect(port));
+      const per = new Map<string, number>();
+      for (const c of clients) per.set(c.worker, (per.get(c.worker) ?? 0) + 1);
+      if (per.size === 2 && [...per.values()].every((n) => n >= 2)) break;
+    }
+    const workers = [...new Set(clients.map((c) => c.worker))];
+    assertEquals(workers.length, 2, `the clients all landed on ${workers}`);
+    const sender = clients[0]!;
+    const same = clients.filter((c) => c !== sender && c.worker === sender.worker);
+    const other = clients.filter((c) => c.worker !== sender.worker);
+    // Rounds of a publish: every other client gets each message once, in order.
+    const rounds = 50;
+    const sameLat: number[] = [];
+    const otherLat: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      const t0 = performance.now();
+      sender.ws.send(`m${r}`);
+      await waitFor(
+        () => clients.every((c) => c === sender || c.got.length === r + 1),
+        `round ${r} delivered everywhere`,
+      );
+      for (const c of same) sameLat.push(c.times[r]! - t0);
+      for (const c of other) otherLat.push(c.times[r]! - t0);
+    }
+    const expected = Array.from({ length: rounds }, (_, r) => `m${r}`);
+    for (const c of clients) assertEquals(c.got, c === sender ? [] : expected, c.worker);
+    // A burst far past a BroadcastChannel's 256 slots: nothing is lost, order kept.
+    const burst = 2000;
+    for (let i = 0; i < burst; i++) sender.ws.send(`b${i}`);
+    await waitFor(
+      () => clients.every((c) => c === sender || c.got.length === rounds + burst),
+      "the burst delivered everywhere",
+      60_000,
+    );
+    const burstExpected = Array.from({ length: burst }, (_, i) => `b${i}`);
+    for (const c of clients) {
+      if (c !== sender) assertEquals(c.got.slice(rounds), burstExpected, c.worker);
+    }
+    assert(other.length > 0);
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+    console.log(
+      `pub/sub over ${clients.length} clients (${
+        same.length + 1
+      } with the sender, ${other.length} in the other Worker): ` +
+        `median publish-to-client latency ${median(sameLat).toFixed(3)} ms same Worker, ` +
+        `${median(otherLat).toFixed(3)} ms other Worker`,
+    );
+  } finally {
+    for (const c of clients) c.ws.close();
+    await Promise.all(
+      clients.map((c) =>
+        c.ws.readyState === WebSocket.CLOSED
+          ? undefined
+          : new Promise((r) => c.ws.addEventListener("close", r, { once: true }))
+      ),
+    );
+    child.kill("SIGTERM");
+    const status = await child.status;
+    await reading;
+    const err = await errText;
+    assert(status.success, `the server exited with ${status.code}: ${err}`);
+  }
+});

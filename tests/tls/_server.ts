@@ -1,0 +1,145 @@
+/**
+ * Shared pieces of the TLS tests: a reactor with a TLS echo (or HTTP)
+ * server on loopback, and bounded runs of external clients.
+ *
+ * @module
+ */
+import { SslContext } from "../../ffi/openssl_context.ts";
+import type { InetAddress } from "../../ffi/sockaddr.ts";
+import { Reactor } from "../../reactor/mod.ts";
+import { type TlsConnection, TlsListener, type TlsListenOptions } from "../../tls/mod.ts";
+import { type ProcessOutput, runBounded, waitFor } from "../_helpers.ts";
+
+/**
+ * Make what lives as long as the thread before any test counts fds or
+ * resources: libssl's load, the one accept-any verify callback each thread
+ * keeps, and the fd of Deno's own executable that the first
+ * `Deno.UnsafeCallback` opens.
+ */
+export function warmUp(): void {
+  const ctx = SslContext.create("server");
+  ctx.verifyPeer({ request: true, require: false });
+  ctx.close();
+}
+
+// At import, outside any test: the sanitizers see neither libssl's load nor that fd.
+warmUp();
+
+/** An echo handler with write()/onDrain discipline. */
+export function echo(conn: TlsConnection): void {
+  conn.onData = (data) => {
+    if (!conn.write(data)) conn.pause();
+  };
+  conn.onDrain = () => conn.resume();
+}
+
+/** A minimal HTTP/1.1 responder: one fixed response per request head, then close. */
+export function httpHello(body: string): (conn: TlsConnection) => void {
+  return (conn) => {
+    let head = "";
+    conn.onData = (data) => {
+      head += new TextDecoder().decode(data);
+      if (!head.includes("\r\n\r\n")) return;
+      const alpn = conn.info?.alpnProtocol ?? "none";
+      const text = `${body} alpn=${alpn} sni=${conn.info?.serverName ?? "none"}`;
+      conn.write(
+        new TextEncoder().encode(
+          `HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: ${text.length}\r\n` +
+            `connection: close\r\n\r\n${text}`,
+        ),
+      );
+      conn.close();
+    };
+  };
+}
+
+/** A running reactor and a TLS server on 127.0.0.1; stop() closes both. */
+export interface RunningServer {
+  reactor: Reactor;
+  server: TlsListener;
+  port: number;
+  /** Connections handed to onConnection, in order. */
+  accepted: TlsConnection[];
+  /** Errors the reactor or listener reported. */
+  errors: unknown[];
+  stop(): Promise<void>;
+}
+
+/** Start a TLS server with `handler` for every connection. */
+export function startServer(
+  tls: TlsListenOptions["tls"],
+  handler: (conn: TlsConnection) => void = echo,
+  extra: Partial<TlsListenOptions> = {},
+): RunningServer {
+  const errors: unknown[] = [];
+  const reactor = new Reactor({ onError: (e) => errors.push(e) });
+  const running = reactor.run();
+  const accepted: TlsConnection[] = [];
+  let server: TlsListener;
+  try {
+    server = TlsListener.listen(
+      reactor,
+      { host: "127.0.0.1", port: 0, ...extra, tls } as TlsListenOptions,
+      (conn) => {
+        accepted.push(conn);
+        handler(conn);
+      },
+    );
+  } catch (e) {
+    reactor.stop();
+    throw e;
+  }
+  const port = (server.address() as InetAddress).port;
+  return {
+    reactor,
+    server,
+    port,
+    accepted,
+    errors,
+    async stop() {
+      server.close();
+      for (const c of accepted) if (c.state !== "closed") c.abort();
+      await waitFor(() => reactor.stats.registrations === 0, 5000, "connections to close")
+        .catch(() => {});
+      reactor.stop();
+      await running;
+      reactor.close();
+    },
+  };
+}
+
+/**
+ * Run a client with `input` on stdin, keep stdin open `holdMs` more (so the
+ * server's answer can arrive), then close it; SIGKILL the client after
+ * `timeoutMs`.
+ */
+export async function runClient(
+  cmd: string,
+  args: string[],
+  input: string | undefined,
+  { holdMs = 300, timeoutMs = 15_000 }: { holdMs?: number; timeoutMs?: number } = {},
+): Promise<ProcessOutput> {
+  if (input === undefined) return await runBounded(cmd, { args }, timeoutMs);
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+  }, timeoutMs);
+  try {
+    const w = child.stdin.getWriter();
+    if (input !== "") await w.write(new TextEncoder().encode(input)).catch(() => {});
+    await new Promise((r) => setTimeout(r, holdMs));
+    await w.close().catch(() => {});
+    const out = await child.output();
+    const d = new TextDecoder();
+    return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,601 @@
+/**
+ * `TlsConnection`: TLS over a reactor {@linkcode Connection}, with the same
+ * contract (`onData`, `write` with backpressure, `onDrain`, `end`, `close`,
+ * `abort`, `onClose`, idle timeouts, PROXY-protocol info).
+ *
+ * The transport stays ffinet's own: ciphertext the `Connection` reads goes
+ * into OpenSSL through a memory BIO, records OpenSSL produces come out of
+ * another one and leave through the `Connection`'s `send`/`sendmsg` and its
+ * output queue. OpenSSL never touches the socket.
+ *
+ * - The handshake is non-blocking and has its own timeout
+ *   (`handshakeTimeoutMs`): a peer that trickles a ClientHello byte by byte
+ *   (which keeps an idle timer happy) is reset when it runs out.
+ * - `onData` receives decrypted bytes in a view valid only during the call.
+ *   Bytes decrypted before `onData` is set stay inside OpenSSL, with
+ *   reading paused, until it is.
+ * - `write()` encrypts at once and hands the records to the `Connection`;
+ *   it returns false once `highWaterMark` ciphertext bytes are queued, and
+ *   `onDrain` follows. Writes before the handshake completes wait for it.
+ * - `end()` sends close_notify and half-closes; `close()` sends
+ *   close_notify, flushes and closes; `abort()` resets. OpenSSL's state is
+ *   freed when the `Connection` closes, after the shutdown: a session
+ *   freed without one could not be resumed.
+ * - The peer's close_notify (or a TCP EOF) calls `onEnd`.
+ * - A handler that throws closes the connection (reset) and its error goes
+ *   where the `Connection`'s would (the listener's `onError`, else the
+ *   reactor's).
+ *
+ * @module
+ */
+import { type Ssl, SSL_READ_CLOSED } from "../ffi/openssl_ssl.ts";
+import type { SocketAddress } from "../ffi/sockaddr.ts";
+import type { Socket } from "../ffi/socket.ts";
+import type { Connection } from "../reactor/connection.ts";
+import type { ProxyInfo } from "../reactor/proxy/protocol.ts";
+import type { Reactor } from "../reactor/reactor.ts";
+import type { Timer } from "../reactor/timer_queue.ts";
+
+/** Plaintext delivered per `onData` call at most (one TLS record is 16 KiB). */
+const PLAIN_BUFFER_SIZE = 64 * 1024;
+/** Plaintext encrypted per `SSL_write`, so that the output BIO stays small. */
+const WRITE_SLICE = 64 * 1024;
+/** Ciphertext moved from OpenSSL to the socket per step. */
+const CIPHER_BUFFER_SIZE = 64 * 1024;
+const plainBuf = new Uint8Array(PLAIN_BUFFER_SIZE);
+const cipherBuf = new Uint8Array(CIPHER_BUFFER_SIZE);
+
+/** Where a TLS connection is in its life. */
+export type TlsConnectionState = "handshaking" | "open" | "ending" | "closing" | "closed";
+
+/** The peer's certificate, as `info` reports it. */
+export interface TlsPeerCertificate {
+  /** RFC 2253 subject ("CN=client,O=Example"). */
+  subject: string;
+  /** RFC 2253 issuer. */
+  issuer: string;
+  /** Start of validity as OpenSSL prints it ("Dec  7 08:00:00 2026 GMT"). */
+  validFrom: string;
+  /** End of validity. */
+  validTo: string;
+  /** The DER encoding. */
+  raw: Uint8Array;
+}
+
+/** What the handshake negotiated. */
+export interface TlsInfo {
+  /** "TLSv1.3" or "TLSv1.2". */
+  protocol: string;
+  /** OpenSSL's name of the cipher suite ("TLS_AES_128_GCM_SHA256"). */
+  cipher: string | undefined;
+  /** The application protocol ALPN chose, if any. */
+  alpnProtocol: string | undefined;
+  /** The server name (SNI): the one the client sent (servers) or asked for (clients). */
+  serverName: string | undefined;
+  /** Whether the session was resumed (a ticket or session id). */
+  sessionReused: boolean;
+  /** The peer's certificate, when it sent one. */
+  peerCertificate: TlsPeerCertificate | undefined;
+  /** Whether the peer sent a certificate that verified. */
+  authorized: boolean;
+  /** Why it did not verify ("self-signed certificate"), or why there is none. */
+  authorizationError: string | undefined;
+  /** Whether records go through kernel TLS (always false: ffinet keeps its own I/O). */
+  ktls: boolean;
+}
+
+/** What {@linkcode TlsConnection.onData} receives: a view valid only during the call. */
+export type TlsDataHandler = (data: Uint8Array, conn: TlsConnection) => void;
+
+/** How a TLS connection reports the end of its handshake (set by its listener or connect). */
+export interface HandshakeHooks {
+  /** The handshake completed. */
+  secure(conn: TlsConnection): void;
+  /** The handshake failed, timed out, or the connection closed before it completed. */
+  failed(conn: TlsConnection, error: Error): void;
+  /** A handler threw outside the transport's own dispatch (the connection was reset). */
+  report(error: unknown, conn: TlsConnection): void;
+}
+
+/**
+ * A TLS connection on a reactor. Listeners (`TlsListener`) and
+ * `connectTls` make them; `onConnection` and `connectTls` hand them over
+ * once the handshake has completed.
+ *
+ * @example An echo handler
+ * ```ts
+ * import { TlsListener } from "@ffinet/ffinet/tls";
+ * import { Reactor } from "@ffinet/ffinet/reactor";
+ * await using reactor = new Reactor();
+ * using server = TlsListener.listen(reactor, {
+ *   port: 0,
+ *   tls: { cert: Deno.readTextFileSync("cert.pem"), key: Deno.readTextFileSync("key.pem") },
+ * });
+ * server.onConnection = (conn) => {
+ *   conn.onData = (data) => {
+ *     if (!conn.write(data)) conn.pause();
+ *   };
+ *   conn.onDrain = () => conn.resume();
+ * };
+ * ```
+ */
+export class TlsConnection implements Disposable {
+  /** The TCP (or Unix) connection carrying the records. */
+  readonly transport: Connection;
+  /** Decrypted bytes delivered. */
+  bytesRead = 0;
+  /** Bytes given to `write()` and encrypted. */
+  bytesWritten = 0;
+  /** Called when the peer has finished sending (close_notify or EOF). */
+  onEnd: ((conn: TlsConnection) => void) | undefined;
+  /** Called when the output queue empties after `write()` returned false. */
+  onDrain: ((conn: TlsConnection) => void) | undefined;
+  /** Called once when the connection is closed, with the error that closed it, if any. */
+  onClose: ((conn: TlsConnection, error?: Error) => void) | undefined;
+  /** Anything the application wants to keep with the connection. */
+  context: unknown;
+
+  readonly #ssl: Ssl;
+  readonly #hooks: HandshakeHooks;
+  readonly #allowHalfOpen: boolean;
+  readonly #highWaterMark: number;
+  #state: TlsConnectionState = "handshaking";
+  #onData: TlsDataHandler | undefined;
+  #info: TlsInfo | undefined;
+  #handshakeTimer: Timer | undefined;
+  #readPaused = false;
+  #readEnded = false;
+  #needDrain = false;
+  #drainScheduled = false;
+  /** Plaintext decrypted before `onData` was set (a copy); reading is held meanwhile. */
+  #early: Uint8Array | undefined;
+  /** Plaintext written before the handshake completed. */
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  /** The error to report in `onClose` when the transport closes without one. */
+  #error: Error | undefined;
+
+  /**
+   * Run TLS over `transport` (which this object now drives: its handlers
+   * are replaced) with `ssl` (which it frees when the transport closes).
+   * Clients send their ClientHello at once.
+   */
+  constructor(
+    transport: Connection,
+    ssl: Ssl,
+    options: {
+      handshakeTimeoutMs: number;
+      highWaterMark: number;
+      allowHalfOpen: boolean;
+      hooks: HandshakeHooks;
+    },
+  ) {
+    this.transport = transport;
+    this.#ssl = ssl;
+    this.#hooks = options.hooks;
+    this.#allowHalfOpen = options.allowHalfOpen;
+    this.#highWaterMark = options.highWaterMark;
+    transport.onData = (data) => this.#onCipher(data);
+    transport.onEnd = () => this.#onTransportEnd();
+    transport.onDrain = () => this.#onTransportDrain();
+    transport.onClose = (_c, error) => this.#onTransportClose(error);
+    this.#handshakeTimer = transport.reactor.setTimeout(() => {
+      this.#handshakeTimer = undefined;
+      if (this.#state !== "handshaking") return;
+      this.abort(
+        new Deno.errors.TimedOut(
+          `Cannot complete TLS handshake: not done within ${options.handshakeTimeoutMs} ms (handshakeTimeoutMs)`,
+        ),
+      );
+    }, options.handshakeTimeoutMs);
+    if (ssl.context.role === "client") this.#advanceHandshake();
+  }
+
+  /** The socket (owned by the transport). */
+  get socket(): Socket {
+    return this.transport.socket;
+  }
+
+  /** The reactor driving it. */
+  get reactor(): Reactor {
+    return this.transport.reactor;
+  }
+
+  /** The fd. */
+  get fd(): number {
+    return this.transport.fd;
+  }
+
+  /** The PROXY protocol header the connection arrived with, if any. */
+  get proxyInfo(): ProxyInfo | undefined {
+    return this.transport.proxyInfo;
+  }
+
+  /** `"handshaking"`, `"open"`, `"ending"`, `"closing"` or `"closed"`. */
+  get state(): TlsConnectionState {
+    return this.#state;
+  }
+
+  /** What the handshake negotiated (undefined until it completes). */
+  get info(): TlsInfo | undefined {
+    return this.#info;
+  }
+
+  /** Ciphertext queued for the socket plus plaintext waiting for the handshake. */
+  get writableLength(): number {
+    return this.transport.writableLength + this.#pendingBytes;
+  }
+
+  /** Whether the peer has finished sending. */
+  get readEnded(): boolean {
+    return this.#readEnded;
+  }
+
+  /** The peer's address (the client's, behind a PROXY-protocol proxy). @example `conn.remoteAddress()` */
+  remoteAddress(): SocketAddress {
+    return this.transport.remoteAddress();
+  }
+
+  /** The local address. @example `conn.localAddress()` */
+  localAddress(): SocketAddress {
+    return this.transport.localAddress();
+  }
+
+  /** Called with each chunk of decrypted data. The view is only valid during the call. */
+  get onData(): TlsDataHandler | undefined {
+    return this.#onData;
+  }
+
+  /**
+   * Set the data handler. Data decrypted before any handler was set (a
+   * request sent with the client's Finished) is delivered right after this
+   * task's synchronous code.
+   */
+  set onData(handler: TlsDataHandler | undefined) {
+    this.#onData = handler;
+    if (handler !== undefined && this.#state !== "handshaking") this.#scheduleDrain();
+  }
+
+  #scheduleDrain(): void {
+    if (this.#drainScheduled) return;
+    this.#drainScheduled = true;
+    queueMicrotask(() => {
+      this.#drainScheduled = false;
+      if (this.#state === "closed") return;
+      try {
+        this.#deliver();
+        this.#flush();
+        if (!this.#readPaused && this.#early === undefined && !this.#readEnded) {
+          this.transport.resume();
+        }
+      } catch (error) {
+        this.abort(error instanceof Error ? error : new Error(String(error)));
+        this.#hooks.report(error, this);
+      }
+    });
+  }
+
+  /** Ciphertext arrived from the transport. Throws (a handler's error) close it. */
+  #onCipher(data: Uint8Array): void {
+    this.#ssl.feed(data);
+    if (this.#state === "handshaking") {
+      this.#advanceHandshake();
+      if (this.#state === "handshaking" || this.#state === "closed") return;
+    }
+    this.#deliver();
+    this.#flush();
+  }
+
+  #advanceHandshake(): void {
+    let step;
+    try {
+      step = this.#ssl.handshake();
+    } catch (error) {
+      this.#flush(); // the alert that tells the peer why
+      this.#error = error as Error;
+      this.#state = "closing";
+      this.transport.close();
+      return;
+    }
+    this.#flush();
+    if (step !== "done") return;
+    this.#handshakeTimer?.cancel();
+    this.#handshakeTimer = undefined;
+    this.#state = "open";
+    this.#info = this.#readInfo();
+    this.#hooks.secure(this);
+    if (this.#state !== "open") return;
+    if (this.#pending.length > 0) {
+      const pending = this.#pending;
+      this.#pending = [];
+      this.#pendingBytes = 0;
+      for (const chunk of pending) this.#encrypt(chunk);
+      this.#flush();
+      this.#onTransportDrain(); // the transport may have taken it all: no drain event would come
+    }
+  }
+
+  #readInfo(): TlsInfo {
+    const ssl = this.#ssl;
+    const peer = ssl.peerCertificate();
+    let peerCertificate: TlsPeerCertificate | undefined;
+    if (peer !== undefined) {
+      try {
+        peerCertificate = {
+          subject: peer.subject,
+          issuer: peer.issuer,
+          validFrom: peer.validFrom,
+          validTo: peer.validTo,
+          raw: peer.toDer(),
+        };
+      } finally {
+        peer.free();
+      }
+    }
+    const verifyError = ssl.verifyError;
+    return {
+      protocol: ssl.protocol,
+      cipher: ssl.cipher,
+      alpnProtocol: ssl.alpnProtocol,
+      serverName: ssl.serverName,
+      sessionReused: ssl.sessionReused,
+      peerCertificate,
+      authorized: peerCertificate !== undefined && verifyError === undefined,
+      authorizationError: peerCertificate === undefined
+        ? "the peer sent no certificate"
+        : verifyError,
+      ktls: false,
+    };
+  }
+
+  /** Decrypt and deliver what OpenSSL holds, unless paused. */
+  #deliver(): void {
+    const ssl = this.#ssl;
+    const early = this.#early;
+    if (
+      early !== undefined && this.#onData !== undefined && !this.#readPaused &&
+      (this.#state === "open" || this.#state === "ending")
+    ) {
+      this.#early = undefined;
+      this.bytesRead += early.byteLength;
+      this.#onData(early, this);
+    }
+    // close() stops reading, as the transport's does: nothing is delivered after it.
+    while ((this.#state === "open" || this.#state === "ending") && !this.#readEnded) {
+      if (this.#readPaused || this.#early !== undefined) {
+        // Leave the bytes inside OpenSSL; stop reading the socket meanwhile.
+        this.transport.pause();
+        return;
+      }
+      const n = ssl.read(plainBuf, PLAIN_BUFFER_SIZE);
+      if (n > 0) {
+        const handler = this.#onData;
+        if (handler === undefined) {
+          // No handler yet: keep a copy and hold reading until one is set.
+          this.#early = plainBuf.slice(0, n);
+          this.transport.pause();
+          return;
+        }
+        this.bytesRead += n;
+        handler(plainBuf.subarray(0, n), this);
+        continue;
+      }
+      if (n === SSL_READ_CLOSED) this.#peerEnded();
+      return;
+    }
+  }
+
+  /** The peer sent close_notify, or its TCP EOF came. */
+  #peerEnded(): void {
+    if (this.#readEnded) return;
+    this.#readEnded = true;
+    this.onEnd?.(this);
+    if (this.#state === "closed") return;
+    if (!this.#allowHalfOpen || this.#state === "ending") this.close();
+  }
+
+  /** Move every record OpenSSL produced to the transport. */
+  #flush(): void {
+    const ssl = this.#ssl;
+    // A write can close the transport at once (EPIPE, ECONNRESET), which frees `ssl`.
+    while (!ssl.freed) {
+      const n = ssl.takeOutput(cipherBuf, CIPHER_BUFFER_SIZE);
+      if (n === 0) return;
+      const t = this.transport;
+      // After end()/close() the transport takes nothing more: records are dropped.
+      if (t.state !== "open") continue;
+      t.write(cipherBuf.subarray(0, n));
+    }
+  }
+
+  #encrypt(data: Uint8Array): void {
+    const ssl = this.#ssl;
+    const len = data.byteLength;
+    for (let off = 0; off < len && !ssl.freed; off += WRITE_SLICE) {
+      const end = Math.min(len, off + WRITE_SLICE);
+      const slice = off === 0 && end === len ? data : data.subarray(off, end);
+      const n = ssl.write(slice);
+      if (n !== slice.byteLength) {
+        throw new Error(`Cannot write TLS data: OpenSSL took ${n} of ${slice.byteLength} bytes`);
+      }
+      this.bytesWritten += n;
+      if (ssl.pendingOutput >= CIPHER_BUFFER_SIZE) this.#flush();
+    }
+  }
+
+  /**
+   * Encrypt and send bytes. Returns false once `highWaterMark` bytes are
+   * queued (`onDrain` follows when the queue empties). Before the handshake
+   * completes the bytes wait for it. Throws `Deno.errors.BadResource` once
+   * `end()` or `close()` has been called or the connection was closed.
+   *
+   * @example
+   * ```ts
+   * import type { TlsConnection } from "@ffinet/ffinet/tls";
+   * function greet(conn: TlsConnection): void {
+   *   if (!conn.write(new TextEncoder().encode("hello"))) conn.pause();
+   * }
+   * ```
+   */
+  write(data: Uint8Array): boolean {
+    if (this.#state !== "open" && this.#state !== "handshaking") {
+      throw new Deno.errors.BadResource(`Cannot write: the TLS connection is ${this.#state}`);
+    }
+    if (!(data instanceof Uint8Array)) {
+      throw new TypeError("Cannot write: data is not a Uint8Array");
+    }
+    if (this.#state === "handshaking") {
+      this.#pending.push(data.slice());
+      this.#pendingBytes += data.byteLength;
+    } else if (data.byteLength > 0) {
+      this.#encrypt(data);
+      this.#flush();
+    }
+    if (this.writableLength >= this.#highWaterMark) {
+      this.#needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  #onTransportDrain(): void {
+    if (this.#needDrain && this.writableLength < this.#highWaterMark) {
+      this.#needDrain = false;
+      this.onDrain?.(this);
+    }
+  }
+
+  #onTransportEnd(): void {
+    if (this.#state === "handshaking") {
+      this.#error = new Deno.errors.UnexpectedEof(
+        "Cannot complete TLS handshake: the peer closed the connection",
+      );
+      return; // the transport closes itself (no half-open before the handshake)
+    }
+    this.#peerEnded();
+  }
+
+  #onTransportClose(error: Error | undefined): void {
+    const wasHandshaking = this.#state === "handshaking" || this.#info === undefined;
+    this.#state = "closed";
+    this.#handshakeTimer?.cancel();
+    this.#handshakeTimer = undefined;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#ssl.free();
+    const why = error ?? this.#error;
+    if (wasHandshaking) {
+      this.#hooks.failed(
+        this,
+        why ?? new Deno.errors.UnexpectedEof("Cannot complete TLS handshake: connection closed"),
+      );
+    }
+    this.onClose?.(this, why);
+  }
+
+  /**
+   * Stop reading until `resume()` (decrypted bytes wait inside OpenSSL).
+   *
+   * @example
+   * ```ts
+   * import type { TlsConnection } from "@ffinet/ffinet/tls";
+   * function hold(conn: TlsConnection): void {
+   *   conn.pause();
+   *   setTimeout(() => conn.resume(), 10);
+   * }
+   * ```
+   */
+  pause(): void {
+    if (this.#readPaused) return;
+    this.#readPaused = true;
+    if (this.#state !== "closed") this.transport.pause();
+  }
+
+  /**
+   * Start reading again after `pause()`; bytes already decrypted come first.
+   *
+   * @example
+   * ```ts
+   * import type { TlsConnection } from "@ffinet/ffinet/tls";
+   * function release(conn: TlsConnection): void {
+   *   conn.resume();
+   * }
+   * ```
+   */
+  resume(): void {
+    if (!this.#readPaused) return;
+    this.#readPaused = false;
+    if (this.#state === "closed") return;
+    if (this.#state === "handshaking") this.transport.resume();
+    else this.#scheduleDrain();
+  }
+
+  /**
+   * Half-close: send close_notify, then `shutdown(SHUT_WR)` once the queue
+   * is flushed; reading goes on until the peer ends too.
+   *
+   * @example
+   * ```ts
+   * import type { TlsConnection } from "@ffinet/ffinet/tls";
+   * function finish(conn: TlsConnection): void {
+   *   conn.write(new TextEncoder().encode("bye"));
+   *   conn.end();
+   * }
+   * ```
+   */
+  end(): void {
+    if (this.#state !== "open" && this.#state !== "handshaking") return;
+    if (this.#state === "handshaking" || this.#readEnded) {
+      this.close();
+      return;
+    }
+    this.#state = "ending";
+    this.#ssl.shutdown();
+    this.#flush();
+    this.transport.end();
+  }
+
+  /**
+   * Graceful close: send close_notify, flush what is queued, then close.
+   *
+   * @example
+   * ```ts
+   * import type { TlsConnection } from "@ffinet/ffinet/tls";
+   * function done(conn: TlsConnection): void {
+   *   conn.close();
+   * }
+   * ```
+   */
+  close(): void {
+    if (this.#state === "closed" || this.#state === "closing") return;
+    const wasEnding = this.#state === "ending";
+    this.#state = "closing";
+    if (!wasEnding && this.#info !== undefined) {
+      this.#ssl.shutdown();
+      this.#flush();
+    }
+    this.transport.close();
+  }
+
+  /**
+   * Abortive close: drop what is queued and reset the connection.
+   *
+   * @example
+   * ```ts
+   * import type { TlsConnection } from "@ffinet/ffinet/tls";
+   * function kill(conn: TlsConnection): void {
+   *   conn.abort(new Error("bad client"));
+   * }
+   * ```
+   */
+  abort(error?: Error): void {
+    if (this.#state === "closed") return;
+    if (error !== undefined) this.#error = error;
+    this.transport.abort(error);
+  }
+
+  /** Close gracefully (for `using`). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
