@@ -23,6 +23,7 @@ import {
 } from "../../reactor/mod.ts";
 import { startExample } from "../_example_server.ts";
 import { countFds, type ProcessOutput, runBounded, withFdCheck } from "../_helpers.ts";
+import { scaled } from "../ffi/_emulation.ts";
 
 const EXAMPLES = new URL("../../examples/", import.meta.url);
 const encoder = new TextEncoder();
@@ -301,7 +302,7 @@ Deno.test("bad input: unknown syslog facility and priority names are a RangeErro
 function runExample(name: string, args: string[]): Promise<ProcessOutput> {
   return runBounded(Deno.execPath(), {
     args: ["run", "--allow-ffi", "--allow-env", new URL(name, EXAMPLES).pathname, ...args],
-  }, 30_000);
+  }, scaled(30_000)); // nine Deno starts at once: slow under emulation
 }
 
 Deno.test("bad input: bad flags make the example servers exit 2 with a clear message", () =>
