@@ -25,13 +25,7 @@ export async function available(cmd: string, args: string[]): Promise<boolean> {
   }
 }
 
-/** A port that was free a moment ago (bind port 0, close). */
-export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+export { freePort } from "../_helpers.ts";
 
 /** Fill `${NAME}` placeholders of a fixture file; every placeholder must be given. */
 export function render(fixture: string, vars: Record<string, string | number>): string {

@@ -12,6 +12,7 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { Socket } from "../../ffi/socket.ts";
 import { readText, waitFor } from "../_helpers.ts";
+import { freePort } from "../_helpers.ts";
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -26,13 +27,6 @@ function haveTool(name: string): boolean {
 
 const HAVE = haveTool("systemd-socket-activate");
 if (!HAVE) console.log("skip: systemd-socket-activate is not installed");
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 async function request(port: number, path: string): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });

@@ -11,13 +11,7 @@ import { RawClient, request } from "./_raw.ts";
 import { within } from "./_serve.ts";
 import { listOpenFds } from "../../ffi/fd.ts";
 import { readProcFile } from "../../ffi/process.ts";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+import { freePort } from "../_helpers.ts";
 
 /** `GET path` on a fresh connection; the status line's text and body, or an error. */
 async function get(port: number, path: string): Promise<string> {

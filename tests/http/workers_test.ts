@@ -8,14 +8,7 @@
 import { assert, assertEquals } from "@std/assert";
 import { RawClient, request } from "./_raw.ts";
 import { within } from "./_serve.ts";
-
-/** A free TCP port on 127.0.0.1 (bound once, then released). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+import { freePort } from "../_helpers.ts";
 
 Deno.test("workers: serve({ workers: 2 }) spreads connections over 2 Workers on one port and stops cleanly on SIGTERM", async () => {
   const port = freePort();

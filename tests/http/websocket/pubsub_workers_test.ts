@@ -10,13 +10,7 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { waitFor } from "./_client.ts";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+import { freePort } from "../../_helpers.ts";
 
 interface Client {
   ws: WebSocket;
