@@ -29,15 +29,67 @@ interface PendingWrite {
   reject: (e: Error) => void;
 }
 
+/**
+ * What an {@linkcode FfiConn} drives: a reactor `Connection`, or anything
+ * with the same contract (a `TlsConnection`). The callbacks' second
+ * parameters are not used.
+ */
+export type StreamConnection =
+  & Pick<
+    Connection,
+    | "reactor"
+    | "socket"
+    | "localAddress"
+    | "remoteAddress"
+    | "write"
+    | "pause"
+    | "resume"
+    | "end"
+    | "close"
+    | "abort"
+  >
+  & {
+    readonly state: string;
+    onData: ((data: Uint8Array, conn: never) => void) | undefined;
+    onEnd: ((conn: never) => void) | undefined;
+    onDrain: ((conn: never) => void) | undefined;
+    onClose: ((conn: never, error?: Error) => void) | undefined;
+  };
+
 /** Lets the listener and `connect` hand a connection its reactor lease. */
-let setLease: (conn: FfiConn, lease: Lease) => void;
+let setLease: (conn: FfiConn<FfiAddr, StreamConnection>, lease: Lease) => void;
 
 /**
  * Give `conn` the lease that `ref()`/`unref()` act on (internal to the
  * adapters).
  */
-export function adoptLease(conn: FfiConn, lease: Lease): void {
+export function adoptLease(conn: FfiConn<FfiAddr, StreamConnection>, lease: Lease): void {
   setLease(conn, lease);
+}
+
+/** What {@linkcode detachConnection} hands over. */
+export interface Detached<C extends StreamConnection> {
+  connection: C;
+  lease: Lease | undefined;
+  /** The adapter options to wrap the connection with again. */
+  options: FfiConnOptions;
+}
+
+let detach: (conn: FfiConn<FfiAddr, StreamConnection>, call: string) => Detached<StreamConnection>;
+
+/**
+ * Take the connection out of `conn` (for `startTls`): `conn` behaves as
+ * closed from now on, without closing the connection, whose handlers are
+ * the caller's to set. Refused (nothing changes) while a read or write is
+ * pending, once `readable` or `writable` took over, after EOF or a
+ * half-close, and when received bytes were not read (they would be lost).
+ * Internal to the adapters.
+ */
+export function detachConnection<C extends StreamConnection>(
+  conn: FfiConn<FfiAddr, C>,
+  call: string,
+): Detached<C> {
+  return detach(conn, call) as Detached<C>;
 }
 
 /**
@@ -69,12 +121,13 @@ export function adoptLease(conn: FfiConn, lease: Lease): void {
  * listener.close();
  * ```
  */
-export class FfiConn<A extends FfiAddr = FfiAddr> implements Deno.Conn<A> {
+export class FfiConn<A extends FfiAddr = FfiAddr, C extends StreamConnection = Connection>
+  implements Deno.Conn<A> {
   /** The local address. */
   readonly localAddr: A;
   /** The peer's address. */
   readonly remoteAddr: A;
-  readonly #conn: Connection;
+  readonly #conn: C;
   readonly #onRelease: (() => void) | undefined;
   readonly #readLimit: number;
   readonly #closeTimeoutMs: number;
@@ -108,6 +161,42 @@ export class FfiConn<A extends FfiAddr = FfiAddr> implements Deno.Conn<A> {
       if (conn.#connClosed) lease.release();
       else conn.#lease = lease;
     };
+    detach = (conn, call) => {
+      if (conn.#userClosed || conn.#connClosed || conn.#autoClosed) {
+        throw closedError(call, "connection");
+      }
+      if (conn.#error !== undefined) throw conn.#error;
+      if (conn.#readable !== undefined || conn.#writable !== undefined) {
+        throw new TypeError(`Cannot ${call}: the connection's streams are in use`);
+      }
+      if (conn.#readers.length > 0 || conn.#writers.length > 0) {
+        throw new TypeError(`Cannot ${call}: a read or write is pending`);
+      }
+      if (conn.#readEnded || conn.#writeEndAsked || conn.#conn.state !== "open") {
+        throw new Deno.errors.BadResource(`Cannot ${call}: the connection is half-closed`);
+      }
+      if (conn.#buffered > 0) {
+        throw new Deno.errors.InvalidData(
+          `Cannot ${call}: ${conn.#buffered} bytes were received and not read`,
+        );
+      }
+      conn.#userClosed = true;
+      conn.#connClosed = true;
+      const connection = conn.#conn;
+      connection.onData = undefined;
+      connection.onEnd = undefined;
+      connection.onDrain = undefined;
+      connection.onClose = undefined;
+      const lease = conn.#lease;
+      conn.#lease = undefined;
+      const options: FfiConnOptions = {
+        readBufferLimit: conn.#readLimit,
+        closeTimeoutMs: conn.#closeTimeoutMs,
+        allowHalfOpen: conn.#allowHalfOpen,
+      };
+      if (conn.#onRelease !== undefined) options.onRelease = conn.#onRelease;
+      return { connection, lease, options };
+    };
   }
 
   /**
@@ -133,7 +222,7 @@ export class FfiConn<A extends FfiAddr = FfiAddr> implements Deno.Conn<A> {
    * reactor.close();
    * ```
    */
-  constructor(connection: Connection, options: FfiConnOptions = {}) {
+  constructor(connection: C, options: FfiConnOptions = {}) {
     validateAdapterOptions("wrap the connection", options);
     this.#conn = connection;
     this.#allowHalfOpen = options.allowHalfOpen ?? false;
@@ -161,7 +250,7 @@ export class FfiConn<A extends FfiAddr = FfiAddr> implements Deno.Conn<A> {
   }
 
   /** The underlying ffinet connection (do not replace its callbacks). */
-  get connection(): Connection {
+  get connection(): C {
     return this.#conn;
   }
 

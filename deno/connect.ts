@@ -4,13 +4,12 @@
  *
  * @module
  */
-import { connect as connectConnection, type ConnectOptions } from "../reactor/connect.ts";
+import { connect as connectConnection } from "../reactor/connect.ts";
 import type { Connection } from "../reactor/connection.ts";
 import { toDenoError } from "./_errors.ts";
 import { adoptLease, FfiConn } from "./conn.ts";
 import {
-  DEFAULT_HWM,
-  type FfiConnOptions,
+  connectOptionsOf,
   type FfiTcpConnectOptions,
   type FfiUnixConnectOptions,
   validateAdapterOptions,
@@ -57,16 +56,7 @@ export async function connect(
   options: FfiTcpConnectOptions | FfiUnixConnectOptions,
 ): Promise<FfiConn<Deno.NetAddr> | FfiConn<Deno.UnixAddr>> {
   validateAdapterOptions("connect", options);
-  const connectOptions: ConnectOptions = {
-    allowHalfOpen: true,
-    highWaterMark: options.highWaterMark ?? DEFAULT_HWM,
-  };
-  if (options.timeoutMs !== undefined) connectOptions.timeoutMs = options.timeoutMs;
-  if (options.signal !== undefined) connectOptions.signal = options.signal;
-  const connOptions: FfiConnOptions = {};
-  if (options.readBufferLimit !== undefined) connOptions.readBufferLimit = options.readBufferLimit;
-  if (options.closeTimeoutMs !== undefined) connOptions.closeTimeoutMs = options.closeTimeoutMs;
-  if (options.allowHalfOpen !== undefined) connOptions.allowHalfOpen = options.allowHalfOpen;
+  const { connect: connectOptions, conn: connOptions } = connectOptionsOf(options);
   const lease = acquire(options.reactor);
   let conn: Connection;
   try {

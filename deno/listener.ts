@@ -1,14 +1,17 @@
 /**
  * {@linkcode FfiListener} and {@linkcode listen}: a listener with the shape
- * of `Deno.Listener`, on an ffinet `Listener`.
+ * of `Deno.Listener`, on an ffinet `Listener` (or a `TlsListener`, for
+ * `listenTls`).
  *
  * @module
  */
 import type { Connection, ConnectionOptions } from "../reactor/connection.ts";
 import { Listener, type ListenOptions } from "../reactor/listener.ts";
+import { TlsListener } from "../tls/listener.ts";
+import { TlsConnection } from "../tls/tls_connection.ts";
 import { toDenoAddr } from "./_addr.ts";
 import { closedError, toDenoError } from "./_errors.ts";
-import { adoptLease, FfiConn } from "./conn.ts";
+import { adoptLease, FfiConn, type StreamConnection } from "./conn.ts";
 import {
   DEFAULT_HWM,
   type FfiAdapterOptions,
@@ -19,6 +22,8 @@ import {
   validateAdapterOptions,
 } from "./options.ts";
 import { acquire, type Lease } from "./shared_reactor.ts";
+import { FfiTlsConn } from "./tls_conn.ts";
+import { type FfiTlsListenOptions, tlsServerOptionsOf } from "./tls_options.ts";
 
 /** Accepted connections held for `accept()` before the listener pauses. */
 const MAX_PENDING_ACCEPTS = 128;
@@ -31,6 +36,10 @@ const MAX_PENDING_ACCEPTS = 128;
  *
  * An open listener keeps the process alive until `close()` or `unref()`.
  *
+ * With TLS options (`cert` and `key`, or `certFile` and `keyFile`: see
+ * `listenTls`) it accepts `FfiTlsConn`s, each once its handshake has
+ * completed.
+ *
  * @example
  * ```ts
  * import { listen } from "@ffinet/ffinet/deno";
@@ -39,14 +48,18 @@ const MAX_PENDING_ACCEPTS = 128;
  * for await (const conn of listener) conn.readable.pipeTo(conn.writable);
  * ```
  */
-export class FfiListener<A extends FfiAddr = FfiAddr> implements Deno.Listener<FfiConn<A>, A> {
+export class FfiListener<
+  A extends FfiAddr = FfiAddr,
+  C extends FfiConn<A, StreamConnection> = FfiConn<A>,
+> implements Deno.Listener<C, A> {
   /** The bound address (with the real port when 0 was asked). */
   readonly addr: A;
   readonly #listener: Listener;
+  readonly #tls: TlsListener | undefined;
   readonly #lease: Lease;
   readonly #options: FfiAdapterOptions;
-  #pending: FfiConn<A>[] = [];
-  #waiters: { resolve: (c: FfiConn<A>) => void; reject: (e: Error) => void }[] = [];
+  #pending: C[] = [];
+  #waiters: { resolve: (c: C) => void; reject: (e: Error) => void }[] = [];
   #closed = false;
   #backlogPaused = false;
 
@@ -61,7 +74,7 @@ export class FfiListener<A extends FfiAddr = FfiAddr> implements Deno.Listener<F
    * listener.close();
    * ```
    */
-  constructor(options: FfiTcpListenOptions | FfiUnixListenOptions) {
+  constructor(options: FfiTcpListenOptions | FfiUnixListenOptions | FfiTlsListenOptions) {
     validateAdapterOptions("listen", options);
     this.#options = options;
     const connection: ConnectionOptions = {
@@ -81,13 +94,23 @@ export class FfiListener<A extends FfiAddr = FfiAddr> implements Deno.Listener<F
       };
     }
     if (options.backlog !== undefined) target.backlog = options.backlog;
+    const tls = options.transport === "unix" ? undefined : tlsServerOptionsOf(options);
     this.#lease = acquire(options.reactor);
     try {
-      this.#listener = Listener.listen(
-        this.#lease.reactor,
-        target,
-        (conn) => this.#onConnection(conn),
-      );
+      if (tls === undefined) {
+        this.#listener = Listener.listen(
+          this.#lease.reactor,
+          target,
+          (conn) => this.#onConnection(conn),
+        );
+      } else {
+        this.#tls = TlsListener.listen(
+          this.#lease.reactor,
+          { ...target, tls },
+          (conn) => this.#onConnection(conn),
+        );
+        this.#listener = this.#tls.listener;
+      }
       this.addr = toDenoAddr(this.#listener.address()) as A;
     } catch (e) {
       this.#lease.release();
@@ -100,11 +123,21 @@ export class FfiListener<A extends FfiAddr = FfiAddr> implements Deno.Listener<F
     return this.#listener;
   }
 
-  #onConnection(conn: Connection): void {
-    let ffi: FfiConn<A>;
+  /**
+   * The ffinet TLS listener underneath, with TLS options (for its `stats`
+   * and `setTls`; do not replace its callbacks); undefined without.
+   */
+  get tlsListener(): TlsListener | undefined {
+    return this.#tls;
+  }
+
+  #onConnection(conn: Connection | TlsConnection): void {
+    let ffi: C;
     const lease = acquire(this.#options.reactor);
     try {
-      ffi = new FfiConn<A>(conn, this.#connOptions());
+      ffi = (conn instanceof TlsConnection
+        ? new FfiTlsConn(conn, this.#connOptions())
+        : new FfiConn<A>(conn, this.#connOptions())) as unknown as C;
       adoptLease(ffi, lease);
     } catch (e) {
       conn.abort();
@@ -147,7 +180,7 @@ export class FfiListener<A extends FfiAddr = FfiAddr> implements Deno.Listener<F
    * listener.close();
    * ```
    */
-  accept(): Promise<FfiConn<A>> {
+  accept(): Promise<C> {
     if (this.#closed) return Promise.reject(closedError("accept", "listener"));
     const next = this.#pending.shift();
     if (next !== undefined) {
@@ -157,7 +190,7 @@ export class FfiListener<A extends FfiAddr = FfiAddr> implements Deno.Listener<F
       }
       return Promise.resolve(next);
     }
-    const { promise, resolve, reject } = Promise.withResolvers<FfiConn<A>>();
+    const { promise, resolve, reject } = Promise.withResolvers<C>();
     this.#waiters.push({ resolve, reject });
     return promise;
   }
@@ -178,7 +211,13 @@ export class FfiListener<A extends FfiAddr = FfiAddr> implements Deno.Listener<F
   close(): void {
     if (this.#closed) throw closedError("close", "listener");
     this.#closed = true;
-    this.#listener.close();
+    if (this.#tls === undefined) {
+      this.#listener.close();
+    } else {
+      // Handshakes under way would complete into a queue nobody takes.
+      this.#tls.close();
+      this.#tls.abortHandshakes();
+    }
     const error = closedError("accept", "listener");
     for (const waiter of this.#waiters.splice(0)) waiter.reject(error);
     for (const conn of this.#pending.splice(0)) conn.close();
@@ -199,9 +238,9 @@ export class FfiListener<A extends FfiAddr = FfiAddr> implements Deno.Listener<F
    * }
    * ```
    */
-  async *[Symbol.asyncIterator](): AsyncGenerator<FfiConn<A>> {
+  async *[Symbol.asyncIterator](): AsyncGenerator<C> {
     while (true) {
-      let conn: FfiConn<A>;
+      let conn: C;
       try {
         conn = await this.accept();
       } catch (e) {

@@ -43,6 +43,16 @@
  * - `connect` resolves a host name as `Deno.connect` does (`getaddrinfo`);
  *   `listen` takes an IP literal or `"localhost"`.
  *
+ * TLS: {@linkcode listenTls}, {@linkcode connectTls} and
+ * {@linkcode startTls} have the shapes of `Deno.listenTls`,
+ * `Deno.connectTls` and `Deno.startTls` and give {@linkcode FfiTlsConn}s
+ * (`Deno.TlsConn`: the same connection plus `handshake()`), through
+ * OpenSSL. `listenTls` also takes `certFile`/`keyFile`, re-read when the
+ * files change (a renewed certificate is served within a second; open
+ * connections keep theirs). `accept()` hands a connection over once its
+ * handshake has completed, and a certificate that does not verify rejects
+ * `connectTls` with `Deno.errors.InvalidData`, as Deno's does.
+ *
  * @module
  */
 export type {
@@ -55,9 +65,33 @@ export type {
   FfiUnixListenOptions,
 } from "./options.ts";
 export { defaultReactorIdle } from "./shared_reactor.ts";
-export { FfiConn } from "./conn.ts";
+export { FfiConn, type StreamConnection } from "./conn.ts";
 export { FfiListener, listen } from "./listener.ts";
 export { connect } from "./connect.ts";
+export { connectTls, type FfiTlsListener, listenTls, startTls } from "./tls.ts";
+export { FfiTlsConn } from "./tls_conn.ts";
+export type {
+  FfiStartTlsOptions,
+  FfiTlsConnectOptions,
+  FfiTlsListenOptions,
+} from "./tls_options.ts";
+// The TLS objects `FfiTlsConn.connection`, `FfiTlsConn.tlsInfo` and
+// `FfiListener.tlsListener` hand out.
+export {
+  type HandshakeHooks,
+  OpenSslError,
+  type TlsClientOptions,
+  type TlsConnection,
+  type TlsConnectionState,
+  type TlsDataHandler,
+  type TlsInfo,
+  type TlsKeyPair,
+  TlsListener,
+  type TlsListenerStats,
+  type TlsNamedKeyPair,
+  type TlsPeerCertificate,
+  type TlsServerOptions,
+} from "../tls/mod.ts";
 
 // The reactor objects the adapters hand out (`FfiConn.connection`,
 // `FfiListener.listener`, the `reactor` option) and the types they use.

@@ -4,6 +4,7 @@
  * @module
  */
 import type { Reactor } from "../reactor/reactor.ts";
+import type { ConnectOptions } from "../reactor/connect.ts";
 import { integerOption } from "../ffi/validate.ts";
 
 /** The address kinds the adapters use. */
@@ -114,4 +115,25 @@ export function validateAdapterOptions(call: string, options: FfiAdapterOptions)
   integerOption(call, "highWaterMark", options.highWaterMark, 1, 1, Number.MAX_SAFE_INTEGER);
   integerOption(call, "readBufferLimit", options.readBufferLimit, 1, 1, Number.MAX_SAFE_INTEGER);
   integerOption(call, "closeTimeoutMs", options.closeTimeoutMs, 0, 0, MAX_DELAY_MS);
+}
+
+/**
+ * What a Deno-shaped connect (`connect`, `connectTls`) hands to the reactor:
+ * the connect options (Deno's half-open streams, the write high-water mark,
+ * the timeout and signal) and the adapter's own connection options.
+ */
+export function connectOptionsOf(
+  options: FfiTcpConnectOptions | FfiUnixConnectOptions,
+): { connect: ConnectOptions; conn: FfiConnOptions } {
+  const connect: ConnectOptions = {
+    allowHalfOpen: true,
+    highWaterMark: options.highWaterMark ?? DEFAULT_HWM,
+  };
+  if (options.timeoutMs !== undefined) connect.timeoutMs = options.timeoutMs;
+  if (options.signal !== undefined) connect.signal = options.signal;
+  const conn: FfiConnOptions = {};
+  if (options.readBufferLimit !== undefined) conn.readBufferLimit = options.readBufferLimit;
+  if (options.closeTimeoutMs !== undefined) conn.closeTimeoutMs = options.closeTimeoutMs;
+  if (options.allowHalfOpen !== undefined) conn.allowHalfOpen = options.allowHalfOpen;
+  return { connect, conn };
 }

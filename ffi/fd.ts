@@ -9,7 +9,7 @@ import { EAGAIN, EBADF, EINTR, ENOENT, errnoCell, ErrnoError } from "./errno.ts"
 import { EFD, F, O } from "./constants.ts";
 import { libc } from "./libc.ts";
 import * as sys from "./syscalls.ts";
-import { checkInteger, INT32_MAX } from "./_validate.ts";
+import { checkInteger, INT32_MAX } from "./_view.ts";
 
 /** Options for {@linkcode pipe}. */
 export interface PipeOptions {

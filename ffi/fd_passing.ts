@@ -10,8 +10,7 @@ import { MSG, SCM, SOL } from "./constants.ts";
 import { check } from "./errno.ts";
 import { CMSG_SPACE, IovecArray, Msghdr, writeControlMessage } from "./msghdr.ts";
 import { close } from "./syscalls.ts";
-import { checkInteger } from "./_validate.ts";
-import { byteLengthOf } from "./_view.ts";
+import { byteLengthOf, checkInteger } from "./_view.ts";
 
 /** `SCM_MAX_FD`: the most fds one `SCM_RIGHTS` message may carry. */
 export const SCM_MAX_FD = 253;

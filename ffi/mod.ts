@@ -135,6 +135,16 @@ export {
   type WritableSocketOptionName,
 } from "./sockopt.ts";
 export {
+  availableTcpUlps,
+  getTcpUlp,
+  type KernelTlsSupport,
+  kernelTlsSupport,
+  readTcpUlp,
+  setTcpUlp,
+  TCP_ULP,
+  TCP_ULP_NAME_MAX,
+} from "./ktls.ts";
+export {
   type ConnectState,
   DEFAULT_BACKLOG,
   Socket,

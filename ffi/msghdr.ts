@@ -27,9 +27,16 @@
  * @module
  */
 import { libc } from "./libc.ts";
-import { interrupted, result } from "./_call.ts";
-import { checkFd, checkInteger, UINT32_MAX } from "./_validate.ts";
-import { addressOf, byteLengthOf, bytesOf, encodeIovec } from "./_view.ts";
+import { interrupted, result } from "./syscalls.ts";
+import {
+  addressOf,
+  byteLengthOf,
+  bytesOf,
+  checkFd,
+  checkInteger,
+  encodeIovec,
+  UINT32_MAX,
+} from "./_view.ts";
 
 /** `sizeof(struct iovec)` on 64-bit Linux. */
 export const IOVEC_SIZE = 16;

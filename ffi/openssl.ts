@@ -165,6 +165,10 @@ export const sslSymbols = {
   SSL_free: { parameters: ["pointer"], result: "void" },
   // void SSL_set_bio(SSL *ssl, BIO *rbio, BIO *wbio);   (takes ownership of both)
   SSL_set_bio: { parameters: ["pointer", "pointer", "pointer"], result: "void" },
+  // void SSL_set0_rbio(SSL *s, BIO *rbio);   (takes ownership; frees the previous one)
+  SSL_set0_rbio: { parameters: ["pointer", "pointer"], result: "void" },
+  // void SSL_set0_wbio(SSL *s, BIO *wbio);   (takes ownership; frees the previous one)
+  SSL_set0_wbio: { parameters: ["pointer", "pointer"], result: "void" },
   // void SSL_set_accept_state(SSL *ssl);
   SSL_set_accept_state: { parameters: ["pointer"], result: "void" },
   // void SSL_set_connect_state(SSL *ssl);

@@ -14,7 +14,7 @@
  * @module
  */
 import { openssl } from "./openssl.ts";
-import { INT32_MAX } from "./_validate.ts";
+import { INT32_MAX } from "./_view.ts";
 import { OpenSslError } from "./openssl_error.ts";
 
 const byteLengthGetter = Object.getOwnPropertyDescriptor(
@@ -85,10 +85,14 @@ export function bioPending(bio: Deno.PointerObject): number {
   return Number(openssl().crypto.BIO_ctrl_pending(bio));
 }
 
+/** `BIO_s_mem()`: a static method table, asked for once. */
+let memMethod: Deno.PointerValue | undefined;
+
 /** A new, empty memory BIO (`BIO_new(BIO_s_mem())`); throws an `OpenSslError`. */
 export function newMemoryBio(action: string): Deno.PointerObject {
   const { crypto } = openssl();
-  const bio = crypto.BIO_new(crypto.BIO_s_mem());
+  memMethod ??= crypto.BIO_s_mem();
+  const bio = crypto.BIO_new(memMethod);
   if (bio === null) throw new OpenSslError(action);
   return bio;
 }

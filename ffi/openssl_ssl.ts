@@ -48,6 +48,11 @@ export const SSL_READ_CLOSED = -1;
 
 const alpnData = new BigUint64Array(1);
 const alpnLength = new Uint32Array(1);
+/** The longest ALPN protocol name (one length byte on the wire). */
+const ALPN_MAX = 255;
+/** The chosen ALPN name is copied here (`len` <= 255 checked first), then decoded. */
+const alpnName = new Uint8Array(ALPN_MAX);
+const alpnDecoder = new TextDecoder();
 
 /**
  * A TLS connection over memory BIOs.
@@ -232,6 +237,54 @@ export class Ssl implements Disposable {
     return r;
   }
 
+  /**
+   * Ciphertext fed but not yet taken by OpenSSL. After a
+   * {@linkcode Ssl.read} that returned data, 0 means the next `read` would
+   * only ask for more (OpenSSL reads a record at a time and never ahead), so
+   * the caller can skip that call.
+   */
+  get inputPending(): number {
+    this.#checkOpen();
+    return bioPending(this.#rbio);
+  }
+
+  /**
+   * Give back the memory the two memory BIOs kept: each keeps the size of
+   * the most it ever held (a handshake flight, a burst of records), so an
+   * idle connection swaps them for empty ones. Only when both are empty
+   * (nothing fed is waiting, nothing produced is unsent); returns whether
+   * it did.
+   *
+   * @example
+   * ```ts
+   * import { Ssl } from "./openssl_ssl.ts";
+   * import { SslContext } from "./openssl_context.ts";
+   * using ctx = SslContext.create("server");
+   * using ssl = Ssl.create(ctx);
+   * ssl.releaseBuffers(); // true: both BIOs were empty
+   * ```
+   */
+  releaseBuffers(): boolean {
+    const s = this.#pointer;
+    if (bioPending(this.#rbio) !== 0 || bioPending(this.#wbio) !== 0) return false;
+    const { ssl: lib, crypto } = openssl();
+    const rbio = newMemoryBio("release TLS buffers");
+    let wbio;
+    try {
+      wbio = newMemoryBio("release TLS buffers");
+    } catch (e) {
+      crypto.BIO_free(rbio);
+      throw e;
+    }
+    bioSetMemEofReturn(rbio, -1);
+    bioSetMemEofReturn(wbio, -1);
+    lib.SSL_set0_rbio(s, rbio); // frees the old input BIO
+    this.#rbio = rbio;
+    lib.SSL_set0_wbio(s, wbio); // frees the old output BIO
+    this.#wbio = wbio;
+    return true;
+  }
+
   /** Ciphertext waiting to be sent to the peer. */
   get pendingOutput(): number {
     this.#checkOpen();
@@ -392,10 +445,10 @@ export class Ssl implements Disposable {
     ssl.SSL_get0_alpn_selected(this.#pointer, alpnData, alpnLength);
     const len = alpnLength[0]!;
     const p = Deno.UnsafePointer.create(alpnData[0]!);
-    if (p === null || len === 0 || len > 255) return undefined;
-    return new TextDecoder().decode(
-      new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(p, len)).slice(),
-    );
+    if (p === null || len === 0 || len > ALPN_MAX) return undefined;
+    const name = alpnName.subarray(0, len);
+    Deno.UnsafePointerView.copyInto(p, name);
+    return alpnDecoder.decode(name);
   }
 
   /** The server name (SNI) the client sent, if any. */

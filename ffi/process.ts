@@ -13,7 +13,7 @@ import { EAGAIN, errnoCell, ErrnoError } from "./errno.ts";
 import { LOCK, O } from "./constants.ts";
 import { libc } from "./libc.ts";
 import { close, interrupted, read } from "./syscalls.ts";
-import { checkFd, checkInt32, checkInteger, ID_MAX, INT32_MAX } from "./_validate.ts";
+import { checkFd, checkInt32, checkInteger, ID_MAX, INT32_MAX } from "./_view.ts";
 
 /** `NGROUPS_MAX`: the most supplementary groups a process may have. */
 const NGROUPS_MAX = 65536;

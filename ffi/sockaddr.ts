@@ -7,8 +7,7 @@
  */
 import { AF } from "./constants.ts";
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from "./inet.ts";
-import { checkInteger, UINT32_MAX } from "./_validate.ts";
-import { bytesOf } from "./_view.ts";
+import { bytesOf, checkInteger, UINT32_MAX } from "./_view.ts";
 
 /** An IPv4 address and port. */
 export interface InetAddress {

@@ -25,8 +25,7 @@ import {
   type WritableSocketOptionName,
 } from "./sockopt.ts";
 import * as sys from "./syscalls.ts";
-import { checkInt32, checkInteger, INT32_MAX } from "./_validate.ts";
-import { byteLengthOf } from "./_view.ts";
+import { byteLengthOf, checkInt32, checkInteger, INT32_MAX } from "./_view.ts";
 
 /** The default `listen(2)` backlog, as in nginx. */
 export const DEFAULT_BACKLOG = 511;

@@ -8,7 +8,7 @@
 import { IPV6, SO, SOL, TCP } from "./constants.ts";
 import { check, errnoCell } from "./errno.ts";
 import { libc } from "./libc.ts";
-import { checkFd, checkInteger, INT32_MAX, INT32_MIN } from "./_validate.ts";
+import { checkFd, checkInteger, INT32_MAX, INT32_MIN } from "./_view.ts";
 
 /** The longest `SO_LINGER` time: `l_linger` is an `int` of seconds. */
 export const LINGER_MAX_SECONDS: number = INT32_MAX;

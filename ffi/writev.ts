@@ -6,9 +6,8 @@
  * @module
  */
 import { libc } from "./libc.ts";
-import { interrupted, result } from "./_call.ts";
-import { checkFd } from "./_validate.ts";
-import { byteLengthOf, encodeIovec } from "./_view.ts";
+import { interrupted, result } from "./syscalls.ts";
+import { byteLengthOf, checkFd, encodeIovec } from "./_view.ts";
 import { MSG } from "./constants.ts";
 
 /** How many chunks one call sends at most. */

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { checkInteger } from "./_validate.ts";
+import { checkInteger } from "./_view.ts";
 
 /** The zlib symbols ffinet binds, with their C prototypes. */
 export const zlibSymbols = {

@@ -28,20 +28,9 @@
 import type { TlsInfo } from "../tls/tls_connection.ts";
 import type { ProxyInfo } from "../reactor/proxy/protocol.ts";
 import { type CoreConn, type ServerConnection, type ServerCore, toAddr } from "./_core.ts";
+import { type RequestHost, ServerRequest } from "./_request.ts";
 import {
-  clientGone,
-  DONE,
-  Exchange,
-  type ExchangeOwner,
-  Info,
-  READY,
-  RUNNING,
-  STREAMING,
-  type UpgradeRecord,
-  UPGRADES,
-} from "./_exchange.ts";
-import { ServerRequest } from "./_request.ts";
-import {
+  asciiLength,
   bodiless,
   bodySource,
   CHUNKED,
@@ -65,8 +54,184 @@ import {
   utf8,
 } from "./_wire.ts";
 import { HttpParseError, HttpParser, type HttpRequest } from "./parser/mod.ts";
-import type { NetAddr, ServeHandler, UnixAddr } from "./types.ts";
-import type { RawConnection } from "./upgrade.ts";
+import type { NetAddr, ServeHandler, ServeHandlerInfo, UnixAddr } from "./types.ts";
+import type { RawConnection, UpgradedConnection } from "./upgrade.ts";
+
+// ---------------------------------------------------------------------------
+// Exchanges: one request of a connection and its response: where the
+// response is (running, serialized and waiting its turn, streaming, done),
+// the request body (a stream for `serve()`, collected whole for
+// `serveRaw()`), the lazy signal and `info`, and the upgrade responses
+// `upgradeConnection` makes.
+
+/** What an exchange needs from its connection. */
+interface ExchangeOwner {
+  /** The client has gone (EOF or closed). */
+  readonly gone: boolean;
+  /** The stream of `ex`'s request body. */
+  bodyStream(ex: Exchange): ReadableStream<Uint8Array>;
+  /** `host:port` of the local end. */
+  localHost(): string;
+  /** Whether the connection is on a Unix socket. */
+  unix(): boolean;
+  /** The peer's address. */
+  remoteAddr(): NetAddr | UnixAddr;
+  /** What a PROXY protocol header said, if any. */
+  proxyInfo(): ProxyInfo | undefined;
+  /** What the TLS handshake negotiated (undefined over plaintext). */
+  tls(): TlsInfo | undefined;
+}
+
+/** An upgrade response made by `upgradeConnection`, bound to its request. */
+export interface UpgradeRecord {
+  request: Request;
+  headers: Headers;
+  resolve: (upgraded: UpgradedConnection) => void;
+  reject: (error: Error) => void;
+  /** Sent already: a second use is an error. */
+  used: boolean;
+}
+
+/** Upgrade responses, recognised by the server. */
+export const UPGRADES: WeakMap<Response, UpgradeRecord> = new WeakMap();
+
+// Exchange states
+export const RUNNING = 0; // the handler has not answered
+export const READY = 1; // the response is serialized in `out`, complete
+export const STREAMING = 2; // the head is out (or in `out`); the body streams once in front
+export const DONE = 3;
+
+/** The reason of a request signal aborted because the client went away. */
+export function clientGone(): DOMException {
+  return new DOMException("The client closed the connection", "AbortError");
+}
+
+/** The `info` argument of a handler, made lazily. */
+class Info implements ServeHandlerInfo {
+  #conn: ExchangeOwner;
+  #ex: Exchange;
+  constructor(conn: ExchangeOwner, ex: Exchange) {
+    this.#conn = conn;
+    this.#ex = ex;
+  }
+  get remoteAddr(): NetAddr | UnixAddr {
+    return this.#conn.remoteAddr();
+  }
+  get proxy(): ProxyInfo | undefined {
+    return this.#conn.proxyInfo();
+  }
+  get completed(): Promise<void> {
+    return this.#ex.completedPromise();
+  }
+  get tls(): TlsInfo | undefined {
+    return this.#conn.tls();
+  }
+}
+
+/** One request and its response. */
+export class Exchange implements RequestHost {
+  readonly head: HttpRequest | null;
+  readonly #owner: ExchangeOwner | null;
+  #bodyStream: ReadableStream<Uint8Array> | null = null;
+  state = RUNNING;
+  /** The `Request` the handler got (an upgrade must be of this request). */
+  request: unknown = null;
+  /** Serialized response bytes waiting for their turn (STREAMING, an upgrade). */
+  out: Uint8Array | null = null;
+  /** A READY response's bytes in its connection's hold buffer: `[heldAt, heldEnd)`. */
+  heldAt = 0;
+  heldEnd = 0;
+  /** The response body still to stream, once in front. */
+  stream: ReadableStream<Uint8Array> | null = null;
+  /** The reader of `stream` once streaming: cancelled when the client goes. */
+  reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader | null = null;
+  chunked = false;
+  /** Bytes the streamed body must still have (its declared length), or -1. */
+  left = -1;
+  /** Close the connection once this response is out. */
+  close = false;
+  upgrade: UpgradeRecord | null = null;
+  /** The request body: its stream's controller while it is being received. */
+  body: ReadableStreamDefaultController<Uint8Array> | null = null;
+  /** The request body collected whole before the handler runs (`serveRaw()`). */
+  collect: OutBuffer | null = null;
+  /**
+   * The whole request body, taken from the read buffer when it had all of it
+   * as the head was parsed: `json()`/`text()`/… answer from it, no stream.
+   */
+  bodyBytes: Uint8Array<ArrayBuffer> | null = null;
+  /** The first body bytes, taken as the head was parsed: the stream starts with them. */
+  bodyPrefix: Uint8Array | null = null;
+  /** Drop the rest of the request body (the handler does not want it). */
+  discard = false;
+  bodyDone = true;
+  /** The handler wants the body: `100 Continue` may go once this exchange is in front. */
+  pulled = false;
+  continueSent = false;
+  wantsContinue = false;
+  controller: AbortController | null = null;
+  /** The handler failed and `onError` was asked: a failure of its response is a plain 500. */
+  failed = false;
+  #completed: Promise<void> | null = null;
+  #resolveCompleted: (() => void) | null = null;
+  isHead: boolean;
+
+  constructor(head: HttpRequest | null, owner: ExchangeOwner | null) {
+    this.head = head;
+    this.#owner = owner;
+    this.isHead = head !== null && head.method === "HEAD";
+  }
+
+  requestBody(): ReadableStream<Uint8Array> | null {
+    if (this.#bodyStream === null && this.#owner !== null && !this.bodyDone && !this.discard) {
+      this.#bodyStream = this.#owner.bodyStream(this);
+    }
+    return this.#bodyStream;
+  }
+
+  requestBytes(): Uint8Array<ArrayBuffer> | null {
+    return this.bodyBytes;
+  }
+
+  requestSignal(): AbortSignal {
+    if (this.controller === null) {
+      this.controller = new AbortController();
+      if (this.#owner !== null && this.#owner.gone && this.state !== DONE) {
+        this.controller.abort(clientGone());
+      }
+    }
+    return this.controller.signal;
+  }
+
+  localHost(): string {
+    return this.#owner?.localHost() ?? "localhost";
+  }
+
+  unix(): boolean {
+    return this.#owner?.unix() ?? false;
+  }
+
+  tls(): TlsInfo | undefined {
+    return this.#owner?.tls();
+  }
+
+  completedPromise(): Promise<void> {
+    if (this.#completed === null) {
+      this.#completed = this.state === DONE
+        ? Promise.resolve()
+        : new Promise((resolve) => this.#resolveCompleted = resolve);
+    }
+    return this.#completed;
+  }
+
+  finish(): void {
+    this.state = DONE;
+    this.#resolveCompleted?.();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The connection
 
 /** Responses pending on one connection before reading pauses. */
 export const MAX_PIPELINE = 64;
@@ -85,13 +250,33 @@ const FRAME_HEAD = 16;
 const TIME_ORIGIN = performance.timeOrigin;
 
 /**
- * The batch of the thread: what one pump (or one answer given outside a
- * pump) serializes, sent with one write before control returns. A
- * connection's bytes start at its `#base`: a handler may answer another
- * connection's request in the middle of a pump, and that connection then
- * sends only what it appended after the bytes already there.
+ * The batch of the thread: what the pumps (and answers given outside a
+ * pump) serialize, each connection's part sent with one write (see
+ * `pendingConns`). A connection's bytes start at its `#base`: a handler may
+ * answer another connection's request in the middle of a pump, and that
+ * connection then sends at once only what it appended after the bytes
+ * already there.
  */
 const batch = new OutBuffer();
+
+/**
+ * Responses serialized by the pumps of one reactor batch are sent together
+ * once that batch's synchronous work is done (a microtask), not one by one
+ * between the requests: the client side is woken once for many responses,
+ * as a server that writes at the end of its loop turn does. They hold, per
+ * write, its connection and its range of `batch`; while any is pending,
+ * `batch` only grows, so those ranges stay valid.
+ */
+const pendingConns: HttpConn[] = [];
+const pendingRanges: number[] = [];
+let pendingScheduled = false;
+/** Pumps in progress on this thread (a handler may answer another connection inside one). */
+let pumpDepth = 0;
+/** A batch longer than this is sent at once (the batch buffer stays small). */
+const DEFER_BYTES = 256 * 1024;
+
+/** Where the writes of one connection are joined (see `HttpConn.#sendPending`). */
+const gather = new OutBuffer();
 
 /** `onError` of `serve()`, or the default. */
 export type ErrorHandler = (error: unknown) => Response | Promise<Response>;
@@ -217,6 +402,11 @@ export class HttpConn implements CoreConn, ExchangeOwner {
   #drainWaiters: (() => void)[] = [];
   /** Where this connection's bytes start in the batch (see `batch`). */
   #base = 0;
+  /** Responses serialized before their turn (READY), and how many it holds. */
+  #hold: OutBuffer | null = null;
+  #held = 0;
+  /** Writes of this connection in `pendingConns`. */
+  #pendingWrites = 0;
 
   constructor(conn: ServerConnection, core: ServerCore, dispatcher: Dispatcher) {
     this.#conn = conn;
@@ -368,9 +558,10 @@ export class HttpConn implements CoreConn, ExchangeOwner {
   #onClose(): void {
     this.#closed = true;
     this.#gone = true;
-    const gone = clientGone();
     for (const ex of this.#queue) {
       if (ex.state === DONE) continue;
+      // Made only for a request still in progress (a DOMException takes a stack trace).
+      const gone = clientGone();
       ex.controller?.abort(gone);
       if (ex.body !== null || ex.collect !== null) {
         this.#endBody(ex, new Error("Cannot read the request body: the connection closed"));
@@ -382,6 +573,8 @@ export class HttpConn implements CoreConn, ExchangeOwner {
       ex.finish();
     }
     this.#queue.length = 0;
+    this.#held = 0;
+    this.#hold = null;
     this.#wakeStreams();
     this.#core.remove(this);
   }
@@ -391,6 +584,7 @@ export class HttpConn implements CoreConn, ExchangeOwner {
     if (this.#pumping || this.#closed) return;
     this.#base = batch.len;
     this.#pumping = true;
+    pumpDepth++;
     const core = this.#core;
     const now = core.reactor.now;
     // The reactor's clock (read once per batch) as wall time: no clock call here.
@@ -448,6 +642,7 @@ export class HttpConn implements CoreConn, ExchangeOwner {
       this.#parseFailed(e);
     } finally {
       this.#pumping = false;
+      pumpDepth--;
     }
     if (this.#closed) return;
     // The header timeout runs from the first byte of a head until it is
@@ -550,7 +745,10 @@ export class HttpConn implements CoreConn, ExchangeOwner {
     ) return;
     ex.continueSent = true;
     if (toBatch) batch.bytes(CONTINUE);
-    else if (this.#conn.state === "open") this.#conn.write(CONTINUE);
+    else if (this.#conn.state === "open") {
+      this.#sendOwnPending();
+      this.#conn.write(CONTINUE);
+    }
   }
 
   #endBody(ex: Exchange, error: Error | null): void {
@@ -702,10 +900,17 @@ export class HttpConn implements CoreConn, ExchangeOwner {
     const out = batch;
     const fast = fastBody(res);
     if (fast !== null && !res.bodyUsed) {
-      const bytes = typeof fast === "string" ? utf8(fast) : fast;
       const mode = this.#connMode(ex, false);
-      out.bytes(simpleHead(200, fastContentType(res), bytes.length, mode));
-      if (!ex.isHead) out.bytes(bytes);
+      // A short ASCII text goes into the batch as it is (no encoded copy).
+      const ascii = typeof fast === "string" ? asciiLength(fast) : -1;
+      if (ascii >= 0) {
+        out.bytes(simpleHead(200, fastContentType(res), ascii, mode));
+        if (!ex.isHead) out.latin1(fast as string);
+      } else {
+        const bytes = typeof fast === "string" ? utf8(fast) : fast;
+        out.bytes(simpleHead(200, fastContentType(res), bytes.length, mode));
+        if (!ex.isHead) out.bytes(bytes);
+      }
       this.#ready(ex, start);
       return;
     }
@@ -799,8 +1004,13 @@ export class HttpConn implements CoreConn, ExchangeOwner {
       ex.state = DONE;
       this.#done(ex);
     } else {
-      // Not its turn: keep its bytes until the earlier responses are out.
-      ex.out = batch.buf.slice(start, batch.len);
+      // Not its turn: its bytes wait in the hold buffer until the earlier
+      // responses are out (one buffer per connection, reused: no copy each).
+      const hold = this.#hold ??= new OutBuffer(4096);
+      ex.heldAt = hold.len;
+      hold.bytes(batch.buf.subarray(start, batch.len));
+      ex.heldEnd = hold.len;
+      this.#held++;
       batch.len = start;
       ex.state = READY;
     }
@@ -843,8 +1053,9 @@ export class HttpConn implements CoreConn, ExchangeOwner {
       // Its handler asked for the body while it waited its turn: now it may come.
       if (ex.state === RUNNING) this.#sendContinue(ex, true);
       if (ex.state === READY) {
-        batch.bytes(ex.out!);
-        ex.out = null;
+        const hold = this.#hold!;
+        batch.bytes(hold.buf.subarray(ex.heldAt, ex.heldEnd));
+        if (--this.#held === 0) hold.clear();
         if (this.#retire(ex)) return;
         continue;
       }
@@ -861,7 +1072,11 @@ export class HttpConn implements CoreConn, ExchangeOwner {
     }
   }
 
-  /** Send the batch. */
+  /**
+   * Send this connection's bytes of the batch: at the end of the reactor
+   * batch (see `pendingConns`) while nothing else may append in between,
+   * else now.
+   */
   #flush(): void {
     const out = batch;
     const base = this.#base;
@@ -871,9 +1086,69 @@ export class HttpConn implements CoreConn, ExchangeOwner {
       return;
     }
     const conn = this.#conn;
+    if (pumpDepth === 0 && !this.#ending && out.len <= DEFER_BYTES && conn.state === "open") {
+      pendingConns.push(this);
+      pendingRanges.push(base, out.len);
+      this.#pendingWrites++;
+      this.#base = out.len;
+      if (!pendingScheduled) {
+        pendingScheduled = true;
+        queueMicrotask(HttpConn.#sendPending);
+      }
+      return;
+    }
+    this.#sendOwnPending();
     if (conn.state === "open") conn.write(out.buf.subarray(base, out.len));
     out.len = base;
     if (this.#ending && conn.state === "open") this.#finishEnd();
+  }
+
+  /** Send the deferred writes (see `pendingConns`): a microtask. */
+  static #sendPending(): void {
+    pendingScheduled = false;
+    const conns = pendingConns;
+    const ranges = pendingRanges;
+    const buf = batch.buf;
+    for (let i = 0; i < conns.length; i++) {
+      const start = ranges[2 * i]!;
+      if (start < 0) continue;
+      const conn = conns[i]!;
+      if (conn.#pendingWrites === 1) {
+        conn.#send(buf.subarray(start, ranges[2 * i + 1]!));
+      } else {
+        // Several writes of one connection: joined, sent with one call.
+        gather.len = 0;
+        for (let j = i; j < conns.length; j++) {
+          if (conns[j] !== conn || ranges[2 * j]! < 0) continue;
+          gather.bytes(buf.subarray(ranges[2 * j]!, ranges[2 * j + 1]!));
+          ranges[2 * j] = -1;
+        }
+        conn.#send(gather.view());
+        gather.clear();
+      }
+      conn.#pendingWrites = 0;
+    }
+    conns.length = 0;
+    ranges.length = 0;
+    if (pumpDepth === 0) batch.len = 0;
+  }
+
+  /** Write deferred bytes of this connection. */
+  #send(bytes: Uint8Array): void {
+    if (!this.#closed && this.#conn.state === "open") this.#conn.write(bytes);
+  }
+
+  /** Write this connection's deferred bytes now: what it sends next goes after them. */
+  #sendOwnPending(): void {
+    if (this.#pendingWrites === 0) return;
+    this.#pendingWrites = 0;
+    const conns = pendingConns;
+    for (let i = 0; i < conns.length; i++) {
+      if (conns[i] !== this) continue;
+      const r = pendingRanges;
+      if (r[2 * i]! >= 0) this.#send(batch.buf.subarray(r[2 * i]!, r[2 * i + 1]!));
+      r[2 * i] = -1;
+    }
   }
 
   // -------------------------------------------------------------------------
@@ -1069,6 +1344,7 @@ export class HttpConn implements CoreConn, ExchangeOwner {
       }
       // The connection copies what the kernel does not take now: the buffer
       // is free again once `write` returns.
+      this.#sendOwnPending();
       if (conn.state === "open") conn.write(bytes.subarray(start, end));
     }
   }
@@ -1086,6 +1362,7 @@ export class HttpConn implements CoreConn, ExchangeOwner {
     } else {
       if (!last && chunks.length === 1 && out.len === this.#base) {
         // One piece: written as it is (the connection copies what it cannot send now).
+        this.#sendOwnPending();
         if (this.#conn.state === "open") this.#conn.write(chunks[0]!);
         return;
       }
@@ -1160,6 +1437,7 @@ export class HttpConn implements CoreConn, ExchangeOwner {
     batch.bytes(ex.out!);
     ex.out = null;
     this.#flush();
+    this.#sendOwnPending(); // the 101 is out before the connection is handed over
     this.#queue.shift();
     ex.finish();
     if (this.#closed) return;
@@ -1291,6 +1569,7 @@ export class HttpConn implements CoreConn, ExchangeOwner {
   #finishEnd(): void {
     const conn = this.#conn;
     if (batch.len > this.#base && this.#pumping) return; // the pump flushes, then calls again
+    this.#sendOwnPending();
     if (this.#peerEnded || this.#core.draining) {
       conn.close();
     } else {

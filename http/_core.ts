@@ -235,11 +235,15 @@ export class ServerCore implements HttpServer {
   }
 
   #accept(conn: ServerConnection): void {
-    if (this.draining) {
+    if (this.draining && !(this.#listener instanceof TlsListener)) {
       conn.close();
       return;
     }
-    this.#conns.add(this.#factory(conn, this));
+    const c = this.#factory(conn, this);
+    this.#conns.add(c);
+    // HTTPS: a handshake that was under way when the drain began ends here;
+    // its first request is answered with `connection: close`.
+    if (this.draining) c.drain();
   }
 
   /**
@@ -292,8 +296,10 @@ export class ServerCore implements HttpServer {
       // drain begins closes at once: its client is no likelier to send in the
       // next instant than after a grace, so waiting buys nothing there.
       this.#listener.close();
-      // HTTPS: connections still in their handshake have sent no request.
-      if (this.#listener instanceof TlsListener) this.#listener.abortHandshakes();
+      // HTTPS: handshakes under way may finish within the grace (their
+      // client is about to send a request); those still unfinished then are
+      // reset.
+      if (this.#listener instanceof TlsListener) this.#holdHandshakes(this.#listener);
       for (const c of [...this.#conns]) c.drain();
       for (const h of [...this.#held]) h.goingAway();
       if (this.#conns.size === 0 && this.#held.size === 0) {
@@ -315,6 +321,26 @@ export class ServerCore implements HttpServer {
       }
     }
     return this.finished;
+  }
+
+  /**
+   * Hold the drain until `listener` has no handshake under way, for at most
+   * `drainIdleMs` (the grace an idle kept-alive connection gets): handshakes
+   * still unfinished then are reset.
+   */
+  #holdHandshakes(listener: TlsListener): void {
+    if (listener.stats.inProgress === 0) return;
+    const deadline = this.reactor.now + this.options.drainIdleMs;
+    const stop = () => {
+      check.cancel();
+      listener.abortHandshakes();
+    };
+    const release = this.hold(() => {}, stop);
+    const check = this.reactor.setInterval(() => {
+      if (listener.stats.inProgress > 0 && this.reactor.now < deadline) return;
+      stop();
+      release();
+    }, 10);
   }
 
   #finish(): void {

@@ -13,7 +13,7 @@ import {
   parserLimits,
 } from "./parser/limits.ts";
 import type { ListenerPassthrough, NetAddr, ServeOptions, UnixAddr } from "./types.ts";
-import type { TlsServerOptions } from "../tls/options.ts";
+import { TLS_SERVER_OPTION_KEYS, type TlsServerOptions } from "../tls/options.ts";
 
 /** The options with defaults applied. */
 export interface ResolvedOptions {
@@ -142,21 +142,6 @@ function validateReactor(r: { sliceMs?: number; busyWaitMs?: number }): {
   return r;
 }
 
-/** The TLS options named in `TlsServerOptions` (the key list is checked against it by the compiler). */
-const TLS_KEYS: { [K in keyof Required<TlsServerOptions>]: true } = {
-  cert: true,
-  key: true,
-  passphrase: true,
-  certificates: true,
-  alpnProtocols: true,
-  ca: true,
-  requestCert: true,
-  rejectUnauthorized: true,
-  handshakeTimeoutMs: true,
-  ticketKeys: true,
-  ticketKeyRotationMs: true,
-};
-
 /**
  * The TLS part of `options`: undefined without `cert`/`key`/`certificates`
  * (then any other TLS option is an error: it would be ignored). The
@@ -164,12 +149,17 @@ const TLS_KEYS: { [K in keyof Required<TlsServerOptions>]: true } = {
  */
 function tlsOptions(options: ServeOptions): TlsServerOptions | undefined {
   const o = options as Readonly<Record<string, unknown>>;
-  const given = [...Object.keys(TLS_KEYS), "keyFormat"].filter((k) => o[k] !== undefined);
+  const given = [...Object.keys(TLS_SERVER_OPTION_KEYS), "keyFormat"].filter((k) =>
+    o[k] !== undefined
+  );
   if (o.keyFormat !== undefined && o.keyFormat !== "pem") {
     throw new TypeError(`Cannot serve: keyFormat must be "pem"`);
   }
   if (given.length === 0) return undefined;
-  if (o.cert === undefined && o.key === undefined && o.certificates === undefined) {
+  if (
+    o.cert === undefined && o.key === undefined && o.certificates === undefined &&
+    o.certFile === undefined && o.keyFile === undefined
+  ) {
     throw new TypeError(
       `Cannot serve: ${given.join(", ")} ${given.length === 1 ? "needs" : "need"} cert and key`,
     );

@@ -16,6 +16,62 @@ const EMPTY = new Uint8Array(0);
 const probe = new Request("http://a/", { method: "POST", body: "x" });
 const INTERNAL = Object.getOwnPropertySymbols(probe);
 
+// deno-lint-ignore no-explicit-any
+type Any = any;
+
+// A request's `Headers` as Deno.serve makes them: immutable, and lazy
+// (Deno's own fields: a lookup answers from the parsed head; the list is
+// built on first iteration). Only when this Deno has those fields and
+// they behave as expected; else a `Headers` built from the pairs.
+const headerSymbols = Object.getOwnPropertySymbols(new Headers());
+const headerField = (d: string) => headerSymbols.find((s) => s.description === d);
+const H_LIST = headerField("header list");
+const H_LOWER = headerField("lowercase header names");
+const H_GETTER = headerField("header list getter");
+const H_GET = headerField("header get");
+const H_TARGET = headerField("header target");
+const H_GUARD = headerField("guard");
+
+function lazyHeaders(
+  list: () => [string, string][],
+  get: (name: string) => string | null,
+): Headers {
+  const h = new Headers() as Any;
+  h[H_LIST!] = null;
+  h[H_LOWER!] = null;
+  h[H_GETTER!] = list;
+  h[H_GET!] = get;
+  h[H_TARGET!] = null;
+  h[H_GUARD!] = "immutable";
+  return h as Headers;
+}
+
+function probeLazyHeaders(): boolean {
+  if (!H_LIST || !H_LOWER || !H_GETTER || !H_GET || !H_TARGET || !H_GUARD) return false;
+  try {
+    const pairs: [string, string][] = [["host", "a"], ["x-b", "1"], ["x-b", "2"]];
+    const get = (n: string) => {
+      const k = n.toLowerCase();
+      const v = pairs.filter((p) => p[0] === k).map((p) => p[1]);
+      return v.length === 0 ? null : v.join(", ");
+    };
+    const h = lazyHeaders(() => pairs.map((p) => [p[0], p[1]]), get);
+    let immutable = false;
+    try {
+      h.append("x-c", "1");
+    } catch (e) {
+      immutable = e instanceof TypeError;
+    }
+    const copy = new Headers(lazyHeaders(() => pairs.map((p) => [p[0], p[1]]), get));
+    return h.get("Host") === "a" && h.get("X-B") === "1, 2" && h.has("x-b") &&
+      [...h].length === 2 && immutable && copy.get("x-b") === "1, 2" && h.get("y") === null;
+  } catch {
+    return false;
+  }
+}
+
+const LAZY_HEADERS = probeLazyHeaders();
+
 /** The per-request hooks a `ServerRequest` needs from its connection. */
 export interface RequestHost {
   /** The request body stream, made on first use (null: no body). */
@@ -84,7 +140,13 @@ export class ServerRequest {
   }
 
   get headers(): Headers {
-    return this.#headers ??= new Headers(this.#head.headers.webPairs());
+    if (this.#headers === undefined) {
+      const fields = this.#head.headers;
+      this.#headers = LAZY_HEADERS
+        ? lazyHeaders(() => fields.webPairs(), (name) => fields.get(name))
+        : new Headers(fields.webPairs());
+    }
+    return this.#headers;
   }
 
   get signal(): AbortSignal {

@@ -165,6 +165,20 @@ export function utf8(s: string): Uint8Array {
   return bytes;
 }
 
+/** Strings up to this length are checked for ASCII and copied char by char. */
+const SHORT_TEXT = 1024;
+
+/**
+ * The UTF-8 length of `s` when it is short and all ASCII (its bytes are its
+ * chars: `OutBuffer.latin1` writes them), else -1.
+ */
+export function asciiLength(s: string): number {
+  const n = s.length;
+  if (n > SHORT_TEXT) return -1;
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 0x7f) return -1;
+  return n;
+}
+
 function latin1Bytes(s: string): Uint8Array {
   const out = new Uint8Array(s.length);
   for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
@@ -196,10 +210,27 @@ const CONNECTION_LINES = ["", "connection: keep-alive\r\n", "connection: close\r
 // ---------------------------------------------------------------------------
 // The date: one cache for the thread, renewed when the second changes.
 
+/** A head made by simpleHead, valid for the current second. */
+interface CachedHead {
+  status: number;
+  length: number;
+  conn: number;
+  type: string | null;
+  bytes: Uint8Array;
+}
+
+/**
+ * The heads simpleHead made this second: a few, compared field by field (an
+ * app answers with a handful of statuses, types and lengths); a new one
+ * replaces the oldest.
+ */
+const HEAD_SLOTS = 16;
+const heads: (CachedHead | undefined)[] = new Array(HEAD_SLOTS).fill(undefined);
+let nextSlot = 0;
+
 let dateSecond = -1;
 let dateText = "";
 let dateLineText = "";
-const headCache = new Map<string, Uint8Array>();
 
 /**
  * Renew the date when the second changed (`now`: the wall clock in ms,
@@ -211,8 +242,8 @@ export function refreshDate(now: number = Date.now()): void {
     dateSecond = second;
     dateText = new Date(second * 1000).toUTCString();
     dateLineText = `date: ${dateText}\r\n`;
-    headCache.clear();
-    lastHead = EMPTY;
+    heads.fill(undefined);
+    nextSlot = 0;
   }
 }
 
@@ -267,13 +298,6 @@ export function fullHead(
     framing(length) + CONNECTION_LINES[conn]! + "\r\n";
 }
 
-// The last head made by simpleHead (a steady stream of equal responses).
-let lastStatus = 0;
-let lastLength = -1;
-let lastConn = -1;
-let lastType: string | null = null;
-let lastHead: Uint8Array = EMPTY;
-
 /**
  * The bytes of a head with only a content type besides the server's fields
  * (the fast path), cached for the current second: do not modify.
@@ -284,31 +308,26 @@ export function simpleHead(
   length: number,
   conn: number,
 ): Uint8Array {
-  if (
-    status === lastStatus && length === lastLength && conn === lastConn &&
-    contentType === lastType && lastHead !== EMPTY
-  ) return lastHead;
-  const key = `${status}|${length}|${conn}|${contentType}`;
-  let head = headCache.get(key);
-  if (head === undefined) {
-    head = latin1Bytes(
-      fullHead(
-        status,
-        "",
-        contentType === null ? "" : `content-type: ${contentType}\r\n`,
-        false,
-        length,
-        conn,
-      ),
-    );
-    if (headCache.size < 256) headCache.set(key, head);
+  for (let i = 0; i < HEAD_SLOTS; i++) {
+    const h = heads[i];
+    if (h === undefined) break;
+    if (
+      h.length === length && h.status === status && h.conn === conn && h.type === contentType
+    ) return h.bytes;
   }
-  lastStatus = status;
-  lastLength = length;
-  lastConn = conn;
-  lastType = contentType;
-  lastHead = head;
-  return head;
+  const bytes = latin1Bytes(
+    fullHead(
+      status,
+      "",
+      contentType === null ? "" : `content-type: ${contentType}\r\n`,
+      false,
+      length,
+      conn,
+    ),
+  );
+  heads[nextSlot] = { status, length, conn, type: contentType, bytes };
+  nextSlot = (nextSlot + 1) % HEAD_SLOTS;
+  return bytes;
 }
 
 /** The body of a server-made error response. */

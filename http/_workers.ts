@@ -1,7 +1,11 @@
 /**
- * The machinery of `serve({ workers })` (private): the main thread's side
- * (reserve the port, start the Workers, forward shutdown) and a Worker's
- * side (serve on the reserved port, report back). See `workers.ts`.
+ * The machinery of serving on several workers (private). For
+ * `serve({ workers })`: the main thread's side (reserve the port, start the
+ * Workers, forward shutdown, share ticket keys, relay WebSocket publishes)
+ * and a Worker's side (serve on the reserved port, report back); see
+ * `workers.ts`. For a worker process of ffinet's supervisor: `serve()`
+ * takes the supervisor's ticket keys and follows its rotations, through
+ * `supervisor_channel.ts`.
  *
  * @module
  */
@@ -15,6 +19,7 @@ import type { ResolvedOptions } from "./_options.ts";
 import type { HttpServer, NetAddr, UnixAddr } from "./types.ts";
 import { WEBSOCKET_PUBLISH, WORKER_NAME_PREFIX } from "./workers.ts";
 import { DEFAULT_TICKET_KEY_ROTATION_MS } from "../tls/options.ts";
+import { type SupervisorChannel, supervisorChannel, TICKET_KEYS } from "./supervisor_channel.ts";
 
 // deno-lint-ignore no-explicit-any
 const scope = globalThis as any;
@@ -62,7 +67,7 @@ export function serveInWorker(options: ResolvedOptions, factory: ConnFactory): H
     target: listener?.[1] ?? "",
   });
   scope.addEventListener("message", (e: MessageEvent) => {
-    if (e.data?.type === "ticketKeys" && e.data.material instanceof Uint8Array) {
+    if (e.data?.type === TICKET_KEYS && e.data.material instanceof Uint8Array) {
       core.rotateTicketKeys(e.data.material);
     } else if (e.data?.type === "shutdown") {
       core.shutdown().then(() => {
@@ -128,6 +133,8 @@ class WorkerSlot {
   #ticketKeys: Uint8Array | undefined;
   /** The server's Workers: a WebSocket `publish` of one is relayed to the others. */
   peers: readonly WorkerSlot[] = [];
+  /** Under ffinet's supervisor: publishes go to the other worker processes too. */
+  channel: SupervisorChannel | null = null;
 
   constructor(
     readonly index: number,
@@ -151,13 +158,14 @@ class WorkerSlot {
         up = true;
         this.onFirstListening();
         if (this.#ticketKeys !== undefined) {
-          worker.postMessage({ type: "ticketKeys", material: this.#ticketKeys });
+          worker.postMessage({ type: TICKET_KEYS, material: this.#ticketKeys });
         }
         listening();
         if (this.#shuttingDown) worker.postMessage({ type: "shutdown" });
       } else if (e.data?.type === "finished") this.#finish();
       else if (e.data?.type === WEBSOCKET_PUBLISH) {
         for (const peer of this.peers) if (peer !== this) peer.worker?.postMessage(e.data);
+        this.channel?.publish(e.data.topic, e.data.data);
       }
     };
     worker.onerror = (e: ErrorEvent) => {
@@ -195,7 +203,7 @@ class WorkerSlot {
   /** Share session ticket key `material` with this slot's Worker (now, or once it listens). */
   shareTicketKeys(material: Uint8Array): void {
     this.#ticketKeys = material;
-    if (this.#listener !== null) this.worker?.postMessage({ type: "ticketKeys", material });
+    if (this.#listener !== null) this.worker?.postMessage({ type: TICKET_KEYS, material });
   }
 
   shutdown(): void {
@@ -286,7 +294,9 @@ export function startWorkers(options: ResolvedOptions, _factory: ConnFactory): H
   for (const slot of slots) slot.peers = slots;
   const addr: NetAddr = { transport: "tcp", hostname: options.hostname, port };
   const server = new MultiServer(addr, slots, reservation);
-  shareTicketKeys(options, slots, server);
+  const channel = supervisorChannel();
+  if (channel !== null) joinSupervisor(channel, options, slots, server);
+  else shareTicketKeys(options, slots, server);
   void (async () => {
     for (const slot of slots) await slot.start();
     if (envVar("NOTIFY_SOCKET") === undefined) return;
@@ -328,6 +338,67 @@ function shareTicketKeys(options: ResolvedOptions, slots: WorkerSlot[], server: 
   const id = setInterval(share, every);
   Deno.unrefTimer(id);
   void server.finished.then(() => clearInterval(id));
+}
+
+/**
+ * `serve({ workers })` in a worker process of ffinet's supervisor: the
+ * Workers get the supervisor's ticket keys (and its rotations) instead of
+ * this thread's, and WebSocket publishes cross the channel both ways.
+ */
+function joinSupervisor(
+  channel: SupervisorChannel,
+  options: ResolvedOptions,
+  slots: WorkerSlot[],
+  server: HttpServer,
+): void {
+  for (const s of slots) s.channel = channel;
+  const offPublish = channel.onPublish((topic, data) => {
+    const message = { type: WEBSOCKET_PUBLISH, topic, data };
+    for (const s of slots) s.worker?.postMessage(message);
+  });
+  let offKeys = () => {};
+  const keys = channel.ticketKeys();
+  if (options.tls !== undefined && options.tls.ticketKeys === undefined && keys.length > 0) {
+    for (const k of keys) for (const s of slots) s.shareTicketKeys(k);
+    offKeys = channel.onTicketKey((k) => {
+      for (const s of slots) s.shareTicketKeys(k);
+    });
+  } else shareTicketKeys(options, slots, server);
+  void server.finished.then(() => {
+    offPublish();
+    offKeys();
+  });
+}
+
+/**
+ * `serve()` in a worker process of ffinet's supervisor (`make` builds the
+ * server): HTTPS without caller-given `ticketKeys` starts with the
+ * supervisor's keys (oldest first, so the newest encrypts and the previous
+ * ones still decrypt) and takes each rotation it sends, so every worker
+ * process resumes every other's sessions. Then the channel is read on this
+ * thread's reactor (for rotations and WebSocket publishes). Elsewhere it
+ * is `make(options)`.
+ */
+export function serveSupervised<S extends HttpServer & { rotateTicketKeys(m: Uint8Array): void }>(
+  options: ResolvedOptions,
+  make: (options: ResolvedOptions) => S,
+): S {
+  const channel = supervisorChannel();
+  if (channel === null) return make(options);
+  const tls = options.tls;
+  const keys = channel.ticketKeys();
+  if (tls === undefined || tls.ticketKeys !== undefined || keys.length === 0) {
+    const server = make(options);
+    channel.attach();
+    return server;
+  }
+  const server = make({ ...options, tls: { ...tls, ticketKeys: keys[0]! } });
+  for (const k of keys.slice(1)) server.rotateTicketKeys(k);
+  for (const k of keys) k.fill(0);
+  const off = channel.onTicketKey((k) => server.rotateTicketKeys(k));
+  void server.finished.then(off);
+  channel.attach();
+  return server;
 }
 
 /**

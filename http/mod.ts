@@ -116,6 +116,10 @@ export type { PerMessageDeflateOptions } from "./websocket/permessage_deflate.ts
 // `server.reactor`'s type, with the types its members name.
 export type { Reactor } from "../reactor/reactor.ts";
 export type { ReactorErrorHandler, ReactorStats, RunOptions } from "../reactor/reactor_options.ts";
-export type { ReadyCallback, Registration, RegistrationState } from "../reactor/registration.ts";
-export type { Readiness } from "../reactor/readiness.ts";
+export type {
+  Readiness,
+  ReadyCallback,
+  Registration,
+  RegistrationState,
+} from "../reactor/poller.ts";
 export type { Timer } from "../reactor/timer_queue.ts";

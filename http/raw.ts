@@ -15,9 +15,8 @@
  *
  * @module
  */
-import { type Dispatcher, HttpConn } from "./_conn.ts";
 import { ServerCore } from "./_core.ts";
-import { type Exchange, RUNNING } from "./_exchange.ts";
+import { type Dispatcher, type Exchange, HttpConn, RUNNING } from "./_conn.ts";
 import { resolveOptions } from "./_options.ts";
 import { threadReactorRuns } from "./_reactor.ts";
 import {

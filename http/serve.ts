@@ -14,7 +14,7 @@ import type {
   ServeOptions,
   UnixAddr,
 } from "./types.ts";
-import { serveInWorker, startWorkers } from "./_workers.ts";
+import { serveInWorker, serveSupervised, startWorkers } from "./_workers.ts";
 import { isServeWorker } from "./workers.ts";
 import {
   webSocketServe,
@@ -86,12 +86,16 @@ const defaultOnError: ErrorHandler = (error) => {
  * raw sockets beside the server).
  *
  * - `workers: N` serves on N threads: see `workers.ts`.
- * - HTTPS with `cert` and `key` (PEM text, as `Deno.serve`), plus
- *   certificates chosen by SNI, an encrypted key, ALPN and client
+ * - HTTPS with `cert` and `key` (PEM text, as `Deno.serve`), or with
+ *   `certFile` and `keyFile` (re-read when the files change: a renewed
+ *   certificate is served within a second, open connections keep the old
+ *   one), plus certificates chosen by SNI, an encrypted key, ALPN and client
  *   certificates (see `ServeOptions`): `request.url` is `https://…`, and the
  *   handler's `info.tls` tells what was negotiated. With `workers`, every
  *   Worker shares the same session ticket keys (made and rotated in memory
- *   by the main thread), so a client resumes on any of them.
+ *   by the main thread), so a client resumes on any of them. Under
+ *   ffinet's supervisor (`deno task serve`) the supervisor hands out and
+ *   rotates the keys of every worker process (see `supervisor_channel.ts`).
  * - Socket activation: when `LISTEN_FDS` passes listening sockets to this
  *   process (systemd, ffinet's supervisor), a TCP server adopts one (by
  *   `listenFdName`, else the first free one) instead of binding.
@@ -264,6 +268,6 @@ export function serve(
     // The Workers load the certificates again; bad ones fail here first.
     if (resolved.tls !== undefined) checkTlsServerOptions(resolved.tls);
     server = startWorkers(resolved, factory);
-  } else server = new ServerCore(resolved, factory, true);
+  } else server = serveSupervised(resolved, (o) => new ServerCore(o, factory, true));
   return ws !== undefined ? ws.attach(server as HttpServer<NetAddr>) : server;
 }

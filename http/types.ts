@@ -249,7 +249,10 @@ export interface ServeOptions extends ServeLimits, TlsServerOptions {
    * chosen by SNI, `passphrase`, `alpnProtocols`, client certificates with
    * `ca`/`requestCert`/`rejectUnauthorized`, `handshakeTimeoutMs`) are
    * ffinet's. Bad TLS input throws before anything is bound, with
-   * OpenSSL's error text.
+   * OpenSSL's error text. `certFile` and `keyFile` (instead of `cert` and
+   * `key`) name PEM files that are read again when they change, so a
+   * renewed certificate is served within a second without a restart (in
+   * every `workers` Worker too); open connections keep the old one.
    */
   keyFormat?: "pem";
 }

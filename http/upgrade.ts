@@ -4,7 +4,7 @@
  * @module
  */
 import { ServerRequest } from "./_request.ts";
-import { UPGRADES } from "./_exchange.ts";
+import { UPGRADES } from "./_conn.ts";
 
 /**
  * A connection handed over by {@linkcode upgradeConnection}: the raw ffinet

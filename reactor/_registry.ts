@@ -6,14 +6,14 @@
  *
  * @module
  */
-import type { Poller } from "./poller.ts";
 import {
   type AnyRegistration,
+  type Poller,
   type ReadyCallback,
   type Registration,
   registrationControl,
   type RegistryHooks,
-} from "./registration.ts";
+} from "./poller.ts";
 
 /** Slot 0 is the reactor's own waker; registrations start at 1. */
 export const WAKER_TOKEN = 0;

@@ -39,20 +39,11 @@ import type { SocketAddress } from "../ffi/sockaddr.ts";
 import type { Socket } from "../ffi/socket.ts";
 import * as sys from "../ffi/syscalls.ts";
 import { Interest } from "./interest.ts";
-import { type Reactor, reactorControl } from "./reactor.ts";
-import type { Readiness } from "./readiness.ts";
-import type { Registration } from "./registration.ts";
+import { deferFlush, type Reactor, reactorControl, writeTurns } from "./reactor.ts";
+import type { Readiness, Registration } from "./poller.ts";
 import type { ProxyInfo } from "./proxy/protocol.ts";
 import type { Timer } from "./timer_queue.ts";
 import { writevChunks } from "../ffi/writev.ts";
-import {
-  CORK_LIMIT,
-  deferFlush,
-  OutputQueue,
-  returnCork,
-  takeCork,
-  writeTurns,
-} from "./_output_queue.ts";
 import {
   type ConnectionOptions,
   type FdsInfo,
@@ -455,6 +446,9 @@ export class Connection implements Disposable {
           this.#cork ??= takeCork();
           deferFlush(this, Connection.#flushCork);
         }
+        if (this.#corkLen + len > this.#cork!.length) {
+          this.#cork = growCork(this.#cork!, this.#corkLen);
+        }
         this.#cork!.set(data, this.#corkLen);
         this.#corkLen += len;
         return true;
@@ -742,4 +736,134 @@ export class Connection implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+// ---------------------------------------------------------------------------
+// The output queue: the chunks the kernel could not take at once, sent in
+// order with `send` (one chunk) or `sendmsg` (several), never copying them
+// again; and the cork buffers of the writes a turn of the loop defers.
+
+/** Compact the chunk array once this many sent chunks sit before the head. */
+const COMPACT_AFTER = 1024;
+
+/** Queued chunks and how far the first unsent one has gone. */
+class OutputQueue {
+  #chunks: Uint8Array[] = [];
+  #head = 0; // index of the first unsent chunk
+  #headOffset = 0; // bytes of chunks[head] already sent
+  #bytes = 0;
+  /** The call that failed in the last {@linkcode OutputQueue.flush}, if any. */
+  failedCall: "send" | "sendmsg" = "send";
+
+  /** Bytes queued. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Queue a chunk (the caller hands over ownership: copy it first if it may change). */
+  push(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.byteLength;
+  }
+
+  /** Drop everything queued. */
+  clear(): void {
+    this.#chunks = [];
+    this.#head = 0;
+    this.#headOffset = 0;
+    this.#bytes = 0;
+  }
+
+  /**
+   * Send queued bytes to `fd` until the queue is empty or the kernel pushes
+   * back (EAGAIN). Returns the bytes sent, or -errno when a call failed
+   * (bytes sent before the failure are counted in `sentBeforeError`).
+   */
+  flush(fd: number): number {
+    let sent = 0;
+    this.sentBeforeError = 0;
+    while (this.#bytes > 0) {
+      const count = this.#chunks.length - this.#head;
+      let n: number;
+      if (count === 1) {
+        const chunk = this.#chunks[this.#head]!;
+        const rest = this.#headOffset === 0 ? chunk : chunk.subarray(this.#headOffset);
+        n = sys.send(fd, rest, rest.byteLength, MSG.NOSIGNAL);
+      } else {
+        n = writevChunks(fd, this.#chunks, this.#head, this.#headOffset);
+      }
+      if (n === -EAGAIN || n === 0) break;
+      if (n < 0) {
+        this.failedCall = count === 1 ? "send" : "sendmsg";
+        this.sentBeforeError = sent;
+        return n;
+      }
+      sent += n;
+      this.#advance(n);
+    }
+    if (this.#bytes === 0) {
+      this.#chunks.length = 0;
+      this.#head = 0;
+      this.#headOffset = 0;
+    } else if (this.#head > COMPACT_AFTER) {
+      this.#chunks = this.#chunks.slice(this.#head);
+      this.#head = 0;
+    }
+    return sent;
+  }
+
+  /** Bytes sent by the last {@linkcode OutputQueue.flush} before it failed. */
+  sentBeforeError = 0;
+
+  /** Step over `n` sent bytes: whole chunks, then part of the next. */
+  #advance(n: number): void {
+    this.#bytes -= n;
+    let left = n;
+    while (left > 0) {
+      const chunk = this.#chunks[this.#head]!;
+      const remain = chunk.byteLength - this.#headOffset;
+      if (left >= remain) {
+        left -= remain;
+        this.#chunks[this.#head] = undefined as unknown as Uint8Array;
+        this.#head++;
+        this.#headOffset = 0;
+      } else {
+        this.#headOffset += left;
+        left = 0;
+      }
+    }
+  }
+}
+
+/** The most bytes a connection corks before it sends them at once. */
+const CORK_LIMIT = 64 * 1024;
+
+/**
+ * A cork starts small (most turns cork a few small writes) and grows to
+ * {@linkcode CORK_LIMIT} when it must: a turn in which hundreds of
+ * connections cork takes buffers from the spares instead of allocating
+ * (and zeroing) 64 KiB for each.
+ */
+const SMALL_CORK = 4 * 1024;
+const spareCorks: Uint8Array[] = [];
+const spareLargeCorks: Uint8Array[] = [];
+
+/** A cork buffer of {@linkcode SMALL_CORK} bytes (reused). */
+function takeCork(): Uint8Array {
+  return spareCorks.pop() ?? new Uint8Array(SMALL_CORK);
+}
+
+/** `cork` with room for {@linkcode CORK_LIMIT} bytes, its first `used` bytes kept. */
+function growCork(cork: Uint8Array, used: number): Uint8Array {
+  const large = spareLargeCorks.pop() ?? new Uint8Array(CORK_LIMIT);
+  large.set(cork.subarray(0, used));
+  returnCork(cork);
+  return large;
+}
+
+/** Give a cork buffer back once nothing refers to its bytes. */
+function returnCork(cork: Uint8Array): void {
+  if (cork.length === SMALL_CORK) {
+    if (spareCorks.length < 1024) spareCorks.push(cork);
+  } else if (spareLargeCorks.length < 8) spareLargeCorks.push(cork);
 }

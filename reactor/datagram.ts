@@ -25,7 +25,7 @@ import { Socket, type SocketFamily } from "../ffi/socket.ts";
 import * as sys from "../ffi/syscalls.ts";
 import { Interest } from "./interest.ts";
 import type { Reactor } from "./reactor.ts";
-import type { Registration } from "./registration.ts";
+import type { Registration } from "./poller.ts";
 import { booleanOption, integerOption } from "../ffi/validate.ts";
 
 /** `ENOBUFS`: the interface queue is full; the datagram is dropped like on EAGAIN. */

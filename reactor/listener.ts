@@ -22,7 +22,7 @@ import * as sys from "../ffi/syscalls.ts";
 import { Connection, connectionControl, type ConnectionOptions } from "./connection.ts";
 import { Interest } from "./interest.ts";
 import { type Reactor, reactorControl } from "./reactor.ts";
-import type { Registration } from "./registration.ts";
+import type { Registration } from "./poller.ts";
 import type { Timer } from "./timer_queue.ts";
 import { ProxyGate, type ProxyGateStats } from "./proxy/gate.ts";
 import {

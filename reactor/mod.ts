@@ -20,13 +20,13 @@ export {
   type RunOptions,
 } from "./reactor.ts";
 export { formatInterest, Interest, type InterestBits } from "./interest.ts";
-export { Readiness } from "./readiness.ts";
 export {
   type AnyRegistration,
+  Readiness,
   type ReadyCallback,
   Registration,
   type RegistrationState,
-} from "./registration.ts";
+} from "./poller.ts";
 export { MAX_TIMER_MS, Timer } from "./timer_queue.ts";
 export {
   Connection,

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Registration } from "./registration.ts";
+import type { Registration } from "./poller.ts";
 
 /**
  * What handles an error thrown by a callback the reactor ran (a registration

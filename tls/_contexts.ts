@@ -120,7 +120,9 @@ export function serverContexts(options: TlsServerOptions, tickets: TicketKeyring
   );
   const named = options.certificates ?? [];
   if (!Array.isArray(named)) throw new TypeError(`Cannot ${action}: certificates is not an array`);
-  const hasDefault = options.cert !== undefined || options.key !== undefined;
+  const files = certFiles(options);
+  const hasDefault = files !== undefined || options.cert !== undefined ||
+    options.key !== undefined;
   if (!hasDefault && named.length === 0) {
     throw new OpenSslError(action, [], "no certificate: give cert and key (or certificates)");
   }
@@ -149,7 +151,13 @@ export function serverContexts(options: TlsServerOptions, tickets: TicketKeyring
     };
     const main = hasDefault
       ? configure(
-        { cert: options.cert!, key: options.key!, ...passphraseOf(options.passphrase) },
+        {
+          cert: files === undefined
+            ? options.cert!
+            : readPem(files.cert, "certificate", "certFile"),
+          key: files === undefined ? options.key! : readPem(files.key, "key", "keyFile"),
+          ...passphraseOf(options.passphrase),
+        },
         "default certificate",
       )
       : configure(named[0]!, "certificates[0]");
@@ -175,6 +183,62 @@ export function serverContexts(options: TlsServerOptions, tickets: TicketKeyring
     close();
     throw e;
   }
+}
+
+/**
+ * The `certFile`/`keyFile` paths, checked (both or neither, and not with
+ * `cert`/`key`); undefined when the certificate is given as text.
+ */
+export function certFiles(options: TlsServerOptions): { cert: string; key: string } | undefined {
+  const action = "create TLS server";
+  const cert = stringOption(action, "certFile", options.certFile);
+  const key = stringOption(action, "keyFile", options.keyFile);
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) {
+    throw new TypeError(`Cannot ${action}: certFile and keyFile go together`);
+  }
+  if (options.cert !== undefined || options.key !== undefined) {
+    throw new TypeError(`Cannot ${action}: give cert and key, or certFile and keyFile, not both`);
+  }
+  if (cert === "" || key === "" || cert.includes("\0") || key.includes("\0")) {
+    throw new TypeError(`Cannot ${action}: certFile and keyFile must be file paths`);
+  }
+  return { cert, key };
+}
+
+/** The PEM text in `path`, or an `OpenSslError` naming the option and the file. */
+function readPem(path: string, what: string, option: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new OpenSslError(
+      `load ${what} (default certificate)`,
+      [],
+      `cannot read ${option} ${JSON.stringify(path)}: ${why}`,
+    );
+  }
+}
+
+/**
+ * What identifies the current contents of `certFile` and `keyFile`
+ * without reading them (device, inode, size, change and modification
+ * times; a file that cannot be stat'ed counts by its error's name), or
+ * undefined without them. A rename over a file or a write into it changes
+ * it; so does a symbolic link pointed elsewhere.
+ */
+export function certFilesSignature(options: TlsServerOptions): string | undefined {
+  const files = certFiles(options);
+  if (files === undefined) return undefined;
+  const one = (path: string): string => {
+    try {
+      const st = Deno.statSync(path);
+      return `${st.dev}:${st.ino}:${st.size}:${st.mtime?.getTime()}:${st.ctime?.getTime()}`;
+    } catch (e) {
+      return `!${e instanceof Error ? e.name : "error"}`;
+    }
+  };
+  return `${one(files.cert)}|${one(files.key)}`;
 }
 
 function passphraseOf(passphrase: string | undefined): { passphrase?: string } {
@@ -204,6 +268,12 @@ export function clientContext(options: TlsClientOptions, host: string | undefine
   }
   const handshakeTimeoutMs = handshakeTimeoutOption(action, options.handshakeTimeoutMs);
   const cas = stringListOption(action, "caCerts", options.caCerts);
+  const system = booleanOption(
+    action,
+    "trustSystemStore",
+    options.trustSystemStore,
+    cas.length === 0,
+  );
   const serverName = stringOption(action, "serverName", options.serverName) ?? host;
   const alpnProtocols = stringListOption(action, "alpnProtocols", options.alpnProtocols);
   const rejectUnauthorized = booleanOption(
@@ -215,13 +285,13 @@ export function clientContext(options: TlsClientOptions, host: string | undefine
   const cert = stringOption(action, "cert", options.cert);
   const key = stringOption(action, "key", options.key);
   const passphrase = stringOption(action, "passphrase", options.passphrase);
-  const cacheKey = JSON.stringify([cas, cert, key, passphrase, rejectUnauthorized]);
+  const cacheKey = JSON.stringify([cas, system, cert, key, passphrase, rejectUnauthorized]);
   let context = clientContexts.get(cacheKey);
   if (context === undefined) {
     context = SslContext.create("client");
     try {
       if (cas.length > 0) trustPems(context, cas, "load caCerts");
-      else context.trustSystemStore();
+      if (system) context.trustSystemStore();
       if (cert !== undefined || key !== undefined) {
         useKeyPair(
           context,

@@ -8,7 +8,9 @@
  * Certificates can change while it serves: {@linkcode TlsListener.setTls}
  * builds the new contexts first (a bad certificate throws and changes
  * nothing), then new handshakes use them while open connections keep the
- * old ones until they close.
+ * old ones until they close. With `certFile`/`keyFile` it does so by itself
+ * when the files change (checked every second; a pair that fails to load
+ * is reported and the previous one kept).
  *
  * @module
  */
@@ -18,8 +20,12 @@ import type { Connection } from "../reactor/connection.ts";
 import { Listener, type ListenOptions } from "../reactor/listener.ts";
 import { type Reactor, reactorControl } from "../reactor/reactor.ts";
 import { resolveConnectionOptions } from "../reactor/connection_options.ts";
-import { type ServerContexts, serverContexts } from "./_contexts.ts";
-import { DEFAULT_TICKET_KEY_ROTATION_MS, type TlsServerOptions } from "./options.ts";
+import { certFilesSignature, type ServerContexts, serverContexts } from "./_contexts.ts";
+import {
+  CERT_FILE_CHECK_MS,
+  DEFAULT_TICKET_KEY_ROTATION_MS,
+  type TlsServerOptions,
+} from "./options.ts";
 import { TicketKeyring } from "../ffi/openssl_tickets.ts";
 import { finiteOption } from "../ffi/validate.ts";
 import { MAX_TIMER_MS, type Timer } from "../reactor/timer_queue.ts";
@@ -101,6 +107,13 @@ export class TlsListener implements Disposable {
     inProgress: 0,
   };
   #contexts: ServerContexts;
+  /** The TLS options in use (a copy), re-read when `certFile`/`keyFile` change. */
+  #tls: TlsServerOptions;
+  /** What `certFile`/`keyFile` looked like when last read; undefined without them. */
+  #filesSeen: string | undefined;
+  #fileCheck: Timer | undefined;
+  /** Why the files last failed to load, reported if they are still the same at the next check. */
+  #fileFailure: Error | undefined;
   /** Connections whose handshake is under way. */
   readonly #handshaking = new Set<TlsConnection>();
   readonly #tickets: TicketKeyring;
@@ -120,8 +133,11 @@ export class TlsListener implements Disposable {
     contexts: ServerContexts,
     tickets: TicketKeyring,
     onConnection: (conn: TlsConnection) => void,
+    filesSeen: string | undefined,
   ) {
     this.#contexts = contexts;
+    this.#tls = options.tls;
+    this.#filesSeen = filesSeen;
     this.#tickets = tickets;
     this.#ticketsGiven = options.tls.ticketKeys !== undefined;
     this.onConnection = onConnection;
@@ -139,6 +155,65 @@ export class TlsListener implements Disposable {
       { min: 0, max: MAX_TIMER_MS },
     );
     if (!this.#ticketsGiven && every > 0) this.#scheduleRotation(every);
+    this.#scheduleFileCheck();
+  }
+
+  /** Look at `certFile`/`keyFile` again in a second (when the options name them). */
+  #scheduleFileCheck(): void {
+    this.#fileCheck?.cancel();
+    this.#fileCheck = undefined;
+    if (this.#filesSeen === undefined || this.closed) return;
+    this.#fileCheck = this.listener.reactor.setTimeout(() => {
+      this.#fileCheck = undefined;
+      this.#checkFiles();
+      this.#scheduleFileCheck();
+    }, CERT_FILE_CHECK_MS);
+  }
+
+  /**
+   * When `certFile` or `keyFile` changed since they were last read, load
+   * them again. A pair that fails to load leaves the contexts in use, and
+   * is reported when the files are still unchanged at the next check: a
+   * pair written one file at a time (new certificate, old key) is not an
+   * error worth reporting, a pair that stays bad is. The signature is taken
+   * before reading, so a change made during the read is seen next time.
+   */
+  #checkFiles(): void {
+    let seen: string | undefined;
+    try {
+      seen = certFilesSignature(this.#tls);
+    } catch (e) {
+      this.#report(e);
+      return;
+    }
+    if (seen === this.#filesSeen) {
+      const failure = this.#fileFailure;
+      this.#fileFailure = undefined;
+      if (failure !== undefined) this.#report(failure);
+      return;
+    }
+    this.#filesSeen = seen;
+    let next: ServerContexts;
+    try {
+      next = serverContexts(this.#tls, this.#tickets);
+    } catch (e) {
+      const why = e instanceof Error ? e.message : String(e);
+      this.#fileFailure = new Error(
+        `Cannot reload the certificate from certFile/keyFile (the previous one is still served): ${why}`,
+        { cause: e },
+      );
+      return;
+    }
+    this.#fileFailure = undefined;
+    this.#install(next);
+  }
+
+  /** Serve `next` to new handshakes; the old contexts are freed with their last connection. */
+  #install(next: ServerContexts): void {
+    next.reportTo((error) => this.#report(error));
+    const old = this.#contexts;
+    this.#contexts = next;
+    old.close();
   }
 
   #scheduleRotation(every: number): void {
@@ -206,14 +281,23 @@ export class TlsListener implements Disposable {
     if (typeof options.tls !== "object" || options.tls === null) {
       throw new TypeError("Cannot listen: tls options must be an object");
     }
-    finiteOption("listen", "ticketKeyRotationMs", options.tls.ticketKeyRotationMs, 0, {
+    const tls: TlsServerOptions = { ...options.tls };
+    finiteOption("listen", "ticketKeyRotationMs", tls.ticketKeyRotationMs, 0, {
       min: 0,
       max: MAX_TIMER_MS,
     });
-    const tickets = new TicketKeyring(options.tls.ticketKeys);
-    const contexts = serverContexts(options.tls, tickets);
+    const tickets = new TicketKeyring(tls.ticketKeys);
+    const filesSeen = certFilesSignature(tls);
+    const contexts = serverContexts(tls, tickets);
     try {
-      return new TlsListener(reactor, options, contexts, tickets, onConnection);
+      return new TlsListener(
+        reactor,
+        { ...options, tls },
+        contexts,
+        tickets,
+        onConnection,
+        filesSeen,
+      );
     } catch (e) {
       contexts.close();
       throw e;
@@ -237,7 +321,10 @@ export class TlsListener implements Disposable {
   /**
    * Serve new certificates (or other TLS options) from now on: new
    * handshakes use them, open connections keep theirs. The new options are
-   * checked completely first; on error nothing changes.
+   * checked completely first; on error nothing changes. With `certFile`/
+   * `keyFile` this happens by itself when the files change; `setTls` with
+   * the same options forces a reload now. Throws
+   * `Deno.errors.BadResource` once the listener is closed.
    *
    * @example
    * ```ts
@@ -252,11 +339,19 @@ export class TlsListener implements Disposable {
    * ```
    */
   setTls(options: TlsServerOptions): void {
-    const next = serverContexts(options, this.#tickets);
-    next.reportTo((error) => this.#report(error));
-    const old = this.#contexts;
-    this.#contexts = next;
-    old.close();
+    if (this.closed) {
+      throw new Deno.errors.BadResource("Cannot set TLS options: the listener is closed");
+    }
+    if (typeof options !== "object" || options === null) {
+      throw new TypeError("Cannot set TLS options: tls options must be an object");
+    }
+    const tls: TlsServerOptions = { ...options };
+    const filesSeen = certFilesSignature(tls);
+    this.#install(serverContexts(tls, this.#tickets));
+    this.#tls = tls;
+    this.#filesSeen = filesSeen;
+    this.#fileFailure = undefined;
+    this.#scheduleFileCheck();
   }
 
   #accept(conn: Connection): void {
@@ -345,6 +440,8 @@ export class TlsListener implements Disposable {
     if (this.listener.closed) return;
     this.listener.close();
     this.#rotation?.cancel();
+    this.#fileCheck?.cancel();
+    this.#fileCheck = undefined;
     this.#contexts.close();
   }
 

@@ -33,7 +33,7 @@ export {
   type TlsPeerCertificate,
 } from "./tls_connection.ts";
 export { TlsListener, type TlsListenerStats, type TlsListenOptions } from "./listener.ts";
-export { connectTls, type TlsConnectOptions } from "./connect.ts";
+export { connectTls, startTls, type TlsConnectOptions, type TlsStartOptions } from "./connect.ts";
 export type { TlsClientOptions, TlsKeyPair, TlsNamedKeyPair, TlsServerOptions } from "./options.ts";
 export { OpenSslError } from "../ffi/openssl_error.ts";
 // The reactor types the TLS classes hand out or take.

@@ -30,12 +30,32 @@ export interface TlsNamedKeyPair extends TlsKeyPair {
 
 /** TLS options of a server. */
 export interface TlsServerOptions {
-  /** The default certificate (PEM), served when no `certificates` entry matches. */
+  /**
+   * The default certificate (PEM), served when no `certificates` entry
+   * matches. Or `certFile`.
+   */
   cert?: string;
-  /** The default certificate's key (PEM). */
+  /** The default certificate's key (PEM). Or `keyFile`. */
   key?: string;
-  /** The passphrase of an encrypted `key`. */
+  /** The passphrase of an encrypted `key` (or `keyFile`). */
   passphrase?: string;
+  /**
+   * ffinet extension: read the default certificate (PEM) from this file
+   * instead of `cert`, and serve a new one when the file changes. Both
+   * `certFile` and `keyFile` are checked every
+   * {@linkcode CERT_FILE_CHECK_MS} (their inode, size and times, with
+   * `stat`); when either changed, the pair is read and loaded again: new
+   * handshakes use it, open connections keep the old one. A pair that does
+   * not load (half written, a key that does not match yet, a missing file)
+   * leaves the previous pair serving and is tried again at the next
+   * change; if the files are still the same one check later, it is
+   * reported to the listener's `onError` (else the reactor's, else the
+   * console). Replace each file atomically (write elsewhere, then
+   * `rename`). Needs `--allow-read` for both paths.
+   */
+  certFile?: string;
+  /** ffinet extension: the default certificate's key (PEM) from this file; see `certFile`. */
+  keyFile?: string;
   /**
    * More certificates, chosen by SNI. Without `cert`/`key`, the first one
    * is the default for clients that send no (or an unknown) name.
@@ -75,8 +95,14 @@ export interface TlsServerOptions {
 
 /** TLS options of a client. */
 export interface TlsClientOptions {
-  /** Trust these certificate authorities (PEM) instead of the system store. */
+  /** Trust these certificate authorities (PEM) instead of the system store (see `trustSystemStore`). */
   caCerts?: string[];
+  /**
+   * Trust the system's certificate authorities too. Default: true without
+   * `caCerts`, false with them. The Deno-shaped `connectTls` sets it, since
+   * Deno adds `caCerts` to its roots.
+   */
+  trustSystemStore?: boolean;
   /**
    * The name sent as SNI and checked against the certificate. Default: the
    * target's host (IP addresses are checked but not sent as SNI).
@@ -98,6 +124,30 @@ export interface TlsClientOptions {
   /** Give up on a handshake not done within this long. Default 10 000 ms. */
   handshakeTimeoutMs?: number;
 }
+
+/**
+ * The server TLS options by name, for the layers that take them among other
+ * options (`serve()`, `listenTls`); the compiler checks the list against
+ * `TlsServerOptions`.
+ */
+export const TLS_SERVER_OPTION_KEYS: { readonly [K in keyof Required<TlsServerOptions>]: true } = {
+  cert: true,
+  key: true,
+  passphrase: true,
+  certFile: true,
+  keyFile: true,
+  certificates: true,
+  alpnProtocols: true,
+  ca: true,
+  requestCert: true,
+  rejectUnauthorized: true,
+  handshakeTimeoutMs: true,
+  ticketKeys: true,
+  ticketKeyRotationMs: true,
+};
+
+/** How often `certFile` and `keyFile` are checked for a change (ms). */
+export const CERT_FILE_CHECK_MS = 1000;
 
 /** The default rotation period of random ticket keys. */
 export const DEFAULT_TICKET_KEY_ROTATION_MS = 3_600_000;

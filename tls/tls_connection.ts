@@ -29,6 +29,7 @@
  * @module
  */
 import { type Ssl, SSL_READ_CLOSED } from "../ffi/openssl_ssl.ts";
+import { kernelTlsSupport } from "../ffi/ktls.ts";
 import type { SocketAddress } from "../ffi/sockaddr.ts";
 import type { Socket } from "../ffi/socket.ts";
 import type { Connection } from "../reactor/connection.ts";
@@ -42,6 +43,10 @@ const PLAIN_BUFFER_SIZE = 64 * 1024;
 const WRITE_SLICE = 64 * 1024;
 /** Ciphertext moved from OpenSSL to the socket per step. */
 const CIPHER_BUFFER_SIZE = 64 * 1024;
+/** Ciphertext fed to OpenSSL per step while reading flows: one full record and its header. */
+const FEED_SLICE = 16 * 1024 + 512;
+/** A feed or write this large grows a memory BIO enough to give the memory back after. */
+const GROWN_BYTES = 4 * 1024;
 const plainBuf = new Uint8Array(PLAIN_BUFFER_SIZE);
 const cipherBuf = new Uint8Array(CIPHER_BUFFER_SIZE);
 
@@ -80,8 +85,22 @@ export interface TlsInfo {
   authorized: boolean;
   /** Why it did not verify ("self-signed certificate"), or why there is none. */
   authorizationError: string | undefined;
-  /** Whether records go through kernel TLS (always false: ffinet keeps its own I/O). */
-  ktls: boolean;
+  /**
+   * Kernel TLS: whether the kernel has the `tls` ULP (`available`), and
+   * whether this connection's sent (`tx`) and received (`rx`) records go
+   * through it. `tx` and `rx` are false: records go through memory BIOs.
+   */
+  ktls: { available: boolean; tx: boolean; rx: boolean };
+}
+
+/** `info.ktls`, one frozen object per process (the kernel is asked once). */
+let ktlsInfo: TlsInfo["ktls"] | undefined;
+function kernelTls(): TlsInfo["ktls"] {
+  return ktlsInfo ??= Object.freeze({
+    available: kernelTlsSupport().available,
+    tx: false,
+    rx: false,
+  });
 }
 
 /** What {@linkcode TlsConnection.onData} receives: a view valid only during the call. */
@@ -154,6 +173,13 @@ export class TlsConnection implements Disposable {
   #pendingBytes = 0;
   /** The error to report in `onClose` when the transport closes without one. */
   #error: Error | undefined;
+  /**
+   * OpenSSL may hold records not yet handed to the transport (set after
+   * every call that can make some; cleared when the output BIO is emptied).
+   */
+  #outputPending = false;
+  /** The memory BIOs held a flight or a burst: give their memory back when both are empty. */
+  #grown = false;
 
   /**
    * Run TLS over `transport` (which this object now drives: its handlers
@@ -277,17 +303,43 @@ export class TlsConnection implements Disposable {
 
   /** Ciphertext arrived from the transport. Throws (a handler's error) close it. */
   #onCipher(data: Uint8Array): void {
-    this.#ssl.feed(data);
-    if (this.#state === "handshaking") {
-      this.#advanceHandshake();
-      if (this.#state === "handshaking" || this.#state === "closed") return;
+    const len = data.byteLength;
+    let off = 0;
+    while (off < len) {
+      // While reading flows, a record's worth at a time: the input BIO keeps
+      // the largest size it held, and a 256 KiB read would stay with the
+      // connection. Otherwise (handshaking, paused, closing) all at once.
+      const state = this.#state;
+      if (state === "closed") return; // freed: what is left is dropped, as after close()
+      const sliced = (state === "open" || state === "ending") && !this.#readPaused &&
+        this.#early === undefined;
+      const end = sliced ? Math.min(len, off + FEED_SLICE) : len;
+      this.#ssl.feed(off === 0 && end === len ? data : data.subarray(off, end));
+      if (end - off > GROWN_BYTES) this.#grown = true;
+      off = end;
+      if (this.#state === "handshaking") {
+        this.#advanceHandshake();
+        if (this.#state === "handshaking") continue;
+        if ((this.#state as TlsConnectionState) === "closed") return;
+      }
+      this.#deliver();
     }
-    this.#deliver();
-    this.#flush();
+    // The records of this turn (a server's session ticket, a response the
+    // handler wrote) leave together.
+    if (this.#outputPending) this.#flush();
+    if (this.#grown) this.#releaseBuffers();
+  }
+
+  /** Swap OpenSSL's memory BIOs for empty ones once they are both empty. */
+  #releaseBuffers(): void {
+    const ssl = this.#ssl;
+    if (ssl.freed || this.#state === "handshaking") return;
+    if (ssl.releaseBuffers()) this.#grown = false;
   }
 
   #advanceHandshake(): void {
     let step;
+    this.#outputPending = true;
     try {
       step = this.#ssl.handshake();
     } catch (error) {
@@ -297,11 +349,18 @@ export class TlsConnection implements Disposable {
       this.transport.close();
       return;
     }
-    this.#flush();
-    if (step !== "done") return;
+    if (step !== "done") {
+      this.#flush();
+      return;
+    }
+    // A server's last records (its session ticket) wait for the end of
+    // #onCipher, so that a response to a request that came with the
+    // client's Finished leaves in the same send.
+    if (this.#ssl.context.role === "client") this.#flush();
     this.#handshakeTimer?.cancel();
     this.#handshakeTimer = undefined;
     this.#state = "open";
+    this.#grown = true; // the BIOs keep the size of the handshake's flights
     this.#info = this.#readInfo();
     this.#hooks.secure(this);
     if (this.#state !== "open") return;
@@ -344,7 +403,7 @@ export class TlsConnection implements Disposable {
       authorizationError: peerCertificate === undefined
         ? "the peer sent no certificate"
         : verifyError,
-      ktls: false,
+      ktls: kernelTls(),
     };
   }
 
@@ -368,6 +427,7 @@ export class TlsConnection implements Disposable {
         return;
       }
       const n = ssl.read(plainBuf, PLAIN_BUFFER_SIZE);
+      this.#outputPending = true; // reading can answer (an alert, a key update)
       if (n > 0) {
         const handler = this.#onData;
         if (handler === undefined) {
@@ -378,6 +438,8 @@ export class TlsConnection implements Disposable {
         }
         this.bytesRead += n;
         handler(plainBuf.subarray(0, n), this);
+        // All ciphertext taken: another read would only say "want more".
+        if (ssl.freed || ssl.inputPending === 0) return;
         continue;
       }
       if (n === SSL_READ_CLOSED) this.#peerEnded();
@@ -397,14 +459,16 @@ export class TlsConnection implements Disposable {
   /** Move every record OpenSSL produced to the transport. */
   #flush(): void {
     const ssl = this.#ssl;
+    this.#outputPending = false;
     // A write can close the transport at once (EPIPE, ECONNRESET), which frees `ssl`.
     while (!ssl.freed) {
       const n = ssl.takeOutput(cipherBuf, CIPHER_BUFFER_SIZE);
       if (n === 0) return;
       const t = this.transport;
       // After end()/close() the transport takes nothing more: records are dropped.
-      if (t.state !== "open") continue;
-      t.write(cipherBuf.subarray(0, n));
+      if (t.state === "open") t.write(cipherBuf.subarray(0, n));
+      // A memory BIO hands over all it holds up to the size asked: less means empty.
+      if (n < CIPHER_BUFFER_SIZE) return;
     }
   }
 
@@ -414,12 +478,15 @@ export class TlsConnection implements Disposable {
     for (let off = 0; off < len && !ssl.freed; off += WRITE_SLICE) {
       const end = Math.min(len, off + WRITE_SLICE);
       const slice = off === 0 && end === len ? data : data.subarray(off, end);
+      this.#outputPending = true;
       const n = ssl.write(slice);
       if (n !== slice.byteLength) {
         throw new Error(`Cannot write TLS data: OpenSSL took ${n} of ${slice.byteLength} bytes`);
       }
       this.bytesWritten += n;
-      if (ssl.pendingOutput >= CIPHER_BUFFER_SIZE) this.#flush();
+      if (n > GROWN_BYTES) this.#grown = true;
+      // A whole slice makes at least a buffer of records: move them before the next.
+      if (end < len) this.#flush();
     }
   }
 
@@ -459,6 +526,7 @@ export class TlsConnection implements Disposable {
   }
 
   #onTransportDrain(): void {
+    if (this.#grown) this.#releaseBuffers();
     if (this.#needDrain && this.writableLength < this.#highWaterMark) {
       this.#needDrain = false;
       this.onDrain?.(this);

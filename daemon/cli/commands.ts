@@ -511,26 +511,36 @@ export async function runCommand(o: ServeOptions): Promise<number> {
   const name: CommandName = o.command;
   const c: Command = COMMANDS.find((row) => row.name === name)!;
   const path = clientPidfile(o);
-  const t = await locate(path, c.action);
-  if (t.kind === "refused") {
-    console.error(`ffinet serve: ${t.message}`);
-    return c.failCode;
+  // During an upgrade the new supervisor's pid file can show up a moment
+  // before it answers on the control socket: `status` (read only) asks again.
+  for (let tries = 0;; tries++) {
+    const t = await locate(path, c.action);
+    if (t.kind === "refused") {
+      console.error(`ffinet serve: ${t.message}`);
+      return c.failCode;
+    }
+    if (t.kind === "absent") return c.absent(o, path, t.message, t.code);
+    const exitWaitMs = c.waitsForExit ? o.timeoutMs ?? await derivedTimeout(t.socket, "stop") : 0;
+    let reply: ControlReply;
+    try {
+      reply = await controlRequest(t.socket, name, { timeoutMs: await c.timeoutMs(o, t.socket) });
+      if (!reply.ok) throw new Error(reply.error ?? "refused");
+      if (reply.pid !== t.pid) {
+        if (name === "status" && tries < 40) {
+          await new Promise((r) => setTimeout(r, 50));
+          continue;
+        }
+        throw new Error(`the control socket now answers for pid ${reply.pid}`);
+      }
+    } catch (e) {
+      console.error(
+        `ffinet serve: Cannot ${c.action} pid ${t.pid}: ${(e as Error).message}` +
+          (c.failNote?.(t.pid) ?? ""),
+      );
+      return c.failCode;
+    }
+    return await c.done(o, path, t.pid, reply, exitWaitMs);
   }
-  if (t.kind === "absent") return c.absent(o, path, t.message, t.code);
-  const exitWaitMs = c.waitsForExit ? o.timeoutMs ?? await derivedTimeout(t.socket, "stop") : 0;
-  let reply: ControlReply;
-  try {
-    reply = await controlRequest(t.socket, name, { timeoutMs: await c.timeoutMs(o, t.socket) });
-    if (!reply.ok) throw new Error(reply.error ?? "refused");
-    if (reply.pid !== t.pid) throw new Error(`the control socket now answers for pid ${reply.pid}`);
-  } catch (e) {
-    console.error(
-      `ffinet serve: Cannot ${c.action} pid ${t.pid}: ${(e as Error).message}` +
-        (c.failNote?.(t.pid) ?? ""),
-    );
-    return c.failCode;
-  }
-  return await c.done(o, path, t.pid, reply, exitWaitMs);
 }
 
 /**

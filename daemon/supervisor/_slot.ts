@@ -9,6 +9,7 @@ import type { Reactor } from "../../reactor/reactor.ts";
 import type { Backoff } from "./backoff.ts";
 import type { WorkerExit, WorkerState, WorkerStatus } from "./types.ts";
 import { WorkerProcess, type WorkerProcessOptions } from "./worker_process.ts";
+import type { WorkerChannel } from "./worker_channel.ts";
 
 const STDERR_TAIL = 20;
 /** How old a stderr line may be to explain an exit. */
@@ -136,6 +137,8 @@ export class Worker {
   startTimer: ReturnType<typeof setTimeout> | undefined;
   /** The `"listen"` readiness probe. */
   probeTimer: ReturnType<typeof setInterval> | undefined;
+  /** Its channel (ticket keys, publishes), or null. */
+  channel: WorkerChannel | null = null;
 
   /** Spawn it (throws what `posix_spawn` throws). */
   constructor(slot: Slot, reactor: Reactor, options: WorkerProcessOptions, replacement: boolean) {
@@ -231,6 +234,7 @@ export class Slot {
       statusText: alive ? w.statusText : null,
       lastStderr: this.lastStderr,
       watchdogKills: this.watchdogKills,
+      channelQueuedBytes: alive && w.channel !== null ? w.channel.queuedBytes : null,
     };
   }
 }

@@ -27,7 +27,7 @@ import { ErrnoError } from "../../ffi/errno.ts";
 import { getuid, kill } from "../../ffi/process.ts";
 import { Interest } from "../../reactor/interest.ts";
 import type { Reactor } from "../../reactor/reactor.ts";
-import type { Registration } from "../../reactor/registration.ts";
+import type { Registration } from "../../reactor/poller.ts";
 
 /** One datagram received on the notify socket. */
 export interface NotifyMessage {

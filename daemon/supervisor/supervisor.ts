@@ -86,6 +86,9 @@ import {
   validateListenSpecs,
 } from "./listen_sockets.ts";
 import { NotifyServer } from "./notify_server.ts";
+import { ChannelHub } from "./worker_channel.ts";
+import { DEFAULT_TICKET_KEY_ROTATION_MS } from "../../tls/options.ts";
+import { MAX_TIMER_MS } from "../../reactor/timer_queue.ts";
 import { prepareDenoDir, type PrivilegeDrop, resolveDrop } from "./privileges.ts";
 import { acceptsConnections } from "./readiness_probe.ts";
 import {
@@ -165,6 +168,9 @@ export class Supervisor implements AsyncDisposable {
   readonly #drop: PrivilegeDrop | null;
   readonly #denoDirOption: string | undefined;
   readonly #restartContext: RestartContext;
+  readonly #ticketKeyRotationMs: number;
+  readonly #channelQueueBytes: number;
+  #channels: ChannelHub | null = null;
   readonly #slots: Slot[] = [];
   readonly #live = new Set<Worker>();
   readonly #finished: Promise<void>;
@@ -193,6 +199,9 @@ export class Supervisor implements AsyncDisposable {
     watchdogKills: 0,
     reloads: 0,
     failedReloads: 0,
+    published: 0,
+    publishesRelayed: 0,
+    publishesDropped: 0,
   };
 
   /**
@@ -205,6 +214,22 @@ export class Supervisor implements AsyncDisposable {
     this.#policy = new RestartPolicy(options);
     this.#startTimeout = checkNumber("startTimeoutMs", options.startTimeoutMs, 10_000);
     this.#drainTimeout = checkNumber("drainTimeoutMs", options.drainTimeoutMs, 10_000);
+    this.#ticketKeyRotationMs = integerOption(
+      "create supervisor",
+      "ticketKeyRotationMs",
+      options.ticketKeyRotationMs,
+      DEFAULT_TICKET_KEY_ROTATION_MS,
+      0,
+      MAX_TIMER_MS,
+    );
+    this.#channelQueueBytes = integerOption(
+      "create supervisor",
+      "channelQueueBytes",
+      options.channelQueueBytes,
+      8 * 1024 * 1024,
+      1024,
+      1024 * 1024 * 1024,
+    );
     this.#watchdogMs = options.watchdogMs === undefined
       ? null
       : checkNumber("watchdogMs", options.watchdogMs, 0, 1);
@@ -337,7 +362,14 @@ export class Supervisor implements AsyncDisposable {
       mode: this.#sockets.length > 0 ? "shared" : this.#reusePort ? "reuseport" : "none",
       readiness: this.#readiness,
       listen: this.#sockets.map((s, i) => ({ fd: 3 + i, name: s.name, address: s.address })),
-      counters: { ...this.#counters },
+      counters: {
+        ...this.#counters,
+        ...(this.#channels === null ? {} : {
+          published: this.#channels.counters.published,
+          publishesRelayed: this.#channels.counters.relayed,
+          publishesDropped: this.#channels.counters.dropped,
+        }),
+      },
       workers: this.#slots.map((s) => s.status(now)),
     };
   }
@@ -390,6 +422,10 @@ export class Supervisor implements AsyncDisposable {
         (m) => this.#notified(m.pid, m.fields),
         this.#drop === null ? {} : { owner: { uid: this.#drop.uid, gid: this.#drop.gid } },
       );
+      this.#channels = new ChannelHub(this.#reactor, this.#logger, {
+        ticketKeyRotationMs: this.#ticketKeyRotationMs,
+        queueBytes: this.#channelQueueBytes,
+      });
       if (this.#watchdogMs !== null) this.#armWatchdog(this.#watchdogMs);
       for (const slot of this.#slots) workers.push(this.#spawn(slot, false));
     } catch (e) {
@@ -610,6 +646,14 @@ export class Supervisor implements AsyncDisposable {
     this.#removeSignals();
     this.#notifyServer?.close();
     this.#notifyServer = null;
+    if (this.#channels !== null) {
+      const c = this.#channels.counters;
+      this.#counters.published = c.published;
+      this.#counters.publishesRelayed = c.relayed;
+      this.#counters.publishesDropped = c.dropped;
+      this.#channels.close();
+      this.#channels = null;
+    }
     if (this.#reactor !== null) {
       this.#reactor.stop();
       try {
@@ -684,17 +728,28 @@ export class Supervisor implements AsyncDisposable {
       drop: this.#drop === null ? null : { drop: this.#drop, denoDir: this.#denoDir!.path },
       passEnv: this.#passEnv,
       drainTimeoutMs: this.#drainTimeout,
+      channel: true,
     });
-    const w: Worker = new Worker(slot, this.#reactor!, {
-      path,
-      args,
-      env,
-      fds: [...this.#sockets.map((s) => s.fd), this.#lifeline![0]],
-      ...(this.#cwd === undefined ? {} : { cwd: this.#cwd }),
-      setsid: this.#detached,
-      onLine: (line, stream) => this.#line(w, line, stream),
-      onExit: (exit) => this.#exited(w, exit),
-    }, replacement);
+    const channel = this.#channels!.open();
+    let w: Worker;
+    try {
+      w = new Worker(slot, this.#reactor!, {
+        path,
+        args,
+        env,
+        fds: [...this.#sockets.map((s) => s.fd), this.#lifeline![0], channel.childFd],
+        ...(this.#cwd === undefined ? {} : { cwd: this.#cwd }),
+        setsid: this.#detached,
+        onLine: (line, stream) => this.#line(w, line, stream),
+        onExit: (exit) => this.#exited(w, exit),
+      }, replacement);
+    } catch (e) {
+      channel.close();
+      throw e;
+    }
+    channel.releaseChild();
+    channel.name = `worker ${slot.id} (pid ${w.proc.pid})`;
+    w.channel = channel;
     this.#counters.spawned++;
     this.#live.add(w);
     if (replacement) slot.next = w;
@@ -806,6 +861,7 @@ export class Supervisor implements AsyncDisposable {
 
   #exited(w: Worker, child: ChildExit): void {
     const exit: WorkerExit = { code: child.code, signal: child.signal };
+    w.channel?.close();
     clearTimeout(w.startTimer);
     clearInterval(w.probeTimer);
     w.startTimer = undefined;

@@ -93,6 +93,8 @@ export interface WorkerStatus {
   lastStderr: string | null;
   /** Times a worker of this slot was killed for a missed `WATCHDOG=1`. */
   watchdogKills: number;
+  /** Bytes queued on the current process's channel (it reads them slowly or not at all), or null. */
+  channelQueuedBytes: number | null;
 }
 
 /** Supervisor-wide counters. */
@@ -109,6 +111,12 @@ export interface SupervisorCounters {
   reloads: number;
   /** Abandoned rolling reloads. */
   failedReloads: number;
+  /** WebSocket publishes read from workers (see `worker_channel.ts`). */
+  published: number;
+  /** Copies of them written to the other workers. */
+  publishesRelayed: number;
+  /** Copies dropped because a worker did not read its channel. */
+  publishesDropped: number;
 }
 
 /** A snapshot of a supervisor. */
@@ -235,6 +243,19 @@ export interface SupervisorOptions extends RestartPolicyOptions {
   startTimeoutMs?: number;
   /** How long stopping workers may drain before SIGKILL (default 10 000 ms). */
   drainTimeoutMs?: number;
+  /**
+   * How often the TLS session ticket key every worker shares is replaced
+   * (ms; default 3 600 000, an hour; 0 never). The supervisor makes the
+   * keys in memory and hands them to each worker over its channel
+   * (`FFINET_CHANNEL_FD`); workers keep the last three for decryption.
+   */
+  ticketKeyRotationMs?: number;
+  /**
+   * Bytes of WebSocket publishes queued for a worker that does not read its
+   * channel before further ones to it are dropped (and logged). Default
+   * 8 MiB; from 1 KiB to 1 GiB.
+   */
+  channelQueueBytes?: number;
   /** Where to log (default: warnings and errors to stderr). */
   logger?: SupervisorLogger;
   /** Called for every {@linkcode SupervisorEvent}. */

@@ -43,7 +43,7 @@ import { pidfdSendSignal, spawn, waitPidfd } from "../../ffi/spawn.ts";
 import { close } from "../../ffi/syscalls.ts";
 import { Interest } from "../../reactor/interest.ts";
 import { Reactor } from "../../reactor/reactor.ts";
-import type { Registration } from "../../reactor/registration.ts";
+import type { Registration } from "../../reactor/poller.ts";
 import { NotifyServer } from "./notify_server.ts";
 import { LISTEN_PID_SHIM, MANAGER_VARIABLES } from "./worker_command.ts";
 

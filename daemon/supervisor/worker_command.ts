@@ -23,6 +23,7 @@
  */
 import type { ListenSocket } from "./listen_sockets.ts";
 import { type PrivilegeDrop, setprivArgs } from "./privileges.ts";
+import { CHANNEL_FD_ENV } from "./worker_channel.ts";
 
 export type { ListenSocket } from "./listen_sockets.ts";
 export type { PrivilegeDrop } from "./privileges.ts";
@@ -257,6 +258,8 @@ export interface WorkerEnvironmentInput {
   passEnv?: readonly string[];
   /** The drain timeout, given as {@linkcode DRAIN_TIMEOUT_ENV}. */
   drainTimeoutMs?: number;
+  /** Whether it gets a channel (`FFINET_CHANNEL_FD`, the fd after the lifeline). */
+  channel?: boolean;
 }
 
 /**
@@ -265,6 +268,7 @@ export interface WorkerEnvironmentInput {
  * without the service manager's and the supervisor's own variables, plus
  * `extra`, `FFINET_DRAIN_TIMEOUT_MS`, `FFINET_WORKER_ID`, `NO_COLOR=1`,
  * `NOTIFY_SOCKET`, `FFINET_LIFELINE_FD` (the fd after the sockets),
+ * `FFINET_CHANNEL_FD` (the fd after that, with `channel`),
  * `LISTEN_FDS`/`LISTEN_FDNAMES` (the shim adds `LISTEN_PID`),
  * `WATCHDOG_USEC`, and `DENO_DIR`/`USER`/`LOGNAME` when dropping.
  *
@@ -290,12 +294,15 @@ export function workerEnvironment(input: WorkerEnvironmentInput): Record<string,
   }
   for (const name of MANAGER_VARIABLES) delete env[name];
   for (const name of SUPERVISOR_VARIABLES) delete env[name];
+  delete env[CHANNEL_FD_ENV]; // a nested supervisor's own channel is not its workers'
+
   Object.assign(env, input.extra, {
     FFINET_WORKER_ID: String(input.id),
     NO_COLOR: "1",
     NOTIFY_SOCKET: input.notifySocket,
     FFINET_LIFELINE_FD: String(3 + input.sockets.length),
   });
+  if (input.channel === true) env[CHANNEL_FD_ENV] = String(4 + input.sockets.length);
   if (input.sockets.length > 0) {
     env.LISTEN_FDS = String(input.sockets.length);
     env.LISTEN_FDNAMES = input.sockets.map((s) => s.name).join(":");

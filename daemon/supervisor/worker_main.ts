@@ -31,6 +31,10 @@
  *    loop, a synchronous wait) stops the heartbeat, and the supervisor
  *    replaces the worker. The supervisor counts it only once the worker is
  *    ready, so this never announces readiness.
+ * 4. **Channel**: makes the `FFINET_CHANNEL_FD` fd (ticket keys and
+ *    WebSocket publishes, read by `serve()`) close-on-exec, so that the
+ *    app's own children do not inherit it. The name is spelled here rather
+ *    than imported: this module loads nothing that needs `--allow-ffi`.
  *
  * Outside a supervisor (no `FFINET_LIFELINE_FD`), or without `--allow-env`
  * (the variable cannot be read), it does nothing. The app sees the
@@ -155,6 +159,20 @@ async function selfTerminator(): Promise<() => void> {
   return () => Deno.kill(Deno.pid, "SIGTERM");
 }
 
+/**
+ * Make the channel fd (`FFINET_CHANNEL_FD`, read later by `serve()`)
+ * close-on-exec at once, so that a process the app spawns before it serves
+ * does not inherit it.
+ */
+async function guardChannel(): Promise<void> {
+  const value = envVar("FFINET_CHANNEL_FD");
+  if (value === undefined || !/^[0-9]{1,7}$/.test(value) || !ffiGranted()) return;
+  try {
+    const { setCloexec } = await import("../../ffi/fd.ts");
+    setCloexec(Number(value), true);
+  } catch { /* not an open fd: serve() says so when it looks */ }
+}
+
 /** The preload's work: start the lifeline watch and set NO_COLOR, under a supervisor only. */
 async function preload(): Promise<void> {
   const value = envVar(LIFELINE_ENV);
@@ -170,6 +188,7 @@ async function preload(): Promise<void> {
     return;
   }
   const fd = Number(value);
+  await guardChannel();
   try {
     await startHeartbeat();
   } catch (e) {

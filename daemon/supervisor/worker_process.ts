@@ -32,7 +32,7 @@ import { type ChildExit, pidfdSendSignal, spawn, waitPidfd } from "../../ffi/spa
 import { close, read } from "../../ffi/syscalls.ts";
 import { Interest } from "../../reactor/interest.ts";
 import type { Reactor } from "../../reactor/reactor.ts";
-import type { Registration } from "../../reactor/registration.ts";
+import type { Registration } from "../../reactor/poller.ts";
 
 /** Longest line kept; longer ones are cut (and marked with `…`). */
 const MAX_LINE = 8192;

@@ -77,7 +77,7 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
  * console.log(DEFAULT_MAX_STREAMED_BODY_BYTES === Number.MAX_SAFE_INTEGER); // true
  * ```
  */
-export const DEFAULT_MAX_STREAMED_BODY_BYTES = Number.MAX_SAFE_INTEGER;
+export const DEFAULT_MAX_STREAMED_BODY_BYTES: number = Number.MAX_SAFE_INTEGER;
 
 /**
  * The longest method accepted: 32 bytes (the longest registered method,

@@ -19,7 +19,7 @@
  *   (find the LF, then parse), which makes errors independent of how the
  *   input was split.
  * - Short strings (methods, targets, header names and values) are interned
- *   in a small cache shared by all parsers (`_tables.ts`), so a steady
+ *   in a small cache shared by all parsers (the tables at the end of this file), so a steady
  *   stream of similar requests allocates no strings.
  * - With `memo: true`, each parser remembers the bytes of its last bodiless
  *   request head; a byte-identical head is answered after one comparison,
@@ -79,13 +79,17 @@
  *
  * @module
  */
-import { CHUNKED, HeadParser, LENGTH, METHOD_TOO_LONG } from "./_head.ts";
+import { HttpHeaders } from "../headers.ts";
 import { HeadMemo } from "./_memo.ts";
-import { CR, HEX, HTAB, LF, SP } from "./_tables.ts";
-import { isValidChunkExt } from "./_values.ts";
-import { type HttpParserOptions, MAX_CHUNK_LINE_BYTES, parserLimits } from "./limits.ts";
+import {
+  type HttpParserOptions,
+  MAX_CHUNK_LINE_BYTES,
+  MAX_METHOD_BYTES,
+  type ParserLimits,
+  parserLimits,
+} from "./limits.ts";
 import { HttpParseError } from "./parse_error.ts";
-import type { HttpRequest } from "./request.ts";
+import type { HttpRequest, HttpVersion } from "./request.ts";
 
 const S_START = 0; // before a request line (skipping empty lines)
 const S_HEADERS = 1; // header lines
@@ -682,4 +686,663 @@ export class HttpParser {
     this.#chunkLeft = size;
     this.#state = S_CHUNK_DATA;
   }
+}
+
+// ---------------------------------------------------------------------------
+// The request head: the request line and header lines of one request,
+// validated and hashed in one pass, and the framing the head announces. The
+// parser above finds the lines and runs the framing; this holds the fields
+// of the request being parsed.
+
+/** The head announces no body. */
+const NONE = 0;
+/** The head announces a Content-Length body. */
+const LENGTH = 1;
+/** The head announces a chunked body. */
+const CHUNKED = 2;
+
+const SLASH = 47;
+const HASH = 35;
+/** The reason of the 501 for a method over the limit. */
+const METHOD_TOO_LONG = `method is longer than ${MAX_METHOD_BYTES} bytes (not implemented)`;
+/** 1 for the bytes of a URI scheme (RFC 3986 §3.1): ALPHA, DIGIT, "+", "-", ".". */
+const SCHEME_OK = new Uint8Array(128);
+for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-.") {
+  SCHEME_OK[c.charCodeAt(0)] = 1;
+}
+
+/** The head of the request being parsed. */
+class HeadParser {
+  readonly maxHeaderBytes: number;
+  readonly maxHeaderCount: number;
+  readonly maxBodyBytes: number;
+  readonly maxTargetBytes: number;
+  method = "";
+  target = "";
+  version: HttpVersion = "1.1";
+  headers: string[] = [];
+  /** Bytes of the head so far (then of the trailers). */
+  headBytes = 0;
+  contentLength = -1;
+  hosts = 0;
+  host = "";
+  close = false;
+  keepAliveToken = false;
+  expectContinue = false;
+  upgradeToken = false;
+  upgradeHeader = false;
+  codings: string[] | null = null;
+
+  constructor(limits: ParserLimits) {
+    this.maxHeaderBytes = limits.maxHeaderBytes;
+    this.maxHeaderCount = limits.maxHeaderCount;
+    this.maxBodyBytes = limits.maxBodyBytes;
+    this.maxTargetBytes = limits.maxTargetBytes;
+  }
+
+  /** Forget the request. */
+  reset(): void {
+    this.method = "";
+    this.target = "";
+    this.version = "1.1";
+    this.headers = [];
+    this.headBytes = 0;
+    this.contentLength = -1;
+    this.hosts = 0;
+    this.host = "";
+    this.close = false;
+    this.keepAliveToken = false;
+    this.expectContinue = false;
+    this.upgradeToken = false;
+    this.upgradeHeader = false;
+    this.codings = null;
+  }
+
+  /** The error for this request (the method, when read, goes with it). */
+  fail(status: number, reason: string): HttpParseError {
+    return new HttpParseError(status, reason, this.method);
+  }
+
+  parseRequestLine(buf: Uint8Array, start: number, eol: number): void {
+    // method SP request-target SP HTTP-version
+    let i = start;
+    let h = FNV_OFFSET;
+    for (; i < eol; i++) {
+      const b = buf[i]!;
+      if (TOKEN_LOWER[b] === 0) break;
+      h = Math.imul(h ^ b, FNV_PRIME);
+    }
+    // (A method over MAX_METHOD_BYTES was refused before: parser.ts checks every request line.)
+    if (i === start || i === eol || buf[i] !== SP) {
+      throw this.fail(400, this.#badByte(buf, i, eol, "malformed request line (method)"));
+    }
+    this.method = intern(buf, start, i, h);
+
+    const targetStart = ++i;
+    h = FNV_OFFSET;
+    for (; i < eol; i++) {
+      const b = buf[i]!;
+      if (TARGET_OK[b] === 0) break;
+      h = Math.imul(h ^ b, FNV_PRIME);
+    }
+    if (i < eol && buf[i] === HASH) {
+      throw this.fail(400, "fragment in the request target (RFC 9112 §3.2)");
+    }
+    if (i === targetStart || i === eol || buf[i] !== SP) {
+      throw this.fail(400, this.#badByte(buf, i, eol, "malformed request line (target)"));
+    }
+    if (i - targetStart > this.maxTargetBytes) {
+      throw this.fail(414, `request target is longer than ${this.maxTargetBytes} bytes`);
+    }
+    this.target = intern(buf, targetStart, i, h);
+    if (buf[targetStart] !== SLASH) this.#checkTargetForm();
+
+    i++;
+    if (
+      eol - i !== 8 || buf[i] !== 72 || buf[i + 1] !== 84 || buf[i + 2] !== 84 ||
+      buf[i + 3] !== 80 || buf[i + 4] !== 47 || buf[i + 6] !== 46 // "HTTP/" d "." d
+    ) {
+      throw this.fail(400, this.#badByte(buf, i, eol, "malformed request line (version)"));
+    }
+    const major = buf[i + 5]! - 48;
+    const minor = buf[i + 7]! - 48;
+    if (major < 0 || major > 9 || minor < 0 || minor > 9) {
+      throw this.fail(400, "malformed request line (version)");
+    }
+    if (major !== 1) throw this.fail(505, `HTTP/${major}.${minor} is not supported`);
+    this.version = minor === 0 ? "1.0" : "1.1";
+  }
+
+  /**
+   * Parse `METHOD SP target SP HTTP/1.x CRLF` at `start` when it is complete,
+   * valid and within the limit; returns the next line's start, or -1 to let
+   * the slow path handle the line.
+   */
+  fastRequestLine(buf: Uint8Array, start: number, end: number): number {
+    let i = start;
+    let hm = FNV_OFFSET;
+    for (; i < end; i++) {
+      const b = buf[i]!;
+      if (TOKEN_LOWER[b] === 0) break;
+      hm = Math.imul(hm ^ b, FNV_PRIME);
+    }
+    if (i === start || i >= end || buf[i] !== SP || i - start > MAX_METHOD_BYTES) return -1;
+    const methodEnd = i++;
+    const targetStart = i;
+    let ht = FNV_OFFSET;
+    for (; i < end; i++) {
+      const b = buf[i]!;
+      if (TARGET_OK[b] === 0) break;
+      ht = Math.imul(ht ^ b, FNV_PRIME);
+    }
+    if (i === targetStart || i + 11 > end || buf[i] !== SP || buf[targetStart] !== SLASH) {
+      return -1; // other target forms are checked on the slow path
+    }
+    const targetEnd = i++;
+    if (targetEnd - targetStart > this.maxTargetBytes) return -1;
+    if (
+      buf[i] !== 72 || buf[i + 1] !== 84 || buf[i + 2] !== 84 || buf[i + 3] !== 80 ||
+      buf[i + 4] !== 47 || buf[i + 5] !== 49 || buf[i + 6] !== 46 || buf[i + 8] !== CR ||
+      buf[i + 9] !== LF
+    ) return -1;
+    const minor = buf[i + 7];
+    if (minor !== 48 && minor !== 49) return -1;
+    const next = i + 10;
+    if (next - start > this.maxHeaderBytes) return -1;
+    this.method = intern(buf, start, methodEnd, hm);
+    this.target = intern(buf, targetStart, targetEnd, ht);
+    this.version = minor === 48 ? "1.0" : "1.1";
+    this.headBytes = next - start;
+    return next;
+  }
+
+  /**
+   * Parse `name: value CRLF` at `start` when it is complete, valid and within
+   * the limit; returns the next line's start, or -1 to let the slow path
+   * handle the line.
+   */
+  fastHeaderLine(buf: Uint8Array, start: number, end: number): number {
+    let i = start;
+    let hn = FNV_OFFSET;
+    for (; i < end; i++) {
+      const l = TOKEN_LOWER[buf[i]!]!;
+      if (l === 0) break;
+      hn = Math.imul(hn ^ l, FNV_PRIME);
+    }
+    if (i === start || i >= end || buf[i] !== COLON) return -1;
+    const nameEnd = i++;
+    while (i < end && (buf[i] === SP || buf[i] === HTAB)) i++;
+    const valueStart = i;
+    let valueEnd = i;
+    let running = FNV_OFFSET;
+    let hv = FNV_OFFSET;
+    for (; i < end; i++) {
+      const b = buf[i]!;
+      if (VALUE_OK[b] === 0) break;
+      running = Math.imul(running ^ b, FNV_PRIME);
+      if (b > SP) { // not OWS: the value ends here unless more follows
+        hv = running;
+        valueEnd = i + 1;
+      }
+    }
+    if (i + 1 >= end || buf[i] !== CR || buf[i + 1] !== LF) return -1;
+    const next = i + 2;
+    const headBytes = this.headBytes + (next - start);
+    if (headBytes > this.maxHeaderBytes) return -1;
+    this.headBytes = headBytes;
+    this.#addHeader(internLower(buf, start, nameEnd, hn), intern(buf, valueStart, valueEnd, hv));
+    return next;
+  }
+
+  /**
+   * Whether the line at `start` (complete or not, up to `end`) begins with a
+   * method longer than {@linkcode MAX_METHOD_BYTES}: a 501 however long the
+   * rest of the line is, never a 414 or 431.
+   */
+  methodTooLong(buf: Uint8Array, start: number, end: number): boolean {
+    const stop = Math.min(end, start + MAX_METHOD_BYTES + 1);
+    let i = start;
+    while (i < stop && TOKEN_LOWER[buf[i]!] !== 0) i++;
+    return i - start > MAX_METHOD_BYTES;
+  }
+
+  /**
+   * Check a target that is not origin-form (RFC 9112 §3.2): `*` only for
+   * OPTIONS (asterisk-form, RFC 9110 §9.3.7), `host:port` only for CONNECT
+   * (authority-form), else an absolute `http:`/`https:` URI with an
+   * authority. Anything else (`file:`, `data:`, a bare word) is a 400.
+   */
+  #checkTargetForm(): void {
+    const t = this.target;
+    if (t === "*") {
+      if (this.method !== "OPTIONS") {
+        throw this.fail(400, "the asterisk-form target is for OPTIONS only");
+      }
+      return;
+    }
+    if (this.method === "CONNECT") {
+      const colon = t.lastIndexOf(":");
+      if (colon <= 0 || colon === t.length - 1 || t.charCodeAt(0) === 58 || !isValidHost(t)) {
+        throw this.fail(400, "CONNECT needs an authority-form target (host:port)");
+      }
+      return;
+    }
+    let i = 0;
+    while (i < t.length && SCHEME_OK[t.charCodeAt(i)] === 1) i++;
+    if (i === 0 || t.charCodeAt(i) !== 58 || !(t.charCodeAt(0) >= 65)) {
+      throw this.fail(400, "the request target is not origin-form or absolute-form");
+    }
+    const scheme = t.slice(0, i).toLowerCase();
+    if (scheme !== "http" && scheme !== "https") {
+      throw this.fail(400, "an absolute-form target must be an http or https URI");
+    }
+    if (t.charCodeAt(i + 1) !== SLASH || t.charCodeAt(i + 2) !== SLASH) {
+      throw this.fail(400, "an absolute-form target needs an authority");
+    }
+  }
+
+  /** `fallback`, or a bare-CR reason when the byte at `i` is a CR. */
+  #badByte(buf: Uint8Array, i: number, eol: number, fallback: string): string {
+    for (let j = i; j < eol; j++) if (buf[j] === CR) return "bare CR in the request head";
+    return fallback;
+  }
+
+  parseHeaderLine(buf: Uint8Array, start: number, eol: number, trailer: boolean): void {
+    let i = start;
+    let h = FNV_OFFSET;
+    for (; i < eol; i++) {
+      const l = TOKEN_LOWER[buf[i]!]!;
+      if (l === 0) break;
+      h = Math.imul(h ^ l, FNV_PRIME);
+    }
+    if (i === eol || buf[i] !== COLON) {
+      const b = i < eol ? buf[i] : -1;
+      let colon = i;
+      while (colon < eol && buf[colon] !== COLON) colon++;
+      let reason: string;
+      if (b === CR) reason = "bare CR in the request head";
+      else if (i === start && (b === SP || b === HTAB)) reason = "obsolete line folding";
+      else if (colon === eol) reason = "header line without a colon";
+      else if (b === SP || b === HTAB) reason = "whitespace between header name and colon";
+      else reason = "invalid character in header name";
+      throw this.fail(400, reason);
+    }
+    if (i === start) throw this.fail(400, "empty header name");
+    const nameEnd = i;
+
+    // OWS field-value OWS
+    i++;
+    while (i < eol && (buf[i] === SP || buf[i] === HTAB)) i++;
+    let valueEnd = eol;
+    while (valueEnd > i && (buf[valueEnd - 1] === SP || buf[valueEnd - 1] === HTAB)) valueEnd--;
+    const valueStart = i;
+    let hv = FNV_OFFSET;
+    for (; i < valueEnd; i++) {
+      const b = buf[i]!;
+      if (VALUE_OK[b] === 0) {
+        throw this.fail(
+          400,
+          b === CR ? "bare CR in the request head" : "invalid character in header value",
+        );
+      }
+      hv = Math.imul(hv ^ b, FNV_PRIME);
+    }
+    if (trailer) return; // validated, dropped
+
+    this.#addHeader(internLower(buf, start, nameEnd, h), intern(buf, valueStart, valueEnd, hv));
+  }
+
+  #addHeader(name: string, value: string): void {
+    if (this.headers.length >= this.maxHeaderCount * 2) {
+      throw this.fail(431, `more than ${this.maxHeaderCount} header fields`);
+    }
+    this.headers.push(name, value);
+    switch (name.length) {
+      case 4:
+        if (name === "host") {
+          this.hosts++;
+          this.host = value;
+        }
+        break;
+      case 6:
+        if (name === "expect" && value.toLowerCase() === "100-continue") {
+          this.expectContinue = true;
+        }
+        break;
+      case 7:
+        if (name === "upgrade") this.upgradeHeader = true;
+        break;
+      case 10:
+        if (name === "connection") this.#connection(value);
+        break;
+      case 14:
+        if (name === "content-length") {
+          const n = parseContentLength(value);
+          if (n < 0) throw this.fail(400, "invalid Content-Length");
+          if (this.contentLength !== -1 && this.contentLength !== n) {
+            throw this.fail(400, "conflicting Content-Length values");
+          }
+          this.contentLength = n;
+        }
+        break;
+      case 17:
+        if (name === "transfer-encoding") {
+          const codings = this.codings ??= [];
+          for (const coding of listElements(value)) codings.push(coding);
+        }
+        break;
+    }
+  }
+
+  #connection(value: string): void {
+    if (value === "close") {
+      this.close = true;
+    } else if (value === "keep-alive") {
+      this.keepAliveToken = true;
+    } else {
+      for (const token of listElements(value)) {
+        if (token === "close") this.close = true;
+        else if (token === "keep-alive") this.keepAliveToken = true;
+        else if (token === "upgrade") this.upgradeToken = true;
+      }
+    }
+  }
+
+  /** Validate the head's framing: the body that follows, NONE, LENGTH or CHUNKED. */
+  finishHead(): number {
+    if (this.hosts > 1) throw this.fail(400, "more than one Host header");
+    if (this.hosts === 0 && this.version === "1.1") throw this.fail(400, "missing Host header");
+    if (this.hosts === 1 && !isValidHost(this.host)) throw this.fail(400, "invalid Host header");
+    const codings = this.codings;
+    if (codings !== null) {
+      if (this.version === "1.0") {
+        throw this.fail(400, "Transfer-Encoding in an HTTP/1.0 request");
+      }
+      if (this.contentLength !== -1) {
+        throw this.fail(400, "both Transfer-Encoding and Content-Length");
+      }
+      if (codings.length === 0) throw this.fail(400, "empty Transfer-Encoding");
+      for (const coding of codings) {
+        let j = 0;
+        while (j < coding.length && coding.charCodeAt(j) !== 59) { // ";"
+          if (TOKEN_LOWER[coding.charCodeAt(j)] === 0) {
+            throw this.fail(400, "malformed Transfer-Encoding");
+          }
+          j++;
+        }
+      }
+      const last = codings.length - 1;
+      if (codings[last] !== "chunked") {
+        throw this.fail(400, "chunked is not the final transfer coding");
+      }
+      if (codings.indexOf("chunked") !== last) {
+        throw this.fail(400, "chunked applied more than once");
+      }
+      if (last > 0) throw this.fail(501, `unsupported transfer coding "${codings[0]}"`);
+      return CHUNKED;
+    }
+    const length = this.contentLength;
+    if (length > this.maxBodyBytes) {
+      throw this.fail(413, `body of ${length} bytes exceeds the limit of ${this.maxBodyBytes}`);
+    }
+    return length <= 0 ? NONE : LENGTH;
+  }
+
+  /** The parsed head as a request. */
+  build(): HttpRequest {
+    const request: HttpRequest = {
+      method: this.method,
+      target: this.target,
+      version: this.version,
+      headers: new HttpHeaders(this.headers),
+      body: EMPTY,
+      bodyLength: this.codings !== null ? -1 : this.contentLength < 0 ? 0 : this.contentLength,
+      expectContinue: this.expectContinue,
+      upgrade: this.upgradeToken && this.upgradeHeader,
+      keepAlive: this.version === "1.1" ? !this.close : this.keepAliveToken && !this.close,
+    };
+    return request;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Checks of header values and chunk lines: run once per special header or
+// chunk, not per byte.
+
+/** The value of a Content-Length field, `-1` when malformed. Saturates at 2^53. */
+function parseContentLength(value: string): number {
+  let n = -1;
+  let item = -1;
+  let sawDigit = false;
+  for (let i = 0; i <= value.length; i++) {
+    const c = i === value.length ? 44 : value.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (item === -2) return -1; // digits after whitespace inside an item
+      item = (item < 0 ? 0 : item) * 10 + (c - 48);
+      if (item > 2 ** 53) item = 2 ** 53;
+      sawDigit = true;
+    } else if (c === SP || c === HTAB) {
+      if (item >= 0) {
+        if (n !== -1 && n !== item) return -1;
+        n = item;
+        item = -2;
+      }
+    } else if (c === 44) { // ","
+      if (item >= 0) {
+        if (n !== -1 && n !== item) return -1;
+        n = item;
+      }
+      item = -1;
+    } else {
+      return -1;
+    }
+  }
+  return sawDigit ? n : -1;
+}
+
+/** The comma-separated elements of a list-valued field, trimmed and lowercased. */
+function listElements(value: string): string[] {
+  const out: string[] = [];
+  for (const part of value.split(",")) {
+    const s = part.trim().toLowerCase();
+    if (s !== "") out.push(s);
+  }
+  return out;
+}
+
+/** 1 for the bytes of a reg-name (RFC 3986: unreserved, sub-delims, "%"). */
+const REG_NAME_OK = new Uint8Array(128);
+for (const c of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%") {
+  REG_NAME_OK[c.charCodeAt(0)] = 1;
+}
+
+/**
+ * Whether a Host field value is `uri-host [ ":" port ]` (RFC 9110 §7.2,
+ * RFC 3986 §3.2.2): a reg-name or IPv4 address, or an IP literal in
+ * brackets, then optional digits after a colon. Empty is valid (a request
+ * whose target has no authority).
+ */
+function isValidHost(value: string): boolean {
+  if (value === lastValidHost) return true; // interned: a steady client's Host
+  if (!checkHost(value)) return false;
+  lastValidHost = value;
+  return true;
+}
+
+let lastValidHost = "";
+
+function checkHost(value: string): boolean {
+  const n = value.length;
+  let i = 0;
+  if (n > 0 && value.charCodeAt(0) === 91) { // "["
+    const close = value.indexOf("]");
+    if (close < 2) return false;
+    for (let j = 1; j < close; j++) {
+      const c = value.charCodeAt(j);
+      const hex = (c >= 48 && c <= 58) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102) ||
+        c === 46; // hex digits, ":" and "." (IPv4-mapped); IPvFuture is not accepted
+      if (!hex) return false;
+    }
+    i = close + 1;
+  } else {
+    for (; i < n; i++) {
+      const c = value.charCodeAt(i);
+      if (c === 58) break; // ":"
+      if (c >= 128 || REG_NAME_OK[c] === 0) return false;
+    }
+  }
+  if (i === n) return true;
+  if (value.charCodeAt(i) !== 58) return false;
+  for (i++; i < n; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/**
+ * Check `chunk-ext` (RFC 9112 §7.1.1) in `buf[i, end)`, which starts right
+ * after the chunk size: `*( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )`,
+ * ext-val a token or a quoted-string. Returns false when malformed.
+ */
+function isValidChunkExt(buf: Uint8Array, i: number, end: number): boolean {
+  const ws = (b: number | undefined) => b === SP || b === HTAB;
+  while (i < end) {
+    while (i < end && ws(buf[i])) i++;
+    if (i === end || buf[i] !== 59) return false; // ";" must follow (BWS alone is invalid)
+    i++;
+    while (i < end && ws(buf[i])) i++;
+    const name = i;
+    while (i < end && TOKEN_LOWER[buf[i]!] !== 0) i++;
+    if (i === name) return false;
+    let j = i;
+    while (j < end && ws(buf[j])) j++;
+    if (j < end && buf[j] === 61) { // "="
+      i = j + 1;
+      while (i < end && ws(buf[i])) i++;
+      if (i < end && buf[i] === 34) { // quoted-string
+        i++;
+        for (;;) {
+          if (i >= end) return false; // unbalanced quote
+          const b = buf[i]!;
+          if (b === 34) break;
+          if (b === 92) { // quoted-pair
+            i++;
+            if (i >= end) return false;
+            const q = buf[i]!;
+            if (q !== HTAB && (q < 0x20 || q === 0x7f)) return false;
+          } else if (b !== HTAB && (b < 0x20 || b === 0x7f)) {
+            return false;
+          }
+          i++;
+        }
+        i++;
+      } else {
+        const v = i;
+        while (i < end && TOKEN_LOWER[buf[i]!] !== 0) i++;
+        if (i === v) return false;
+      }
+    } else if (j < end && buf[j] !== 59) {
+      return false;
+    } else if (j === end) {
+      return j === i; // trailing whitespace after a name without ";" next is BWS with nothing after
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Byte tables
+
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HTAB = 9;
+const COLON = 58;
+
+/** For a tchar (RFC 9110 token character): its lowercase form; 0 otherwise. */
+const TOKEN_LOWER = new Uint8Array(256);
+/** 1 for the bytes allowed in a field value: HTAB, SP, VCHAR, obs-text. */
+const VALUE_OK = new Uint8Array(256);
+/** 1 for the bytes allowed in a request target: VCHAR but "#" (no fragment: RFC 9112 §3.2). */
+const TARGET_OK = new Uint8Array(256);
+/** The value of a hex digit; 255 otherwise. */
+const HEX = new Uint8Array(256).fill(255);
+
+for (let b = 0; b < 256; b++) {
+  const digit = b >= 48 && b <= 57;
+  const lower = b >= 97 && b <= 122;
+  const upper = b >= 65 && b <= 90;
+  if (digit || lower || "!#$%&'*+-.^_`|~".includes(String.fromCharCode(b))) TOKEN_LOWER[b] = b;
+  if (upper) TOKEN_LOWER[b] = b + 32;
+  if (b === HTAB || (b >= 0x20 && b !== 0x7f)) VALUE_OK[b] = 1;
+  if (b > 0x20 && b < 0x7f && b !== 0x23) TARGET_OK[b] = 1;
+  if (digit) HEX[b] = b - 48;
+  else if (lower && b <= 102) HEX[b] = b - 87;
+  else if (upper && b <= 70) HEX[b] = b - 55;
+}
+
+// ---------------------------------------------------------------------------
+// String interning: a direct-mapped cache of short strings, keyed by an FNV-1a
+// hash computed while the bytes are validated. Each slot keeps the string and
+// a copy of its bytes: a hit costs a byte comparison (much cheaper than
+// comparing against the string's chars) and allocates nothing.
+
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 16777619;
+const INTERN_SLOTS = 2048;
+const INTERN_MASK = INTERN_SLOTS - 1;
+const INTERN_MAX_LEN = 128;
+const internStrings: string[] = new Array<string>(INTERN_SLOTS).fill("");
+const internLengths = new Int32Array(INTERN_SLOTS).fill(-1);
+const internBytes = new Uint8Array(INTERN_SLOTS * INTERN_MAX_LEN);
+
+function decode(buf: Uint8Array, start: number, end: number): string {
+  // Latin-1 decoding: one char per byte, so obs-text survives unchanged.
+  return String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
+}
+
+const KNOWN_NAMES = new Map(
+  ["host", "connection", "content-length", "transfer-encoding", "expect", "upgrade"].map((
+    name,
+  ) => [name, name]),
+);
+
+/** The string of `buf[start, end)` whose FNV-1a hash is `hash`. */
+function intern(buf: Uint8Array, start: number, end: number, hash: number): string {
+  const len = end - start;
+  if (len > INTERN_MAX_LEN) return decode(buf, start, end);
+  const slot = (hash ^ (hash >>> 13)) & INTERN_MASK;
+  if (internLengths[slot] === len) {
+    const base = slot * INTERN_MAX_LEN - start;
+    let i = start;
+    while (i < end && internBytes[base + i] === buf[i]) i++;
+    if (i === end) return internStrings[slot]!;
+  }
+  const s = decode(buf, start, end);
+  internStrings[slot] = s;
+  internLengths[slot] = len;
+  internBytes.set(buf.subarray(start, end), slot * INTERN_MAX_LEN);
+  return s;
+}
+
+/** Like {@linkcode intern} for a token, lowercased; `hash` is of the lowercase bytes. */
+function internLower(buf: Uint8Array, start: number, end: number, hash: number): string {
+  const len = end - start;
+  if (len > INTERN_MAX_LEN) return decode(buf, start, end).toLowerCase();
+  const slot = (hash ^ (hash >>> 13)) & INTERN_MASK;
+  const base = slot * INTERN_MAX_LEN - start;
+  if (internLengths[slot] === len) {
+    let i = start;
+    while (i < end && internBytes[base + i] === TOKEN_LOWER[buf[i]!]) i++;
+    if (i === end) return internStrings[slot]!;
+  }
+  const lower = decode(buf, start, end).toLowerCase();
+  // The literal itself for the names the parser compares against, so those
+  // comparisons are pointer comparisons.
+  const s = KNOWN_NAMES.get(lower) ?? lower;
+  internStrings[slot] = s;
+  internLengths[slot] = len;
+  for (let i = start; i < end; i++) internBytes[base + i] = TOKEN_LOWER[buf[i]!]!;
+  return s;
 }

@@ -8,22 +8,33 @@
  * @module
  */
 import type { RawConnection } from "../upgrade.ts";
-import { FrameParser } from "./frame_parser.ts";
-import { encodeClosePayload, encodeFrame, Opcode, writeFrameHeader } from "./frame.ts";
+import { type FrameEvents, FrameParser } from "./frame_parser.ts";
+import {
+  encodeClosePayload,
+  encodeFrame,
+  frameHeaderLength,
+  MAX_CONTROL_PAYLOAD,
+  Opcode,
+  writeFrameHeader,
+} from "./frame.ts";
 import type { ResolvedWebSocketLimits } from "./limits.ts";
 import type { MessageDeflate } from "./permessage_deflate.ts";
 import { idleSweep } from "./_idle.ts";
 
-/** What a session reports to its socket API. */
-export interface SessionHooks {
+/**
+ * What a session reports to its socket API, with the session's `owner`
+ * (the socket): one hooks object serves every socket of its kind, so an
+ * idle connection costs no closures here.
+ */
+export interface SessionHooks<O = unknown> {
   /** A complete message. */
-  message(data: string | Uint8Array<ArrayBuffer>): void;
+  message(data: string | Uint8Array<ArrayBuffer>, owner: O): void;
   /** The queue emptied after a write that passed the connection's high-water mark. */
-  drain(): void;
+  drain(owner: O): void;
   /** A violation, an abrupt close or a timeout (before `closed`). */
-  error(message: string): void;
+  error(message: string, owner: O): void;
   /** The connection is closed (once). */
-  closed(code: number, reason: string, wasClean: boolean): void;
+  closed(code: number, reason: string, wasClean: boolean, owner: O): void;
 }
 
 /** Session states. */
@@ -33,6 +44,7 @@ export const CLOSED = 3;
 
 const encoder = new TextEncoder();
 const EMPTY = new Uint8Array(0);
+const RSV1 = { rsv1: true } as const;
 
 /**
  * Frames up to 64 KiB are built here, the payload after room for the
@@ -44,6 +56,10 @@ const HEAD_ROOM = 10;
 const OUT_PAYLOAD = 64 * 1024;
 const out = new Uint8Array(HEAD_ROOM + OUT_PAYLOAD);
 const outPayload = out.subarray(HEAD_ROOM);
+/** Text shorter than this takes the path without views (`Session.send`). */
+const SMALL_TEXT = 1024;
+/** The frame views of payloads under 126 bytes (2-byte header), made at first use. */
+const smallFrames: Uint8Array[] = [];
 
 /** `text` as UTF-8 in `outPayload` (it fits: at most 3 bytes per UTF-16 unit); its length. */
 function encodeText(text: string): number {
@@ -56,11 +72,19 @@ function encodeText(text: string): number {
   return n;
 }
 
-/** One WebSocket connection (server side). */
-export class Session {
+/** The session of each connection taken over (see `Session.start`). */
+const sessions = new WeakMap<RawConnection, Session>();
+
+/**
+ * One WebSocket connection (server side). It is its parser's
+ * `FrameEvents` itself (the `on…` methods), so that a connection costs no
+ * closures.
+ */
+export class Session<O = unknown> implements FrameEvents {
   readonly #conn: RawConnection;
   readonly #limits: ResolvedWebSocketLimits;
-  readonly #hooks: SessionHooks;
+  readonly #hooks: SessionHooks<O>;
+  readonly #owner: O;
   readonly #deflate: MessageDeflate | undefined;
   readonly #parser: FrameParser;
   state = OPEN;
@@ -80,8 +104,9 @@ export class Session {
   pingSent = false;
   // Exact buffered bytes: frames not yet handed to the kernel, in order.
   #written = 0;
-  #frameEnds: number[] = [];
-  #framePayloads: number[] = [];
+  // (made at the first frame the kernel does not take at once)
+  #frameEnds: number[] | undefined;
+  #framePayloads: number[] | undefined;
   #pendingPayload = 0;
   #pausedForOutput = false;
   /** The size of the last frame handed to the connection. */
@@ -92,24 +117,42 @@ export class Session {
   constructor(
     conn: RawConnection,
     limits: ResolvedWebSocketLimits,
-    hooks: SessionHooks,
+    hooks: SessionHooks<O>,
     deflate?: MessageDeflate,
+    owner?: O,
   ) {
     this.#conn = conn;
     this.#limits = limits;
     this.#hooks = hooks;
+    this.#owner = owner as O;
     this.#deflate = deflate;
-    this.#parser = new FrameParser({
-      onMessage: (data) => {
-        if (this.state === OPEN) hooks.message(data);
-      },
-      onPing: (payload) => {
-        if (!this.#closeSent) this.#writeFrame(Opcode.Pong, payload, 0, false);
-      },
-      onPong: () => {},
-      onClose: (code, reason) => this.#peerClosed(code, reason),
-      onFail: (code, reason) => this.#fail(code, reason),
-    }, deflate !== undefined ? { limits, inflater: deflate } : { limits });
+    this.#parser = new FrameParser(
+      this,
+      deflate !== undefined ? { limits, inflater: deflate } : { limits },
+    );
+  }
+
+  /** The parser's report: a complete message. */
+  onMessage(data: string | Uint8Array<ArrayBuffer>): void {
+    if (this.state === OPEN) this.#hooks.message(data, this.#owner);
+  }
+
+  /** The parser's report: a ping, answered with its payload. */
+  onPing(payload: Uint8Array<ArrayBuffer>): void {
+    if (!this.#closeSent) this.#writeFrame(Opcode.Pong, payload, 0, false);
+  }
+
+  /** The parser's report: a pong (being heard is all that counts). */
+  onPong(): void {}
+
+  /** The parser's report: the peer's close frame. */
+  onClose(code: number, reason: string): void {
+    this.#peerClosed(code, reason);
+  }
+
+  /** The parser's report: a violation. */
+  onFail(code: number, reason: string): void {
+    this.#fail(code, reason);
   }
 
   /**
@@ -122,53 +165,76 @@ export class Session {
     if (hold !== undefined) {
       this.#release = hold(() => this.close(1001, "the server is shutting down"));
     }
-    conn.onData = (data) => {
-      this.heard = true;
-      this.#parser.push(data);
-    };
-    conn.onEnd = () => {
-      if (!this.#closeReceived && !this.#reported && !this.#finished) {
-        this.#hooks.error("Unexpected EOF");
-      }
-      if (conn.state === "open") conn.close();
-    };
-    conn.onDrain = () => {
-      if (this.#pausedForOutput) {
-        this.#pausedForOutput = false;
-        if (this.state === OPEN) conn.resume();
-      }
-      this.#trimBuffered();
-      if (this.state === OPEN) this.#hooks.drain();
-    };
-    conn.onClose = (_c, error) => this.#finish(error);
+    sessions.set(conn, this as Session);
+    conn.onData = Session.#onData;
+    conn.onEnd = Session.#onEnd;
+    conn.onDrain = Session.#onDrain;
+    conn.onClose = Session.#onClose;
     if (this.#limits.idleTimeout > 0) idleSweep.add(this, this.#limits.idleTimeout * 1000);
     if (head.length > 0) this.#parser.push(head);
+  }
+
+  // The connection's handlers: the same functions for every connection,
+  // finding the session by its connection (an idle one costs no closures).
+  static #onData(data: Uint8Array, conn: RawConnection): void {
+    const session = sessions.get(conn);
+    if (session === undefined) return;
+    session.heard = true;
+    session.#parser.push(data);
+  }
+
+  static #onEnd(conn: RawConnection): void {
+    const session = sessions.get(conn);
+    if (session !== undefined && !session.#closeReceived && !session.#reported) {
+      if (!session.#finished) session.#hooks.error("Unexpected EOF", session.#owner);
+    }
+    if (conn.state === "open") conn.close();
+  }
+
+  static #onDrain(conn: RawConnection): void {
+    const session = sessions.get(conn);
+    if (session === undefined) return;
+    if (session.#pausedForOutput) {
+      session.#pausedForOutput = false;
+      if (session.state === OPEN) conn.resume();
+    }
+    session.#trimBuffered();
+    if (session.state === OPEN) session.#hooks.drain(session.#owner);
+  }
+
+  static #onClose(conn: RawConnection, error?: Error): void {
+    const session = sessions.get(conn);
+    if (session !== undefined) session.#finish(error);
   }
 
   /** Bytes of application data queued and not yet handed to the kernel. */
   get bufferedAmount(): number {
     this.#trimBuffered();
     const ends = this.#frameEnds;
-    if (ends.length === 0) return 0;
+    if (ends === undefined || ends.length === 0) return 0;
     // The first frame may be partly sent: only its unsent payload counts.
     const accepted = this.#written - this.#conn.writableLength;
     const unsentOfFirst = ends[0]! - accepted;
-    const firstPayload = this.#framePayloads[0]!;
+    const firstPayload = this.#framePayloads![0]!;
     return this.#pendingPayload - firstPayload + Math.min(firstPayload, unsentOfFirst);
   }
 
   #trimBuffered(): void {
     const ends = this.#frameEnds;
-    if (ends.length === 0) return;
+    if (ends === undefined || ends.length === 0) return;
+    const payloads = this.#framePayloads!;
     const accepted = this.#written - this.#conn.writableLength;
     let n = 0;
     while (n < ends.length && ends[n]! <= accepted) {
-      this.#pendingPayload -= this.#framePayloads[n]!;
+      this.#pendingPayload -= payloads[n]!;
       n++;
     }
-    if (n > 0) {
+    if (n === ends.length) {
+      // All out: the arrays go (an idle connection keeps none).
+      this.#frameEnds = this.#framePayloads = undefined;
+    } else if (n > 0) {
       ends.splice(0, n);
-      this.#framePayloads.splice(0, n);
+      payloads.splice(0, n);
     }
   }
 
@@ -181,6 +247,11 @@ export class Session {
    */
   send(data: string | Uint8Array): number {
     if (this.state !== OPEN) return -1;
+    if (typeof data === "string" && data.length < SMALL_TEXT && this.#deflate === undefined) {
+      // A short text: encoded straight into the frame buffer, no view made.
+      const n = encodeText(data);
+      return this.#writeOut(Opcode.Text, n, n, false);
+    }
     let opcode: number = Opcode.Binary;
     let payload: Uint8Array;
     if (typeof data === "string") {
@@ -219,37 +290,122 @@ export class Session {
     if (!this.#finished) this.#conn.abort();
   }
 
-  /** One frame out: 0 sent or queued, 1 past the high-water mark, -1 dropped. */
+  /**
+   * One message or control frame out: 0 sent or queued, 1 past the
+   * high-water mark, -1 dropped. A message whose frame would take the
+   * queue past `maxBufferedAmount` goes out as fragments (RFC 6455 §5.4)
+   * while the queue stays within the limit; the fragment that would pass
+   * it is not queued, and the connection closes with the limit's code (a
+   * close frame may follow any fragment). So one large `send()` to a peer
+   * that does not read queues at most the limit, not the whole message.
+   */
   #writeFrame(opcode: number, payload: Uint8Array, appBytes: number, rsv1: boolean): number {
     const conn = this.#conn;
     if (conn.state !== "open") return -1;
     const length = payload.length;
-    let frame: Uint8Array;
+    const queued = conn.writableLength;
+    const limit = this.#limits.maxBufferedAmount;
+    if (queued + length + frameHeaderLength(length) > limit) {
+      if (opcode < 8) return this.#writeFragments(opcode, payload, appBytes, rsv1);
+      if (queued > 0) return this.#overLimit();
+    }
     if (length <= OUT_PAYLOAD) {
       if (payload.buffer !== out.buffer || payload.byteOffset !== HEAD_ROOM) {
         out.set(payload, HEAD_ROOM);
       }
-      const start = writeFrameHeader(out, HEAD_ROOM, opcode, length, rsv1 ? { rsv1 } : undefined);
-      frame = out.subarray(start, HEAD_ROOM + length);
-    } else {
-      frame = encodeFrame(opcode, payload, rsv1 ? { rsv1 } : {});
+      return this.#writeOut(opcode, length, appBytes, rsv1);
     }
+    const frame = encodeFrame(opcode, payload, rsv1 ? RSV1 : {});
+    this.lastFrameBytes = frame.length;
+    return this.#put(frame, appBytes) ? 0 : 1;
+  }
+
+  /**
+   * The frame whose `length`-byte payload is in the shared buffer already
+   * (at `HEAD_ROOM`): the header before it, then out (as `#writeFrame`).
+   * Frames under 126 bytes go out through a view made once per length.
+   */
+  #writeOut(opcode: number, length: number, appBytes: number, rsv1: boolean): number {
+    const conn = this.#conn;
+    if (conn.state !== "open") return -1;
     const queued = conn.writableLength;
-    if (queued > 0 && queued + frame.length > this.#limits.maxBufferedAmount) {
-      const limit = this.#limits.maxBufferedAmount;
-      this.#fail(
-        this.#limits.backpressureCloseCode,
-        `the peer does not read: over ${limit} bytes queued`,
-      );
-      return -1;
+    const size = length + frameHeaderLength(length);
+    if (queued + size > this.#limits.maxBufferedAmount) {
+      if (opcode < 8) {
+        return this.#writeFragments(opcode, outPayload.slice(0, length), appBytes, rsv1);
+      }
+      if (queued > 0) return this.#overLimit();
     }
+    const start = writeFrameHeader(out, HEAD_ROOM, opcode, length, rsv1 ? RSV1 : undefined);
+    const frame = length < 126
+      ? smallFrames[length] ??= out.subarray(HEAD_ROOM - 2, HEAD_ROOM + length)
+      : out.subarray(start, HEAD_ROOM + length);
+    this.lastFrameBytes = size;
+    return this.#put(frame, appBytes) ? 0 : 1;
+  }
+
+  /**
+   * A message in fragments of at most an eighth of the limit (and 64 KiB),
+   * each framed in the shared buffer, while the queue stays within the
+   * limit. The first carries the opcode (and RSV1); the last, FIN. Each
+   * fragment counts its own payload in `bufferedAmount` (a compressed
+   * message counts its uncompressed size on the last).
+   */
+  #writeFragments(opcode: number, payload: Uint8Array, appBytes: number, rsv1: boolean): number {
+    const conn = this.#conn;
+    const limit = this.#limits.maxBufferedAmount;
+    const length = payload.length;
+    // The text payload may already sit in the shared buffer: fragments are framed there.
+    if (payload.buffer === out.buffer) payload = payload.slice();
+    const step = Math.min(OUT_PAYLOAD, Math.max(MAX_CONTROL_PAYLOAD, Math.floor(limit / 8)));
+    let offset = 0;
+    let total = 0;
+    let below = true;
+    do {
+      const n = Math.min(step, length - offset);
+      const end = offset + n;
+      const size = n + frameHeaderLength(n);
+      if (conn.writableLength + size > limit) return this.#overLimit();
+      out.set(payload.subarray(offset, end), HEAD_ROOM);
+      const start = writeFrameHeader(
+        out,
+        HEAD_ROOM,
+        offset === 0 ? opcode : Opcode.Continuation,
+        n,
+        { fin: end === length, rsv1: rsv1 && offset === 0 },
+      );
+      const counted = rsv1 ? (end === length ? appBytes : 0) : n;
+      below = this.#put(out.subarray(start, HEAD_ROOM + n), counted);
+      total += size;
+      offset = end;
+      if (conn.state !== "open") return -1;
+    } while (offset < length);
+    this.lastFrameBytes = total;
+    return below ? 0 : 1;
+  }
+
+  /** The backpressure limit is reached: close with its code. */
+  #overLimit(): number {
+    this.#fail(
+      this.#limits.backpressureCloseCode,
+      `the peer does not read: over ${this.#limits.maxBufferedAmount} bytes queued`,
+    );
+    return -1;
+  }
+
+  /**
+   * Hand one frame to the connection (which sends it or copies what the
+   * kernel does not take) and account for its `appBytes` until the kernel
+   * has it all; reading pauses past the high-water mark. Whether the queue
+   * is below that mark.
+   */
+  #put(frame: Uint8Array, appBytes: number): boolean {
+    const conn = this.#conn;
     const below = conn.write(frame);
     this.#written += frame.length;
-    this.lastFrameBytes = frame.length;
-    const left = conn.writableLength;
-    if (left > 0) {
-      this.#frameEnds.push(this.#written);
-      this.#framePayloads.push(appBytes);
+    if (conn.writableLength > 0) {
+      (this.#frameEnds ??= []).push(this.#written);
+      (this.#framePayloads ??= []).push(appBytes);
       this.#pendingPayload += appBytes;
       if (!below && !this.#pausedForOutput) {
         // Read no more (pings to answer, messages to echo) until the peer reads.
@@ -257,7 +413,7 @@ export class Session {
         conn.pause();
       }
     }
-    return below ? 0 : 1;
+    return below;
   }
 
   /** Start the closing handshake (a valid code, or undefined for none). */
@@ -290,7 +446,7 @@ export class Session {
       this.#closeTimer = undefined;
       if (this.#finished) return;
       if (!this.#reported) {
-        this.#hooks.error("the peer did not finish the closing handshake in time");
+        this.#hooks.error("the peer did not finish the closing handshake in time", this.#owner);
         this.#clean = false;
       }
       this.#conn.abort();
@@ -326,14 +482,14 @@ export class Session {
     this.#reported = true;
     // Closed for the application; the TCP connection may still be ending.
     this.state = CLOSED;
-    this.#hooks.closed(code, reason, wasClean);
+    this.#hooks.closed(code, reason, wasClean, this.#owner);
   }
 
   /** Fail the connection: send the close code, half-close, wait for the peer. */
   #fail(code: number, reason: string): void {
     if (this.state === CLOSED) return;
     this.#parser.stop();
-    this.#hooks.error(reason);
+    this.#hooks.error(reason, this.#owner);
     this.#clean = false;
     this.#code = code;
     this.#reason = reason;
@@ -360,7 +516,7 @@ export class Session {
       this.#writeFrame(Opcode.Ping, EMPTY, 0, false);
       return;
     }
-    this.#hooks.error("the peer did not answer a ping in time (idleTimeout)");
+    this.#hooks.error("the peer did not answer a ping in time (idleTimeout)", this.#owner);
     this.#clean = false;
     this.#code = 1006;
     this.#conn.abort();
@@ -370,6 +526,7 @@ export class Session {
     if (this.#finished) return;
     const abrupt = !this.#closeReceived && !this.#closeSent;
     this.#finished = true;
+    sessions.delete(this.#conn);
     this.#release?.();
     this.#release = undefined;
     this.state = CLOSED;
@@ -377,13 +534,12 @@ export class Session {
     idleSweep.delete(this);
     if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
     this.#closeTimer = undefined;
-    this.#frameEnds = [];
-    this.#framePayloads = [];
+    this.#frameEnds = this.#framePayloads = undefined;
     this.#pendingPayload = 0;
     this.#deflate?.close();
     if (this.#reported) return;
     if (abrupt) {
-      if (error !== undefined) this.#hooks.error(error.message);
+      if (error !== undefined) this.#hooks.error(error.message, this.#owner);
       this.#report(1006, "", false);
       return;
     }

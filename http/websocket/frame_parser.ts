@@ -149,6 +149,10 @@ const SCRATCH = 64 * 1024;
 const scratch = new Uint8Array(SCRATCH);
 const scratch32 = new Uint32Array(scratch.buffer);
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** Text messages up to this size take the one-pass path (`#smallText`). */
+const SMALL_TEXT = 256;
+/** `scratch.subarray(0, n)` for each `n` up to `SMALL_TEXT`, made at first use. */
+const smallViews: Uint8Array[] = [];
 
 /** `bytes` as text, or null when they are not UTF-8. */
 function decodeText(bytes: Uint8Array): string | null {
@@ -197,7 +201,8 @@ export class FrameParser {
 
   #state = HEAD;
   // The frame header being read.
-  readonly #head = new Uint8Array(14);
+  // (made at the first header split across chunks: most arrive whole)
+  #head: Uint8Array | undefined;
   #headLen = 0;
   #fin = false;
   #opcode = 0;
@@ -218,7 +223,8 @@ export class FrameParser {
   #fragments = 0;
   #msgBytes = 0;
   #wireBytes = 0;
-  #parts: Uint8Array<ArrayBuffer>[] = [];
+  /** A binary message's pieces (made at its first piece: an idle parser holds none). */
+  #parts: Uint8Array<ArrayBuffer>[] | undefined;
   #text = "";
   #decoder: TextDecoder | undefined;
 
@@ -238,7 +244,7 @@ export class FrameParser {
   /** Stop parsing: later bytes are ignored. */
   stop(): void {
     this.#state = DONE;
-    this.#parts = [];
+    this.#parts = undefined;
     this.#text = "";
     this.#decoder = undefined;
   }
@@ -273,7 +279,18 @@ export class FrameParser {
 
   /** Read header bytes from `chunk[i..n)`; returns the new index. */
   #readHead(chunk: Uint8Array, i: number, n: number): number {
-    const head = this.#head;
+    if (this.#headLen === 0 && n - i >= 2) {
+      // The whole header in this chunk (the usual case): read it in place.
+      const b1 = chunk[i + 1]!;
+      const len7 = b1 & 0x7f;
+      const need = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (b1 & 0x80 ? 4 : 0);
+      if (n - i >= need) {
+        if (!this.#checkFirstByte(chunk[i]!) || !this.#checkSecondByte(b1)) return n;
+        this.#startFrame(chunk, i);
+        return i + need;
+      }
+    }
+    const head = this.#head ??= new Uint8Array(14);
     // Copy bytes until the header's size is known and reached.
     while (i < n) {
       head[this.#headLen++] = chunk[i++]!;
@@ -286,7 +303,8 @@ export class FrameParser {
       const len7 = head[1]! & 0x7f;
       const need = 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (this.#masked ? 4 : 0);
       if (have < need) continue;
-      this.#startFrame();
+      this.#headLen = 0;
+      this.#startFrame(head, 0);
       return i;
     }
     return i;
@@ -356,23 +374,25 @@ export class FrameParser {
     return true;
   }
 
-  #startFrame(): void {
-    const head = this.#head;
-    const len7 = head[1]! & 0x7f;
-    let at = 2;
+  /** The frame whose complete header starts at `head[h]`. */
+  #startFrame(head: Uint8Array, h: number): void {
+    const len7 = head[h + 1]! & 0x7f;
+    let at = h + 2;
     let length = len7;
     if (len7 === 126) {
-      length = (head[2]! << 8) | head[3]!;
-      at = 4;
+      length = (head[h + 2]! << 8) | head[h + 3]!;
+      at = h + 4;
     } else if (len7 === 127) {
-      if (head[2]! & 0x80) {
+      if (head[h + 2]! & 0x80) {
         this.#fail(1002, "a 64-bit frame length has its top bit set");
         return;
       }
-      const high = ((head[2]! << 24) | (head[3]! << 16) | (head[4]! << 8) | head[5]!) >>> 0;
-      const low = ((head[6]! << 24) | (head[7]! << 16) | (head[8]! << 8) | head[9]!) >>> 0;
+      const high = ((head[h + 2]! << 24) | (head[h + 3]! << 16) | (head[h + 4]! << 8) |
+        head[h + 5]!) >>> 0;
+      const low = ((head[h + 6]! << 24) | (head[h + 7]! << 16) | (head[h + 8]! << 8) |
+        head[h + 9]!) >>> 0;
       length = high * 0x1_0000_0000 + low;
-      at = 10;
+      at = h + 10;
     }
     if (this.#masked) {
       this.#m0 = head[at]!;
@@ -380,7 +400,6 @@ export class FrameParser {
       this.#m2 = head[at + 2]!;
       this.#m3 = head[at + 3]!;
     }
-    this.#headLen = 0;
     this.#length = length;
     this.#pos = 0;
     const opcode = this.#opcode;
@@ -432,10 +451,15 @@ export class FrameParser {
       this.#fragments === 1 && !this.#msgCompressed && take <= SCRATCH
     ) {
       // A whole text message in one piece: no copy kept, no streaming decoder.
-      const bytes = scratch.subarray(0, take);
-      bytes.set(chunk.subarray(i, i + take));
-      if (this.#masked) unmask(bytes, this.#m0, this.#m1, this.#m2, this.#m3, 0);
-      const text = decodeText(bytes);
+      let text: string | null;
+      if (take <= SMALL_TEXT) {
+        text = this.#smallText(chunk, i, take);
+      } else {
+        const bytes = scratch.subarray(0, take);
+        bytes.set(chunk.subarray(i, i + take));
+        if (this.#masked) unmask(bytes, this.#m0, this.#m1, this.#m2, this.#m3, 0);
+        text = decodeText(bytes);
+      }
       if (text === null) this.#fail(1007, "a text message is not valid UTF-8");
       else this.#text = text;
       return;
@@ -449,6 +473,48 @@ export class FrameParser {
     }
   }
 
+  /**
+   * A short text message at `chunk[i..i+take)`: unmasked into the scratch
+   * buffer in the same pass that checks for ASCII (the common case: one
+   * `String.fromCharCode` over a view made once per length), else decoded
+   * as UTF-8; null when it is not UTF-8.
+   */
+  #smallText(chunk: Uint8Array, i: number, take: number): string | null {
+    const m0 = this.#m0, m1 = this.#m1, m2 = this.#m2, m3 = this.#m3;
+    let high = 0;
+    let k = 0;
+    if (this.#masked) {
+      for (; k + 3 < take; k += 4) {
+        const a = chunk[i + k]! ^ m0, b = chunk[i + k + 1]! ^ m1;
+        const c = chunk[i + k + 2]! ^ m2, d = chunk[i + k + 3]! ^ m3;
+        scratch[k] = a;
+        scratch[k + 1] = b;
+        scratch[k + 2] = c;
+        scratch[k + 3] = d;
+        high |= a | b | c | d;
+      }
+      for (; k < take; k++) {
+        const r = k & 3;
+        const v = chunk[i + k]! ^ (r === 0 ? m0 : r === 1 ? m1 : r === 2 ? m2 : m3);
+        scratch[k] = v;
+        high |= v;
+      }
+    } else {
+      for (; k < take; k++) {
+        const v = chunk[i + k]!;
+        scratch[k] = v;
+        high |= v;
+      }
+    }
+    const view = smallViews[take] ??= scratch.subarray(0, take);
+    if (high < 0x80) return String.fromCharCode.apply(null, view as unknown as number[]);
+    try {
+      return fatalDecoder.decode(view);
+    } catch {
+      return null;
+    }
+  }
+
   /** Message bytes (uncompressed): decoded at once for text, kept for binary. */
   #data(piece: Uint8Array<ArrayBuffer>): void {
     if (this.#msgOpcode === 1) {
@@ -459,7 +525,7 @@ export class FrameParser {
         this.#fail(1007, "a text message is not valid UTF-8");
       }
     } else {
-      this.#parts.push(piece);
+      (this.#parts ??= []).push(piece);
     }
   }
 
@@ -506,7 +572,7 @@ export class FrameParser {
       }
       message = text;
     } else {
-      const parts = this.#parts;
+      const parts = this.#parts ?? [];
       if (parts.length === 1) {
         message = parts[0]!;
       } else {
@@ -521,7 +587,7 @@ export class FrameParser {
       }
     }
     this.#msgOpcode = 0;
-    this.#parts = [];
+    this.#parts = undefined;
     this.#text = "";
     this.#decoder = undefined;
     events.onMessage(message);

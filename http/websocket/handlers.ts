@@ -11,13 +11,15 @@
  *
  * Topics span the Workers of `serve({ workers })` (one process): a
  * `publish` is delivered in its own thread and posted once to the main
- * thread, which relays it to every other Worker. Separate
- * processes (`deno task serve` with several workers) do not share topics.
+ * thread, which relays it to every other Worker. Under ffinet's supervisor
+ * (`deno task serve` with several workers) a `publish` also goes once to
+ * the supervisor, which relays it to every other worker process.
  *
  * @module
  */
 import { isServeRequest, upgradeConnection } from "../upgrade.ts";
 import { isServeWorker, WEBSOCKET_PUBLISH } from "../workers.ts";
+import { type SupervisorChannel, supervisorChannel } from "../supervisor_channel.ts";
 import type {
   HttpServer,
   NetAddr,
@@ -28,7 +30,7 @@ import type {
 import { negotiateHandshake } from "./handshake.ts";
 import type { WebSocketLimits } from "./limits.ts";
 import type { PerMessageDeflateOptions } from "./permessage_deflate.ts";
-import { CLOSED, OPEN, Session } from "./_session.ts";
+import { CLOSED, OPEN, Session, type SessionHooks } from "./_session.ts";
 
 /**
  * A server's WebSocket handlers and settings.
@@ -79,6 +81,8 @@ const topics = new Map<string, Set<HandlerWebSocket<unknown>>>();
 // deno-lint-ignore no-explicit-any
 const scope = globalThis as any;
 let bus: boolean | undefined;
+/** In a worker process of ffinet's supervisor: its channel (see `supervisor_channel.ts`). */
+let channel: SupervisorChannel | null = null;
 
 function inWorkers(): boolean {
   if (bus === undefined) {
@@ -92,6 +96,10 @@ function inWorkers(): boolean {
           (typeof m.data === "string" || m.data instanceof Uint8Array)
         ) deliver(m.topic, m.data, undefined);
       });
+    } else {
+      channel = supervisorChannel();
+      channel?.onPublish((topic, data) => deliver(topic, data, undefined));
+      bus = channel !== null;
     }
   }
   return bus;
@@ -119,7 +127,8 @@ export class HandlerWebSocket<T = undefined> {
   /** The value given to `upgradeWithHandlers` (`data`). */
   data: T;
   readonly #session: Session;
-  readonly #topics = new Set<string>();
+  /** The topics this socket receives (made at the first `subscribe`). */
+  #topics: Set<string> | undefined;
 
   /** Not constructible: made by {@linkcode upgradeWithHandlers}. */
   constructor(token: typeof TOKEN, data: T, session: (ws: HandlerWebSocket<T>) => Session) {
@@ -180,7 +189,7 @@ export class HandlerWebSocket<T = undefined> {
     let set = topics.get(topic);
     if (set === undefined) topics.set(topic, set = new Set());
     set.add(this as HandlerWebSocket<unknown>);
-    this.#topics.add(topic);
+    (this.#topics ??= new Set()).add(topic);
   }
 
   /** Stop receiving `topic`. */
@@ -188,12 +197,12 @@ export class HandlerWebSocket<T = undefined> {
     const set = topics.get(topic);
     set?.delete(this as HandlerWebSocket<unknown>);
     if (set?.size === 0) topics.delete(topic);
-    this.#topics.delete(topic);
+    this.#topics?.delete(topic);
   }
 
   /** Whether this socket receives `topic`. */
   isSubscribed(topic: string): boolean {
-    return this.#topics.has(topic);
+    return this.#topics?.has(topic) ?? false;
   }
 
   /** Send `message` to every other subscriber of `topic` on this thread; returns how many got it. */
@@ -203,14 +212,17 @@ export class HandlerWebSocket<T = undefined> {
 
   /** Leave every topic (when the socket closes). */
   unsubscribeAll(): void {
+    if (this.#topics === undefined) return;
     for (const topic of [...this.#topics]) this.unsubscribe(topic);
+    this.#topics = undefined;
   }
 }
 
 /**
  * Send `message` to every subscriber of `topic` (but `except`): on this
- * thread, and in the other Workers of `serve({ workers })` when called in
- * one of them. Returns how many sockets of this thread took it.
+ * thread, in the other Workers of `serve({ workers })` when called in one
+ * of them, and in the other worker processes under ffinet's supervisor.
+ * Returns how many sockets of this thread took it.
  *
  * @example
  * ```ts
@@ -231,8 +243,11 @@ export function publish(
   else throw new TypeError("Cannot publish: the message is not a string, an ArrayBuffer or a view");
   // A copy (never a view of the caller's memory, shared or not) for the other Workers.
   if (inWorkers()) {
-    const copy = typeof data === "string" ? data : data.slice();
-    scope.postMessage({ type: WEBSOCKET_PUBLISH, topic, data: copy });
+    if (channel !== null) channel.publish(topic, data);
+    else {
+      const copy = typeof data === "string" ? data : data.slice();
+      scope.postMessage({ type: WEBSOCKET_PUBLISH, topic, data: copy });
+    }
   }
   return deliver(topic, data, except);
 }
@@ -250,6 +265,28 @@ function deliver(
     if (ws !== except && ws.readyState === OPEN && ws.send(data) !== 0) n++;
   }
   return n;
+}
+
+/** The session hooks of each handler set (one object for all its sockets). */
+const sessionHooks = new WeakMap<WebSocketHandlers<never>, SessionHooks<never>>();
+
+function hooksOf<T>(handlers: WebSocketHandlers<T>): SessionHooks<HandlerWebSocket<T>> {
+  let hooks = sessionHooks.get(handlers as WebSocketHandlers<never>) as
+    | SessionHooks<HandlerWebSocket<T>>
+    | undefined;
+  if (hooks === undefined) {
+    hooks = {
+      message: (m, ws) => handlers.message(ws, m),
+      drain: (ws) => handlers.drain?.(ws),
+      error: (m, ws) => handlers.error?.(ws, m),
+      closed: (code, reason, _clean, ws) => {
+        ws.unsubscribeAll();
+        handlers.close?.(ws, code, reason);
+      },
+    };
+    sessionHooks.set(handlers as WebSocketHandlers<never>, hooks as SessionHooks<never>);
+  }
+  return hooks;
 }
 
 /**
@@ -289,20 +326,11 @@ export function upgradeWithHandlers<T>(
   });
   const { response, connection } = upgradeConnection(request, { headers });
   connection.then(({ conn, head, hold }) => {
-    let session!: Session;
+    let session!: Session<HandlerWebSocket<T>>;
     const ws = new HandlerWebSocket<T>(
       TOKEN,
       options.data as T,
-      (self) =>
-        session = new Session(conn, limits, {
-          message: (m) => handlers.message(self, m),
-          drain: () => handlers.drain?.(self),
-          error: (m) => handlers.error?.(self, m),
-          closed: (code, reason) => {
-            self.unsubscribeAll();
-            handlers.close?.(self, code, reason);
-          },
-        }, deflate),
+      (self) => session = new Session(conn, limits, hooksOf(handlers), deflate, self),
     );
     handlers.open?.(ws);
     session.start(head, hold);

@@ -28,7 +28,10 @@ export interface WebSocketLimits {
   /**
    * The most bytes queued for a peer that does not read. A send that would
    * queue more is not queued: the connection closes with
-   * {@linkcode WebSocketLimits.backpressureCloseCode} instead. Default 16 MiB.
+   * {@linkcode WebSocketLimits.backpressureCloseCode} instead. A message
+   * larger than what is left goes out in fragments while they fit (what
+   * the kernel takes at once is not queued), so one large send cannot
+   * queue more than the limit either. Default 16 MiB.
    */
   maxBufferedAmount?: number;
   /** The close code when `maxBufferedAmount` is passed: 1008 or 1009 (default). */
@@ -81,9 +84,20 @@ function integer(name: string, value: unknown, min: number, max: number): number
   return value;
 }
 
+/** The frozen results of {@linkcode resolveWebSocketLimits}: resolving one again returns it. */
+const resolvedLimits = new WeakSet<object>();
+/**
+ * Results by their values, so that the connections of one server share one
+ * object (a few settings per process; at most 64 are kept).
+ */
+const internedLimits = new Map<string, ResolvedWebSocketLimits>();
+const MAX_INTERNED = 64;
+
 /**
  * Check `limits` and fill in the defaults. Each field is read once, so a
- * getter cannot change a value after its check.
+ * getter cannot change a value after its check. The result is frozen;
+ * passing a result again returns it as it is (the parser of each
+ * connection shares its session's limits).
  *
  * @throws {RangeError} For a value out of its range, naming the field.
  *
@@ -101,6 +115,7 @@ export function resolveWebSocketLimits(limits: WebSocketLimits = {}): ResolvedWe
   if (limits === null || typeof limits !== "object") {
     throw new TypeError("Cannot use the WebSocket limits: they are not an object");
   }
+  if (resolvedLimits.has(limits)) return limits as ResolvedWebSocketLimits;
   const d = DEFAULT_WEBSOCKET_LIMITS;
   const pick = <K extends keyof WebSocketLimits>(key: K): unknown => {
     const v = limits[key];
@@ -112,7 +127,7 @@ export function resolveWebSocketLimits(limits: WebSocketLimits = {}): ResolvedWe
       `Cannot use the WebSocket limits: backpressureCloseCode ${String(code)} is not 1008 or 1009`,
     );
   }
-  return {
+  const values: ResolvedWebSocketLimits = {
     maxMessageSize: integer("maxMessageSize", pick("maxMessageSize"), 1, MAX_BYTES),
     maxFragments: integer("maxFragments", pick("maxFragments"), 1, 1 << 20),
     maxBufferedAmount: integer("maxBufferedAmount", pick("maxBufferedAmount"), 1024, MAX_BYTES),
@@ -120,4 +135,12 @@ export function resolveWebSocketLimits(limits: WebSocketLimits = {}): ResolvedWe
     closeTimeoutMs: integer("closeTimeoutMs", pick("closeTimeoutMs"), 1, 3_600_000),
     idleTimeout: integer("idleTimeout", pick("idleTimeout"), 0, 86_400),
   };
+  const key =
+    `${values.maxMessageSize} ${values.maxFragments} ${values.maxBufferedAmount} ${code} ${values.closeTimeoutMs} ${values.idleTimeout}`;
+  const known = internedLimits.get(key);
+  if (known !== undefined) return known;
+  const resolved = Object.freeze(values);
+  resolvedLimits.add(resolved);
+  if (internedLimits.size < MAX_INTERNED) internedLimits.set(key, resolved);
+  return resolved;
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import type { UpgradedConnection } from "../upgrade.ts";
-import { CLOSED, CLOSING, Session } from "./_session.ts";
+import { CLOSED, CLOSING, Session, type SessionHooks } from "./_session.ts";
 import { isValidCloseCode, MAX_CONTROL_PAYLOAD } from "./frame.ts";
 import type { ResolvedWebSocketLimits } from "./limits.ts";
 import type { MessageDeflate } from "./permessage_deflate.ts";
@@ -111,10 +111,25 @@ export class ServerWebSocket extends EventTarget {
   #session: Session | undefined;
   #pendingClose: { code: number | undefined; reason: string } | undefined;
   #errored = false;
+  /** Whether a `message` listener was ever added (else no event is made per message). */
+  #heard = false;
   // Sends waiting behind a blob being read, in order.
   #queue: Outgoing[] | null = null;
   #queuedBytes = 0;
-  #handlers = new Map<string, Handler<Event>>();
+  /** The `on…` handlers (made at the first assignment). */
+  #handlers: Map<string, Handler<Event>> | undefined;
+
+  /** What every socket's session reports to it. */
+  static readonly #hooks: SessionHooks<ServerWebSocket> = {
+    message: (data, ws) => ws.#message(data),
+    drain: () => {},
+    error: (message, ws) => {
+      // The connection fails (a close frame is going out, or it is gone).
+      if (ws.#readyState === 1) ws.#readyState = CLOSING;
+      ws.#error(message);
+    },
+    closed: (code, reason, wasClean, ws) => ws.#closed(code, reason, wasClean),
+  };
 
   /** Not constructible: use `upgradeWebSocket`. */
   constructor(token: typeof TOKEN, init: ServerWebSocketInit) {
@@ -125,12 +140,7 @@ export class ServerWebSocket extends EventTarget {
     this.#extensions = init.extensions;
     init.connection.then(
       ({ conn, head, hold }) => {
-        const session = new Session(conn, init.limits, {
-          message: (data) => this.#message(data),
-          drain: () => {},
-          error: (message) => this.#error(message),
-          closed: (code, reason, wasClean) => this.#closed(code, reason, wasClean),
-        }, init.deflate);
+        const session = new Session(conn, init.limits, ServerWebSocket.#hooks, init.deflate, this);
         this.#session = session;
         const pending = this.#pendingClose;
         if (pending !== undefined) {
@@ -183,42 +193,43 @@ export class ServerWebSocket extends EventTarget {
 
   /** Called once the connection is open. */
   get onopen(): WebSocketEventHandler<Event> {
-    return this.#handlers.get("open") ?? null;
+    return this.#handlers?.get("open") ?? null;
   }
   set onopen(h: WebSocketEventHandler<Event>) {
     this.#setHandler("open", h);
   }
   /** Called with each message. */
   get onmessage(): WebSocketEventHandler<MessageEvent> {
-    return (this.#handlers.get("message") ?? null) as Handler<MessageEvent>;
+    return (this.#handlers?.get("message") ?? null) as Handler<MessageEvent>;
   }
   set onmessage(h: WebSocketEventHandler<MessageEvent>) {
     this.#setHandler("message", h as Handler<Event>);
   }
   /** Called on a protocol violation, an abrupt close or a timeout. */
   get onerror(): WebSocketEventHandler<Event> {
-    return this.#handlers.get("error") ?? null;
+    return this.#handlers?.get("error") ?? null;
   }
   set onerror(h: WebSocketEventHandler<Event>) {
     this.#setHandler("error", h);
   }
   /** Called once the connection is closed. */
   get onclose(): WebSocketEventHandler<CloseEvent> {
-    return (this.#handlers.get("close") ?? null) as Handler<CloseEvent>;
+    return (this.#handlers?.get("close") ?? null) as Handler<CloseEvent>;
   }
   set onclose(h: WebSocketEventHandler<CloseEvent>) {
     this.#setHandler("close", h as Handler<Event>);
   }
 
   #setHandler(type: string, handler: Handler<Event>): void {
-    if (!this.#handlers.has(type)) {
+    const handlers = this.#handlers ??= new Map();
+    if (!handlers.has(type)) {
       // Registered once, at the first assignment: its place among the listeners.
       this.addEventListener(type, (ev) => {
-        const h = this.#handlers.get(type);
+        const h = this.#handlers?.get(type);
         if (typeof h === "function") h.call(this, ev);
       });
     }
-    this.#handlers.set(type, typeof handler === "function" ? handler : null);
+    handlers.set(type, typeof handler === "function" ? handler : null);
   }
 
   /**
@@ -314,7 +325,21 @@ export class ServerWebSocket extends EventTarget {
     this.#session!.close(code, text);
   }
 
+  /**
+   * As `EventTarget`'s; a `message` listener is noted, so that messages
+   * nobody listens to cost no event.
+   */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener, options);
+    if (String(type) === "message") this.#heard = true;
+  }
+
   #message(data: string | Uint8Array<ArrayBuffer>): void {
+    if (!this.#heard) return;
     let value: string | ArrayBuffer | Blob;
     if (typeof data === "string") value = data;
     else if (this.#binaryType === "blob") value = new Blob([data]);

@@ -383,6 +383,51 @@ Deno.test("openssl: policy: TLS 1.2 minimum, 1.3 maximum, default security level
   assertThrows(() => SslContext.create("both" as "server"), TypeError);
 });
 
+Deno.test("openssl: inputPending tells when a read would only want more; releaseBuffers waits for empty BIOs and the stream goes on", async () => {
+  const { server, client } = await contexts();
+  try {
+    const { s, c } = handshake(server, client);
+    const buf = new Uint8Array(64 * 1024);
+    let n;
+    // Two records fed at once: after the first read the second still waits in the input BIO.
+    c.write(new Uint8Array(100).fill(1));
+    c.write(new Uint8Array(200).fill(2));
+    while ((n = c.takeOutput(buf)) > 0) s.feed(buf, n);
+    assertEquals(s.read(buf), 100);
+    assert(s.inputPending > 0, "the second record waits");
+    assertEquals(s.releaseBuffers(), false, "not while ciphertext waits to be read");
+    assertEquals(s.read(buf), 200);
+    assertEquals(s.inputPending, 0, "all ciphertext taken");
+    assertEquals(s.read(buf), 0, "a further read only wants more");
+    s.write(new Uint8Array(10).fill(3));
+    assertEquals(s.releaseBuffers(), false, "not while records wait to be sent");
+    pump(s, c);
+    assertEquals(c.read(buf), 10);
+    assertEquals(s.releaseBuffers(), true);
+    assertEquals(c.releaseBuffers(), true);
+    // Over the new BIOs, both ways.
+    c.write(new Uint8Array(5000).fill(7));
+    pump(c, s);
+    let got = 0;
+    while ((n = s.read(buf)) > 0) {
+      assert(buf.subarray(0, n).every((b) => b === 7), "the bytes sent");
+      got += n;
+    }
+    assertEquals(got, 5000);
+    s.write(new Uint8Array(3).fill(9));
+    pump(s, c);
+    assertEquals(c.read(buf), 3);
+    assertEquals(buf.subarray(0, 3), new Uint8Array(3).fill(9));
+    s.free();
+    c.free();
+    assertThrows(() => s.releaseBuffers(), Deno.errors.BadResource);
+    assertThrows(() => s.inputPending, Deno.errors.BadResource);
+  } finally {
+    server.close();
+    client.close();
+  }
+});
+
 Deno.test("openssl: cleanup: the test PKI is removed", async () => {
   await (await pki()).remove();
   pkiPromise = undefined;

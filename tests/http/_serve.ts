@@ -186,3 +186,105 @@ export async function spawnServerChild(
     },
   };
 }
+
+/** A `serve({ workers })` program in a child process, its output collected. */
+export interface WorkersChild {
+  pid: number;
+  /** Everything the child wrote to stdout so far. */
+  stdout(): string;
+  /** Everything the child wrote to stderr so far. */
+  stderr(): string;
+  /**
+   * Resolve once `from` (stdout by default) matches `pattern` `count` times;
+   * throw when the child exits first or after `ms`.
+   */
+  waitOutput(
+    pattern: RegExp,
+    count: number,
+    what: string,
+    from?: "stdout" | "stderr",
+    ms?: number,
+  ): Promise<void>;
+  /** SIGTERM, then the exit status (within `ms`) and everything written to stderr. */
+  stop(ms?: number): Promise<{ status: Deno.CommandStatus; stderr: string }>;
+  /** SIGKILL when still running, wait, and release the pipes (idempotent). */
+  close(): Promise<void>;
+}
+
+/**
+ * Run `script` with `args` in a child Deno (FFI, env, read and net allowed),
+ * reading its stdout and stderr as they come so that it never blocks on a
+ * full pipe.
+ *
+ * @example
+ * ```ts
+ * import { spawnWorkersChild } from "./_serve.ts";
+ * const child = spawnWorkersChild(new URL("./_workers_child.ts", import.meta.url), ["0", "2"]);
+ * try {
+ *   await child.waitOutput(/listening on/, 2, "2 Workers listening");
+ *   console.log((await child.stop()).status.code);
+ * } finally {
+ *   await child.close();
+ * }
+ * ```
+ */
+export function spawnWorkersChild(script: URL, args: string[]): WorkersChild {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-ffi", "--allow-env", "--allow-read", "--allow-net", script.pathname]
+      .concat(args),
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const text = { stdout: "", stderr: "" };
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const read = async (from: "stdout" | "stderr") => {
+    for await (const chunk of child[from].pipeThrough(new TextDecoderStream())) {
+      text[from] += chunk;
+    }
+  };
+  const reading = Promise.all([read("stdout"), read("stderr")]);
+  const signal = (sig: Deno.Signal) => {
+    try {
+      if (!exited) child.kill(sig);
+    } catch { /* it exited in between */ }
+  };
+  return {
+    pid: child.pid,
+    stdout: () => text.stdout,
+    stderr: () => text.stderr,
+    async waitOutput(pattern, count, what, from = "stdout", ms = 30_000) {
+      const all = new RegExp(pattern.source, pattern.flags.includes("g") ? pattern.flags : "g");
+      const seen = () => (text[from].match(all) ?? []).length >= count;
+      const end = Date.now() + ms;
+      while (!seen()) {
+        if (exited) {
+          await reading;
+          if (seen()) return;
+          const code = (await status).code;
+          throw new Error(
+            `Cannot see ${what}: the child exited (${code}): ${text.stdout}\n${text.stderr}`,
+          );
+        }
+        if (Date.now() > end) {
+          throw new Error(`Timed out after ${ms} ms: ${what}: ${text.stdout}\n${text.stderr}`);
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
+    async stop(ms = 10_000) {
+      signal("SIGTERM");
+      const s = await within(status, ms, "the child's exit after SIGTERM");
+      await reading;
+      return { status: s, stderr: text.stderr };
+    },
+    async close() {
+      signal("SIGKILL");
+      await status;
+      await reading;
+    },
+  };
+}

@@ -709,7 +709,7 @@ Deno.test(
 );
 
 Deno.test(
-  "https serve: shutdown() resets handshakes still under way at once (not after handshakeTimeoutMs), leaking nothing",
+  "https serve: shutdown() resets handshakes still under way after the drainIdleMs grace (not after handshakeTimeoutMs), leaking nothing",
   TEST,
   async () => {
     const pki = await makePki();
@@ -737,6 +737,44 @@ Deno.test(
       }
     } finally {
       for (const c of conns) c.close();
+      await pki.remove();
+    }
+  },
+);
+
+Deno.test(
+  "https serve: a handshake under way when shutdown() begins finishes, and its request is answered with connection: close",
+  TEST,
+  async () => {
+    const pki = await makePki();
+    const server = https(pki, {}, () => new Response("drained"));
+    // TCP is accepted (the server's handshake is under way) before the drain.
+    const tcp = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    try {
+      await sleep(100);
+      const finished = server.shutdown();
+      const conn = await Deno.startTls(tcp, { hostname: "localhost", caCerts: [pki.caCert] });
+      try {
+        await conn.write(new TextEncoder().encode("GET / HTTP/1.1\r\nhost: localhost\r\n\r\n"));
+        const chunks: Uint8Array[] = [];
+        const buf = new Uint8Array(4096);
+        for (;;) {
+          const n = await conn.read(buf).catch(() => null);
+          if (n === null) break;
+          chunks.push(buf.slice(0, n));
+        }
+        const text = new TextDecoder().decode(
+          new Uint8Array(chunks.flatMap((c) => [...c])),
+        ).toLowerCase();
+        assertMatch(text, /^http\/1\.1 200 ok\r\n/);
+        assertMatch(text, /\r\nconnection: close\r\n/);
+        assert(text.endsWith("\r\n\r\ndrained"), text);
+      } finally {
+        conn.close();
+      }
+      await finished;
+    } finally {
+      await server.shutdown();
       await pki.remove();
     }
   },

@@ -188,24 +188,43 @@ Deno.test("upgrade: SIGUSR2 upgrades a foreground supervisor, and MAINPID= tells
   const manager = Socket.create("unix", "dgram");
   manager.bind({ family: "unix", path: `${dir}/manager.sock` });
   const pids = new Set<number>();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: cliRunArgs([
-      "--pidfile",
-      `${dir}/serve.pid`,
-      "--port",
-      String(port),
-      "--workers",
-      "1",
-      "--start-timeout",
-      "30000",
-    ]),
-    env: { NOTIFY_SOCKET: `${dir}/manager.sock`, NO_COLOR: "1", FFINET_RUNTIME_DIR: dir },
-    // No pipe: the new supervisor inherits the old one's stdio, and would
-    // hold a pipe open after the old one exited.
+  // No pipe: the new supervisor inherits the old one's stdio, and would hold
+  // a pipe open after the old one exited. Its stderr goes to a file, shown
+  // when the test fails.
+  const log = `${dir}/stderr.log`;
+  const child = new Deno.Command("sh", {
+    args: [
+      "-c",
+      'exec "$0" "$@" 2>"$FFINET_TEST_LOG"',
+      Deno.execPath(),
+      ...cliRunArgs([
+        "--pidfile",
+        `${dir}/serve.pid`,
+        "--port",
+        String(port),
+        "--workers",
+        "1",
+        "--start-timeout",
+        "30000",
+      ]),
+    ],
+    env: {
+      NOTIFY_SOCKET: `${dir}/manager.sock`,
+      NO_COLOR: "1",
+      FFINET_RUNTIME_DIR: dir,
+      FFINET_TEST_LOG: log,
+    },
     stdin: "null",
     stdout: "null",
     stderr: "null",
   }).spawn();
+  const logText = () => {
+    try {
+      return Deno.readTextFileSync(log);
+    } catch {
+      return "";
+    }
+  };
   pids.add(child.pid);
   const got: string[] = [];
   const buf = new Uint8Array(4096);
@@ -236,7 +255,9 @@ Deno.test("upgrade: SIGUSR2 upgrades a foreground supervisor, and MAINPID= tells
       },
       60_000,
       "MAINPID= of the new supervisor",
-    );
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message}; notify: ${got.join(" | ")}; stderr: ${logText()}`);
+    });
     pids.add(next);
     assertEquals(readPid(`${dir}/serve.pid`), next);
     const status = await child.status;

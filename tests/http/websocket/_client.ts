@@ -15,6 +15,7 @@ import {
   type UpgradeWebSocketOptions,
 } from "../../../http/websocket/mod.ts";
 import { Recorder } from "./_frames.ts";
+import { waitFor as poll } from "../../_helpers.ts";
 
 /** How long a test waits for something that should happen (a loaded 2-core machine). */
 export const WAIT_MS = 10_000;
@@ -55,13 +56,9 @@ export function startEchoServer(
   };
 }
 
-/** Resolve once `cond()` holds; throw after `ms`. */
-export async function waitFor(cond: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+/** Resolve once `cond()` holds; throw after `ms` (tests/_helpers.ts's poll, with `what` first). */
+export function waitFor(cond: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
+  return poll(cond, ms, what);
 }
 
 /** A raw client connection after a successful handshake. */
@@ -183,9 +180,13 @@ export class RawClient {
     }
   }
 
-  /** Wait until the log holds `n` entries. */
-  waitCount(n: number): Promise<void> {
-    return waitFor(() => this.log.length >= n, `${n} server frames (have ${this.log.join(" | ")})`);
+  /** Wait until the log holds `n` entries (for at most `ms`). */
+  waitCount(n: number, ms = WAIT_MS): Promise<void> {
+    return waitFor(
+      () => this.log.length >= n,
+      `${n} server frames (have ${this.log.map((l) => l.slice(0, 80)).join(" | ")})`,
+      ms,
+    );
   }
 
   /** Wait for the server's EOF. */
@@ -213,4 +214,51 @@ export class RawClient {
     }
     await this.#reading;
   }
+}
+
+/** A Deno `WebSocket` client whose server greets it first (with where it landed). */
+export interface GreetedClient {
+  ws: WebSocket;
+  /** The first message, less `prefix`. */
+  greeting: string;
+  /** The messages after the greeting, as text. */
+  got: string[];
+  /** When each of `got` arrived (`performance.now()`). */
+  times: number[];
+}
+
+/** Connect a Deno `WebSocket` to 127.0.0.1:`port`; resolves on a first message that starts with `prefix`. */
+export async function connectGreeted(port: number, prefix: string): Promise<GreetedClient> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+  const c: GreetedClient = { ws, greeting: "", got: [], times: [] };
+  let greeted = false;
+  await new Promise<void>((resolve, reject) => {
+    ws.onmessage = (e) => {
+      const text = String(e.data);
+      if (!greeted && text.startsWith(prefix)) {
+        greeted = true;
+        c.greeting = text.slice(prefix.length);
+        resolve();
+        return;
+      }
+      c.got.push(text);
+      c.times.push(performance.now());
+    };
+    ws.onerror = () => reject(new Error(`Cannot connect a WebSocket to port ${port}`));
+    ws.onclose = () =>
+      reject(new Error(`The WebSocket to port ${port} closed before its greeting`));
+  });
+  return c;
+}
+
+/** Close Deno `WebSocket`s and wait until every one is closed. */
+export async function closeSockets(sockets: WebSocket[]): Promise<void> {
+  for (const ws of sockets) ws.close();
+  await Promise.all(
+    sockets.map((ws) =>
+      ws.readyState === WebSocket.CLOSED
+        ? undefined
+        : new Promise((r) => ws.addEventListener("close", r, { once: true }))
+    ),
+  );
 }

@@ -1,30 +1,48 @@
 /**
- * Ports of the Autobahn|Testsuite fuzzing-client cases 1-7 (and the
- * smaller sizes of 9) as raw-socket tests against an echo server on
- * `serve()` with `upgradeWebSocket`: framing, pings and pongs, reserved
- * bits, opcodes, fragmentation, UTF-8 and the closing handshake. Each case
- * checks what Autobahn checks: the echoed messages, the pongs, the close
- * code, and that the server closed the TCP connection.
+ * Ports of the Autobahn|Testsuite fuzzing-client cases 1-7, 9 (sizes up to
+ * 4 MiB) and 10 as raw-socket tests against an echo server on `serve()`
+ * with `upgradeWebSocket`: framing, pings and pongs, reserved bits, opcodes,
+ * fragmentation, UTF-8, the closing handshake, large messages and the
+ * limits. Each case checks what Autobahn checks: the echoed messages, the
+ * pongs, the close code, and that the server closed the TCP connection.
+ * (Cases 12 and 13, permessage-deflate, are in compression_test.ts.)
  *
- * Autobahn marks some outcomes "non-strict" or "informational" (the exact
- * close code when a text message fails UTF-8 mid-frame, whether a close
- * reason is echoed, cases 9 and 10 on performance). Here: a failure is
- * always the RFC's code (1002 or 1007) and the close is always echoed with
- * the peer's code and no reason; case 9 runs its sizes up to 4 MiB.
+ * Autobahn marks some outcomes "non-strict" or "informational": whether
+ * the messages before a bad frame are echoed (3.2-3.4, 4.1.3-4.2.5, 5.15),
+ * the exact close code when a text message fails UTF-8 mid-frame (6.4), a
+ * close code the spec leaves undefined (7.13: 5000, 65535), a close right
+ * behind a large message (7.1.6), and the timings of case 9. Here: a
+ * failure is always the RFC's code (1002, 1007 or 1009), 7.13's codes fail
+ * with 1002, the messages before a bad frame or a close are always echoed,
+ * the close is echoed with the peer's code and no reason, and case 9 runs
+ * its sizes up to 4 MiB (9.1.6's 16 MiB is the default `maxMessageSize`,
+ * in the limits test).
+ * Case 10.1.1 sends 64 KiB in 1300-byte frames; the limits tests around it
+ * check that `maxFragments` (default 1024) and `maxMessageSize` count data
+ * frames only and fail with 1009 on the header that passes them. So 9.3.1
+ * to 9.3.3 (4 MiB in 64 B to 1 KiB frames: 65536 to 4096 of them) need
+ * `maxFragments` raised; at the default they fail with 1009.
  *
  * @module
  */
-import { assertEquals } from "@std/assert";
-import { encodeClosePayload, Opcode } from "../../../http/websocket/mod.ts";
+import { assert, assertEquals } from "@std/assert";
+import {
+  encodeClosePayload,
+  Opcode,
+  type UpgradeWebSocketOptions,
+} from "../../../http/websocket/mod.ts";
 import { clientFrame, concat, rawFrame } from "./_frames.ts";
 import { type EchoServer, RawClient, startEchoServer } from "./_client.ts";
 import { withFdCheck } from "../../_helpers.ts";
 
 const te = new TextEncoder();
 
-async function withServer(fn: (server: EchoServer) => Promise<void>): Promise<void> {
+async function withServer(
+  fn: (server: EchoServer) => Promise<void>,
+  options?: UpgradeWebSocketOptions,
+): Promise<void> {
   await withFdCheck(async () => {
-    const server = startEchoServer();
+    const server = startEchoServer(options);
     try {
       await fn(server);
     } finally {
@@ -70,6 +88,20 @@ async function failCase(
     assertEquals(await c.closeCode(), code, name);
     assertEquals(c.log, [...log, `close:${code}:`, "eof"], name);
   });
+}
+
+/** How long to wait for the echo of megabytes (a loaded 2-core machine). */
+const LARGE_WAIT_MS = 60_000;
+
+/** One message of `opcode` in frames of `size` payload bytes (the last one shorter). */
+function fragments(opcode: number, payload: Uint8Array | string, size: number): Uint8Array[] {
+  const bytes = typeof payload === "string" ? te.encode(payload) : payload;
+  const frames: Uint8Array[] = [];
+  for (let at = 0; at === 0 || at < bytes.length; at += size) {
+    const fin = at + size >= bytes.length;
+    frames.push(rawFrame(at === 0 ? opcode : 0, bytes.subarray(at, at + size), { fin }));
+  }
+  return frames;
 }
 
 const text = (s: string) => `text:${s}`;
@@ -297,29 +329,12 @@ const VALID_UTF8: [string, number[]][] = [
   ["U+FEFF (BOM kept)", [0xef, 0xbb, 0xbf]],
 ];
 
+/** "κόσμε" in UTF-8, and U+D800 (a surrogate, never valid UTF-8) encoded as if it were. */
+const KOSME = te.encode("κόσμε");
+const SURROGATE = [0xed, 0xa0, 0x80];
+
 const INVALID_UTF8: [string, number[]][] = [
-  ["κόσμε + surrogate", [
-    0xce,
-    0xba,
-    0xe1,
-    0xbd,
-    0xb9,
-    0xcf,
-    0x83,
-    0xce,
-    0xbc,
-    0xce,
-    0xb5,
-    0xed,
-    0xa0,
-    0x80,
-    0x65,
-    0x64,
-    0x69,
-    0x74,
-    0x65,
-    0x64,
-  ]],
+  ["κόσμε + surrogate", [...KOSME, ...SURROGATE, ...te.encode("edited")]],
   ["U+110000", [0xf4, 0x90, 0x80, 0x80]],
   ["5-byte", [0xf8, 0x88, 0x80, 0x80, 0x80]],
   ["6-byte", [0xfc, 0x84, 0x80, 0x80, 0x80, 0x80]],
@@ -343,11 +358,22 @@ const INVALID_UTF8: [string, number[]][] = [
 
 Deno.test("autobahn 6: UTF-8: valid text passes whole, fragmented per byte and chunked; invalid fails with 1007", async () => {
   await withServer(async (server) => {
-    // 6.1: empty fragments.
+    // 6.1.1-6.1.3: an empty message, three empty fragments, empty first and last fragments.
+    await echoCase(server, [rawFrame(1, "")], [text("")], "6.1.1");
     await echoCase(
       server,
       [rawFrame(1, "", { fin: false }), rawFrame(0, "", { fin: false }), rawFrame(0, "")],
       [text("")],
+      "6.1.2",
+    );
+    await echoCase(
+      server,
+      [
+        rawFrame(1, "", { fin: false }),
+        rawFrame(0, "middle frame payload", { fin: false }),
+        rawFrame(0, ""),
+      ],
+      [text("middle frame payload")],
       "6.1.3",
     );
     for (const [name, bytes] of VALID_UTF8) {
@@ -472,28 +498,7 @@ Deno.test("autobahn 7: the closing handshake", async () => {
     );
     await failCase(
       server,
-      [rawFrame(
-        8,
-        new Uint8Array([
-          0x03,
-          0xe8,
-          0xce,
-          0xba,
-          0xe1,
-          0xbd,
-          0xb9,
-          0xcf,
-          0x83,
-          0xce,
-          0xbc,
-          0xce,
-          0xb5,
-          0xed,
-          0xa0,
-          0x80,
-          0x65,
-        ]),
-      )],
+      [rawFrame(8, new Uint8Array([0x03, 0xe8, ...KOSME, ...SURROGATE, 0x65]))],
       [],
       1007,
       "7.5.1 reason not UTF-8",
@@ -520,22 +525,123 @@ Deno.test("autobahn 7: the closing handshake", async () => {
   });
 });
 
-Deno.test("autobahn 9 (sizes up to 4 MiB): large text and binary messages, whole and in 64 KiB frames", async () => {
+Deno.test("autobahn 9.1-9.2 (sizes up to 4 MiB): large text and binary messages, whole and in 64 KiB frames", async () => {
   await withServer(async (server) => {
     for (const size of [64 * 1024, 256 * 1024, 1024 * 1024, 4 * 1024 * 1024]) {
       await session(server, async (c) => {
         const b = new Uint8Array(size).map((_, i) => i & 0xff);
         await c.send(clientFrame(Opcode.Binary, b));
         const s = "ab".repeat(size / 2);
-        const frames = [];
-        for (let i = 0; i < size; i += 65536) {
-          frames.push(rawFrame(i === 0 ? 1 : 0, s.slice(i, i + 65536), { fin: i + 65536 >= size }));
-        }
-        await c.send(...frames);
-        await c.waitCount(2);
+        await c.send(...fragments(Opcode.Text, s, 65536));
+        await c.waitCount(2, LARGE_WAIT_MS);
         assertEquals(c.log[0]!.length, bin(b).length, `9 binary ${size}`);
         assertEquals(c.log[1], text(s), `9 text ${size}`);
       });
     }
   });
+});
+
+const MIB4 = 4 * 1024 * 1024;
+
+Deno.test("autobahn 9.3: 4 MiB of text in fragments of 64 B to 4 MiB (maxFragments raised to 65536)", async () => {
+  const s = "*".repeat(MIB4);
+  await withServer(async (server) => {
+    for (const frag of [64, 256, 1024, 4096, 16384, 65536, 262144, 1 << 20, MIB4]) {
+      await session(server, async (c) => {
+        await c.send(...fragments(Opcode.Text, s, frag));
+        await c.waitCount(1, LARGE_WAIT_MS);
+        assertEquals(c.log[0], text(s), `9.3 fragments of ${frag}`);
+      });
+    }
+  }, { limits: { maxFragments: 65536 } });
+});
+
+Deno.test("autobahn 10.1.1: 64 KiB of text auto-fragmented in 1300-byte frames is echoed, then a clean close", async () => {
+  await withServer(async (server) => {
+    const s = "*".repeat(65536);
+    const frames = fragments(Opcode.Text, s, 1300);
+    // Autobahn's own count: 50 frames of 1300 bytes and one of 536.
+    assertEquals(frames.length, 51);
+    await echoCase(server, frames, [text(s)], "10.1.1");
+    await session(server, async (c) => { // the same frames, written in 997-byte chunks
+      await c.sendChunked(concat(...frames), 997);
+      await c.waitCount(1);
+      assertEquals(c.log, [text(s)]);
+    });
+    // Fragment sizes from 64 (1024 frames: the default maxFragments) to the whole message.
+    const b = new Uint8Array(65536).map((_, i) => (i * 7) & 0xff);
+    for (const frag of [64, 100, 997, 1300, 4096, 16384, 65535, 65536]) {
+      await echoCase(server, fragments(Opcode.Text, s, frag), [text(s)], `10 text in ${frag}`);
+      await echoCase(server, fragments(Opcode.Binary, b, frag), [bin(b)], `10 binary in ${frag}`);
+    }
+  });
+});
+
+Deno.test("autobahn 10 (limits): at the defaults, 1024 fragments and 16 MiB pass; one more fragment or byte fails with 1009 on that frame's header", async () => {
+  const MAX = 16 * 1024 * 1024;
+  await withServer(async (server) => {
+    const s1024 = "x".repeat(1024);
+    await echoCase(server, fragments(Opcode.Text, s1024, 1), [text(s1024)], "1024 fragments");
+    await failCase(server, fragments(Opcode.Text, s1024 + "x", 1), [], 1009, "1025 fragments");
+    // Autobahn 9.3.1's shape, 4 MiB in 64-byte frames, is 65536 fragments: over the default.
+    await session(server, async (c) => {
+      const frames = fragments(Opcode.Text, "*".repeat(MIB4), 64);
+      await c.send(...frames.slice(0, 1025));
+      assertEquals(await c.closeCode(), 1009, "9.3.1 at the default maxFragments");
+    });
+    await session(server, async (c) => { // Autobahn 9.1.6: 16 MiB, the default maxMessageSize
+      const s = "*".repeat(MAX);
+      await c.send(clientFrame(Opcode.Text, s));
+      await c.waitCount(1, LARGE_WAIT_MS);
+      assertEquals(c.log[0]!.length, text(s).length, "16 MiB");
+      assert(c.log[0] === text(s), "16 MiB echoed as sent");
+    });
+    await session(server, async (c) => { // 16 MiB + 1: the header alone fails it
+      await c.send(rawFrame(Opcode.Binary, new Uint8Array(MAX + 1)).subarray(0, 14));
+      assertEquals(await c.closeCode(), 1009, "16 MiB + 1");
+      assertEquals(c.log, ["close:1009:", "eof"]);
+    });
+  });
+});
+
+Deno.test("autobahn 10 (limits): maxMessageSize and maxFragments count data frames only, fail fast and keep what came before", async () => {
+  const limits = { maxMessageSize: 65536, maxFragments: 64 };
+  await withServer(async (server) => {
+    const s = "*".repeat(65536);
+    // 64 frames of 1024 with a ping after each: control frames count toward neither limit.
+    const withPings = fragments(Opcode.Text, s, 1024).flatMap((f, i) => [
+      f,
+      clientFrame(Opcode.Ping, `p${i}`),
+    ]);
+    const pongs = Array.from({ length: 64 }, (_, i) => `pong:${te.encode(`p${i}`).join(",")}`);
+    await echoCase(server, withPings, [...pongs.slice(0, 63), text(s), pongs[63]!], "64 + pings");
+    await echoCase(server, [clientFrame(Opcode.Binary, new Uint8Array(65536))], [
+      bin(new Uint8Array(65536)),
+    ], "65536 in one frame");
+    // Frames that do not end a message, of `size` bytes each.
+    const open = (n: number, size: number) =>
+      Array.from(
+        { length: n },
+        (_, i) => rawFrame(i === 0 ? 1 : 0, "*".repeat(size), { fin: false }),
+      );
+    // 65 frames of 64512 bytes in all (the last one empty) fail on the 65th header.
+    await failCase(
+      server,
+      [clientFrame(Opcode.Text, "before"), ...open(64, 1008), rawFrame(0, "")],
+      [text("before")],
+      1009,
+      "65 frames",
+    );
+    // 65537 bytes: 63 frames of 1024 and one of 1025 of which only the header is sent.
+    await session(server, async (c) => {
+      await c.send(clientFrame(Opcode.Text, "before"), ...open(63, 1024));
+      await c.send(rawFrame(0, "*".repeat(1025)).subarray(0, 8));
+      assertEquals(await c.closeCode(), 1009, "65537 bytes");
+      assertEquals(c.log, [text("before"), "close:1009:", "eof"]);
+    });
+    await session(server, async (c) => { // one frame of 65537: its header fails it
+      await c.send(rawFrame(Opcode.Binary, new Uint8Array(65537)).subarray(0, 14));
+      assertEquals(await c.closeCode(), 1009, "one frame of 65537");
+    });
+  }, { limits });
 });

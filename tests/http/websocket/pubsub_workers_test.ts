@@ -9,75 +9,30 @@
  * @module
  */
 import { assert, assertEquals } from "@std/assert";
-import { waitFor } from "./_client.ts";
+import { closeSockets, connectGreeted, type GreetedClient, waitFor } from "./_client.ts";
 import { freePort } from "../../_helpers.ts";
-
-interface Client {
-  ws: WebSocket;
-  worker: string;
-  got: string[];
-  times: number[];
-}
-
-async function connect(port: number): Promise<Client> {
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
-  const c: Client = { ws, worker: "", got: [], times: [] };
-  await new Promise<void>((resolve, reject) => {
-    ws.onmessage = (e) => {
-      const text = String(e.data);
-      if (c.worker === "" && text.startsWith("worker:")) {
-        c.worker = text.slice(7);
-        resolve();
-        return;
-      }
-      c.got.push(text);
-      c.times.push(performance.now());
-    };
-    ws.onerror = () => reject(new Error("cannot connect"));
-  });
-  return c;
-}
+import { spawnWorkersChild } from "../_serve.ts";
 
 Deno.test("pub/sub: with serve({ workers: 2 }) one publish reaches the subscribers of both Workers", async () => {
   const port = freePort();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-env",
-      "--allow-read",
-      "--allow-net",
-      new URL("./_pubsub_workers_child.ts", import.meta.url).pathname,
-      String(port),
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const out = child.stdout.pipeThrough(new TextDecoderStream());
-  let stdout = "";
-  const reading = (async () => {
-    for await (const chunk of out) stdout += chunk;
-  })();
-  const errText = new Response(child.stderr).text();
-  const clients: Client[] = [];
+  const child = spawnWorkersChild(new URL("./_pubsub_workers_child.ts", import.meta.url), [
+    String(port),
+  ]);
+  const clients: GreetedClient[] = [];
   try {
-    await waitFor(
-      () => (stdout.match(/listening on/g) ?? []).length >= 2,
-      "2 Workers listening",
-      30_000,
-    );
+    await child.waitOutput(/listening on/, 2, "2 Workers listening");
     // SO_REUSEPORT spreads connections by hash: connect until both Workers hold two.
     for (let i = 0; i < 64; i++) {
-      clients.push(await connect(port));
+      clients.push(await connectGreeted(port, "worker:"));
       const per = new Map<string, number>();
-      for (const c of clients) per.set(c.worker, (per.get(c.worker) ?? 0) + 1);
+      for (const c of clients) per.set(c.greeting, (per.get(c.greeting) ?? 0) + 1);
       if (per.size === 2 && [...per.values()].every((n) => n >= 2)) break;
     }
-    const workers = [...new Set(clients.map((c) => c.worker))];
+    const workers = [...new Set(clients.map((c) => c.greeting))];
     assertEquals(workers.length, 2, `the clients all landed on ${workers}`);
     const sender = clients[0]!;
-    const same = clients.filter((c) => c !== sender && c.worker === sender.worker);
-    const other = clients.filter((c) => c.worker !== sender.worker);
+    const same = clients.filter((c) => c !== sender && c.greeting === sender.greeting);
+    const other = clients.filter((c) => c.greeting !== sender.greeting);
     // Rounds of a publish: every other client gets each message once, in order.
     const rounds = 50;
     const sameLat: number[] = [];
@@ -93,7 +48,7 @@ Deno.test("pub/sub: with serve({ workers: 2 }) one publish reaches the subscribe
       for (const c of other) otherLat.push(c.times[r]! - t0);
     }
     const expected = Array.from({ length: rounds }, (_, r) => `m${r}`);
-    for (const c of clients) assertEquals(c.got, c === sender ? [] : expected, c.worker);
+    for (const c of clients) assertEquals(c.got, c === sender ? [] : expected, c.greeting);
     // A burst far past a BroadcastChannel's 256 slots: nothing is lost, order kept.
     const burst = 2000;
     for (let i = 0; i < burst; i++) sender.ws.send(`b${i}`);
@@ -104,7 +59,7 @@ Deno.test("pub/sub: with serve({ workers: 2 }) one publish reaches the subscribe
     );
     const burstExpected = Array.from({ length: burst }, (_, i) => `b${i}`);
     for (const c of clients) {
-      if (c !== sender) assertEquals(c.got.slice(rounds), burstExpected, c.worker);
+      if (c !== sender) assertEquals(c.got.slice(rounds), burstExpected, c.greeting);
     }
     assert(other.length > 0);
     const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
@@ -116,18 +71,12 @@ Deno.test("pub/sub: with serve({ workers: 2 }) one publish reaches the subscribe
         `${median(otherLat).toFixed(3)} ms other Worker`,
     );
   } finally {
-    for (const c of clients) c.ws.close();
-    await Promise.all(
-      clients.map((c) =>
-        c.ws.readyState === WebSocket.CLOSED
-          ? undefined
-          : new Promise((r) => c.ws.addEventListener("close", r, { once: true }))
-      ),
-    );
-    child.kill("SIGTERM");
-    const status = await child.status;
-    await reading;
-    const err = await errText;
-    assert(status.success, `the server exited with ${status.code}: ${err}`);
+    await closeSockets(clients.map((c) => c.ws));
+    try {
+      const { status, stderr } = await child.stop();
+      assert(status.success, `the server exited with ${status.code}: ${stderr}`);
+    } finally {
+      await child.close();
+    }
   }
 });
