@@ -377,6 +377,43 @@ export function request(
 }
 
 /**
+ * Send `data` on a new connection to 127.0.0.1:`port` and read until the
+ * server closes it (10 s at most); the text read.
+ *
+ * @example
+ * ```ts
+ * import { exchange } from "./_raw.ts";
+ * const text = await exchange(8080, "GET / HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n");
+ * ```
+ */
+export async function exchange(port: number, data: string | Uint8Array): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const bytes = typeof data === "string" ? enc.encode(data) : data;
+    for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
+    let out = "";
+    const buf = new Uint8Array(65536);
+    let id: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((r) => {
+      id = setTimeout(() => r("timeout"), 10_000);
+    });
+    try {
+      for (;;) {
+        const n = await Promise.race([conn.read(buf), timeout]);
+        if (n === "timeout") throw new Error(`no EOF within 10 s; got ${JSON.stringify(out)}`);
+        if (n === null) break;
+        out += dec.decode(buf.subarray(0, n));
+      }
+    } finally {
+      clearTimeout(id);
+    }
+    return out;
+  } finally {
+    conn.close();
+  }
+}
+
+/**
  * Resident set size in KiB, from the text of a /proc/<pid>/status file.
  *
  * @example

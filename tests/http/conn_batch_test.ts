@@ -13,37 +13,10 @@
 import { assertEquals } from "@std/assert";
 import { serve, type ServeHandler, serveRaw } from "../../http/mod.ts";
 import type { RawResponder } from "../../http/mod.ts";
+import { exchange } from "./_raw.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** Send `data` on a new connection and read until the server closes it (10 s at most). */
-async function exchange(port: number, data: string): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    const bytes = encoder.encode(data);
-    for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
-    let out = "";
-    const buf = new Uint8Array(65536);
-    let id: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((r) => {
-      id = setTimeout(() => r("timeout"), 10_000);
-    });
-    try {
-      for (;;) {
-        const n = await Promise.race([conn.read(buf), timeout]);
-        if (n === "timeout") throw new Error(`no EOF within 10 s; got ${JSON.stringify(out)}`);
-        if (n === null) break;
-        out += decoder.decode(buf.subarray(0, n));
-      }
-    } finally {
-      clearTimeout(id);
-    }
-    return out;
-  } finally {
-    conn.close();
-  }
-}
 
 function requests(conn: number, count: number): string {
   let s = "";

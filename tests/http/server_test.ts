@@ -10,6 +10,7 @@
 import { assert, assertEquals, assertInstanceOf, assertMatch, assertThrows } from "@std/assert";
 import { type HttpServer, serve, type ServeHandler, upgradeConnection } from "../../http/mod.ts";
 import { assertConnectRefused, readText } from "../_helpers.ts";
+import { exchange } from "./_raw.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -22,34 +23,6 @@ function start(handler: ServeHandler, options: Parameters<typeof serve>[0] = {})
   const server = serve({ hostname: "127.0.0.1", port: 0, onListen() {}, ...options }, handler);
   const port = (server.addr as { port: number }).port;
   return { server, port, base: `http://127.0.0.1:${port}` };
-}
-
-/** Send `data` on a new connection and read until the server closes it (10 s at most). */
-async function exchange(port: number, data: string | Uint8Array): Promise<string> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
-    let out = "";
-    const buf = new Uint8Array(65536);
-    let id: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<"timeout">((r) => {
-      id = setTimeout(() => r("timeout"), 10_000);
-    });
-    try {
-      for (;;) {
-        const n = await Promise.race([conn.read(buf), timeout]);
-        if (n === "timeout") throw new Error(`no EOF within 10 s; got ${JSON.stringify(out)}`);
-        if (n === null) break;
-        out += decoder.decode(buf.subarray(0, n));
-      }
-    } finally {
-      clearTimeout(id);
-    }
-    return out;
-  } finally {
-    conn.close();
-  }
 }
 
 Deno.test("serve: a basic GET gets the handler's response with date and content-length", async () => {

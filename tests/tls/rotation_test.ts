@@ -19,9 +19,12 @@ import { serve } from "../../http/mod.ts";
 import { freePort, sleep, waitFor, withFdCheck } from "../_helpers.ts";
 import { Supervisor } from "../../daemon/supervisor/supervisor.ts";
 
-let pkiPromise: Promise<TestPki & { cert2: string; key2: string }> | undefined;
+/** The test PKI with a second server pair, and both certificates' fingerprints. */
+type RotationPki = TestPki & { cert2: string; key2: string; fp: string; fp2: string };
+
+let pkiPromise: Promise<RotationPki> | undefined;
 /** The test PKI plus a second localhost certificate from the same CA. */
-function pki(): Promise<TestPki & { cert2: string; key2: string }> {
+function pki(): Promise<RotationPki> {
   pkiPromise ??= makePki().then(async (p) => {
     const run = async (args: string[]) => {
       const out = await new Deno.Command("openssl", { args, cwd: p.dir, stdin: "null" }).output();
@@ -59,10 +62,13 @@ function pki(): Promise<TestPki & { cert2: string; key2: string }> {
       "-extfile",
       "server2.ext",
     ]);
+    const cert2 = await Deno.readTextFile(`${p.dir}/server2.pem`);
     return {
       ...p,
-      cert2: await Deno.readTextFile(`${p.dir}/server2.pem`),
+      cert2,
       key2: await Deno.readTextFile(`${p.dir}/server2.key`),
+      fp: await fingerprint(derOf(p.cert)),
+      fp2: await fingerprint(derOf(cert2)),
     };
   });
   return pkiPromise;
@@ -85,6 +91,18 @@ function replaceAtomically(path: string, text: string): void {
   const tmp = `${path}.tmp`;
   Deno.writeTextFileSync(tmp, text);
   Deno.renameSync(tmp, path);
+}
+
+/** A private directory holding the first pair as `cert.pem` and `key.pem`. */
+async function certFiles(
+  p: RotationPki,
+): Promise<{ dir: string; certFile: string; keyFile: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "ffinet-rotation-" });
+  const certFile = `${dir}/cert.pem`;
+  const keyFile = `${dir}/key.pem`;
+  replaceAtomically(certFile, p.cert);
+  replaceAtomically(keyFile, p.key);
+  return { dir, certFile, keyFile };
 }
 
 interface Flood {
@@ -139,13 +157,9 @@ function flood(reactor: Reactor, port: number, caCert: string, clients: number):
 Deno.test("rotation: certFile/keyFile replaced during a flood of 8 handshake loops: 0 failures, the new certificate within the bound, open connections keep working", () =>
   pki().then((p) =>
     withFdCheck(async () => {
-      const dir = await Deno.makeTempDir({ prefix: "ffinet-rotation-" });
-      const certFile = `${dir}/cert.pem`;
-      const keyFile = `${dir}/key.pem`;
-      replaceAtomically(certFile, p.cert);
-      replaceAtomically(keyFile, p.key);
-      const oldFp = await fingerprint(derOf(p.cert));
-      const newFp = await fingerprint(derOf(p.cert2));
+      const { dir, certFile, keyFile } = await certFiles(p);
+      const oldFp = p.fp;
+      const newFp = p.fp2;
       const s = startServer({ certFile, keyFile });
       const listenerErrors: unknown[] = [];
       s.server.listener.onError = (e) => void listenerErrors.push(e);
@@ -210,13 +224,9 @@ Deno.test("rotation: certFile/keyFile replaced during a flood of 8 handshake loo
 Deno.test("rotation: a pair replaced one file at a time is served without a report; a half-written certificate, a key that does not match and a missing key are reported while the previous pair goes on serving", () =>
   pki().then((p) =>
     withFdCheck(async () => {
-      const dir = await Deno.makeTempDir({ prefix: "ffinet-rotation-" });
-      const certFile = `${dir}/cert.pem`;
-      const keyFile = `${dir}/key.pem`;
-      replaceAtomically(certFile, p.cert);
-      replaceAtomically(keyFile, p.key);
-      const oldFp = await fingerprint(derOf(p.cert));
-      const newFp = await fingerprint(derOf(p.cert2));
+      const { dir, certFile, keyFile } = await certFiles(p);
+      const oldFp = p.fp;
+      const newFp = p.fp2;
       const s = startServer({ certFile, keyFile });
       const reported: unknown[] = [];
       s.server.listener.onError = (e) => void reported.push(e);
@@ -290,12 +300,11 @@ Deno.test("rotation: a directory symlink switched to another pair (as Kubernetes
         }
       };
       try {
-        assertEquals(await served(), await fingerprint(derOf(p.cert)));
+        assertEquals(await served(), p.fp);
         // Both files change at once: a new link, renamed over the old one.
         await Deno.symlink("v2", `${dir}/data.tmp`);
         await Deno.rename(`${dir}/data.tmp`, `${dir}/data`);
-        const newFp = await fingerprint(derOf(p.cert2));
-        await waitFor(async () => (await served()) === newFp, 5000, "the new certificate");
+        await waitFor(async () => (await served()) === p.fp2, 5000, "the new certificate");
         assertEquals(s.errors, []);
       } finally {
         await s.stop();
@@ -348,12 +357,8 @@ Deno.test("rotation: certFile/keyFile options are checked at start (missing file
 Deno.test("rotation: serve({ certFile, keyFile }) serves the new certificate after the files change", () =>
   pki().then((p) =>
     withFdCheck(async () => {
-      const dir = await Deno.makeTempDir({ prefix: "ffinet-rotation-" });
-      const certFile = `${dir}/cert.pem`;
-      const keyFile = `${dir}/key.pem`;
-      replaceAtomically(certFile, p.cert);
-      replaceAtomically(keyFile, p.key);
-      const newFp = await fingerprint(derOf(p.cert2));
+      const { dir, certFile, keyFile } = await certFiles(p);
+      const newFp = p.fp2;
       const server = serve({
         hostname: "127.0.0.1",
         port: 0,
@@ -374,7 +379,7 @@ Deno.test("rotation: serve({ certFile, keyFile }) serves the new certificate aft
         }
       };
       try {
-        assertEquals(await fpOf(), await fingerprint(derOf(p.cert)));
+        assertEquals(await fpOf(), p.fp);
         const client = Deno.createHttpClient({ caCerts: [p.caCert], http2: false });
         try {
           const res = await fetch(`https://localhost:${port}/`, { client });
@@ -472,13 +477,9 @@ async function untilAllServe(
 Deno.test("rotation: serve({ workers: 2 }) in its own process: every Worker serves the new certificate", () =>
   pki().then((p) =>
     withFdCheck(async () => {
-      const dir = await Deno.makeTempDir({ prefix: "ffinet-rotation-" });
-      const certFile = `${dir}/cert.pem`;
-      const keyFile = `${dir}/key.pem`;
-      replaceAtomically(certFile, p.cert);
-      replaceAtomically(keyFile, p.key);
-      const oldFp = await fingerprint(derOf(p.cert));
-      const newFp = await fingerprint(derOf(p.cert2));
+      const { dir, certFile, keyFile } = await certFiles(p);
+      const oldFp = p.fp;
+      const newFp = p.fp2;
       const port = freePort();
       const child = new Deno.Command(Deno.execPath(), {
         args: ["run", ...FLAGS, APP],
@@ -534,13 +535,9 @@ Deno.test({
   sanitizeResources: true,
   fn: () =>
     pki().then(async (p) => {
-      const dir = await Deno.makeTempDir({ prefix: "ffinet-rotation-" });
-      const certFile = `${dir}/cert.pem`;
-      const keyFile = `${dir}/key.pem`;
-      replaceAtomically(certFile, p.cert);
-      replaceAtomically(keyFile, p.key);
-      const oldFp = await fingerprint(derOf(p.cert));
-      const newFp = await fingerprint(derOf(p.cert2));
+      const { dir, certFile, keyFile } = await certFiles(p);
+      const oldFp = p.fp;
+      const newFp = p.fp2;
       const port = freePort();
       const spawned = new Set<number>();
       const stderr: string[] = [];
