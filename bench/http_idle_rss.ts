@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { readProcFile } from "../ffi/process.ts";
 import { integerFlag, parseArgs } from "../examples/_args.ts";
+import { benchServer, exchange, runIdleRss, sleep } from "./_idle_rss.ts";
 
 const args = parseArgs(Deno.args, {
   usage: "http_idle_rss.ts [--connections N] [--only a,b]",
@@ -23,101 +23,32 @@ const count = integerFlag(args, "connections", 1, "a number of connections");
 const here = new URL(".", import.meta.url).pathname;
 const deno = Deno.execPath();
 const servers: Record<string, string[]> = {
-  ffinet_serve: [
-    deno,
-    "run",
-    "--allow-ffi",
-    "--allow-env",
-    "--allow-read",
-    `${here}http_serve.ts`,
-    "--port",
-    "{port}",
-  ],
-  ffinet_raw: [
-    deno,
-    "run",
-    "--allow-ffi",
-    "--allow-env",
-    "--allow-read",
-    `${here}http_raw.ts`,
-    "--port",
-    "{port}",
-  ],
+  ffinet_serve: benchServer("http_serve.ts"),
+  ffinet_raw: benchServer("http_raw.ts"),
   deno_serve: [deno, "run", "--allow-net", `${here}ref/deno_http.ts`, "{port}"],
   node_http: ["node", `${here}ref/node_http.mjs`, "{port}"],
 };
-const onlyFlag = args.strings.only ?? "";
-const only = onlyFlag === "" ? Object.keys(servers) : onlyFlag.split(",");
+const request = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
 
-function rssKiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readProcFile(`/proc/${pid}/status`))?.[1] ?? NaN);
-}
-
-async function measure(name: string, cmd: string[], port: number) {
-  const [exe, ...rest] = cmd.map((a) => a.replace("{port}", String(port)));
-  const child = new Deno.Command(exe!, { args: rest, stdout: "piped", stderr: "inherit" }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let seen = "";
-  while (!seen.includes("listening on")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`Cannot start ${name}`);
-    seen += value;
-  }
-  reader.releaseLock();
-  const drained = child.stdout.pipeTo(new WritableStream()).catch(() => {});
-  const conns: Deno.TcpConn[] = [];
-  try {
-    const req = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
-    // Warm up the server with one round of 200 connections, closed again.
-    const open = async (n: number, keep: boolean) => {
-      const batch = 200;
-      for (let i = 0; i < n; i += batch) {
-        await Promise.all(Array.from({ length: Math.min(batch, n - i) }, async () => {
-          const c = await Deno.connect({ hostname: "127.0.0.1", port });
-          await c.write(req);
-          const buf = new Uint8Array(1024);
-          let got = "";
-          while (!got.includes("Hello, World!")) {
-            const r = await c.read(buf);
-            if (r === null) throw new Error(`${name}: connection closed`);
-            got += new TextDecoder().decode(buf.subarray(0, r));
-          }
-          if (keep) conns.push(c);
-          else c.close();
-        }));
-      }
-    };
-    await open(200, false);
-    await new Promise((r) => setTimeout(r, 500));
-    const before = rssKiB(child.pid);
-    await open(count, true);
-    await new Promise((r) => setTimeout(r, 1000));
-    const after = rssKiB(child.pid);
-    return { name, before, after, perConnKiB: (after - before) / count };
-  } finally {
-    for (const c of conns) c.close();
-    child.kill("SIGKILL");
-    await child.status;
-    await drained;
-  }
-}
-
-let port = 12000 + Math.floor(Math.random() * 16000); // below the ephemeral range
-const rows = [];
-for (const name of only) {
-  const cmd = servers[name];
-  if (!cmd) throw new Error(`unknown server ${name}`);
-  rows.push(await measure(name, cmd, port++));
-}
-console.log(`idle keep-alive connections: ${count}`);
-console.log("server        rss_before_MiB  rss_after_MiB  KiB_per_conn  x_deno_serve");
-const base = rows.find((r) => r.name === "deno_serve");
-for (const r of rows) {
-  const x = base ? ((r.after - r.before) / (base.after - base.before)).toFixed(2) : "-";
-  console.log(
-    `${r.name.padEnd(13)} ${(r.before / 1024).toFixed(1).padStart(14)} ${
-      (r.after / 1024).toFixed(1).padStart(14)
-    } ${r.perConnKiB.toFixed(2).padStart(13)} ${x.padStart(13)}`,
-  );
-}
-for (const r of rows) console.log(JSON.stringify({ ...r, connections: count }));
+await runIdleRss({
+  title: `idle keep-alive connections: ${count}`,
+  servers,
+  only: args.strings.only ?? "",
+  count,
+  // Warm up the server with one round of 200 connections, closed again.
+  warmup: 200,
+  warmupPauseMs: 500,
+  batch: 200,
+  base: "deno_serve",
+  nameWidth: 13,
+  ready: "stdout",
+  async open(port, name) {
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    await exchange(c, request, "Hello, World!", name);
+    return c;
+  },
+  async settle(rss) {
+    await sleep(1000);
+    return rss();
+  },
+});

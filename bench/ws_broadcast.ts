@@ -7,6 +7,8 @@
  * - `supervised`: ffinet's `Supervisor` with 2 worker processes on one
  *   shared socket (what `deno task serve` runs; a publish crosses to the
  *   other process through the supervisor's channel);
+ * - `single`: ffinet `serve()` on one thread (no bus: the cost of the
+ *   delivery itself);
  * - `bun`: `Bun.serve` with `server.publish` in one process.
  *
  * Each round one subscriber sends `pub:<round>`; the server publishes it
@@ -20,6 +22,18 @@
  *
  *     deno run -A bench/ws_broadcast.ts [--subscribers 10000] [--rounds 30] [--size 64]
  *                                       [--modes workers,supervised,bun]
+ *                                       [--repeat 1] [--server-flags "--cpu-prof --cpu-prof-dir=DIR"]
+ *
+ * With `--repeat N` the modes run N times, interleaved (machines are
+ * noisy): each pass prints its ratios to that pass's Bun run, and
+ * the medians come last. Latency is from the publishing frame's write to
+ * the first and to the last subscriber's receipt: p50 and p99 over rounds.
+ *
+ * `--server-flags` are given to every ffinet server process's `deno run`
+ * (the supervisor's workers included), e.g. to profile them; with
+ * `--server-log FILE` what the servers print goes to FILE; `--idle-ms MS`
+ * first prints the servers' CPU over MS ms with every subscriber connected
+ * and nothing published.
  *
  * @module
  */
@@ -39,13 +53,18 @@ const args = parseArgs(Deno.args, {
     rounds: "30",
     size: "64",
     modes: "workers,supervised,bun",
+    repeat: "1",
     role: "bench",
+    "server-flags": "",
+    "server-log": "",
+    "idle-ms": "0",
   },
 });
 const HOST = args.host;
 const num = (name: string): number => Number(args.strings[name]);
 const SELF = new URL(import.meta.url).pathname;
 const CLOCK_TICKS = 100;
+const SERVER_FLAGS = (args.strings["server-flags"] ?? "").split(" ").filter((f) => f !== "");
 
 // ---------------------------------------------------------------- servers
 
@@ -57,6 +76,7 @@ function serveApp(port: number, workers: number): void {
     port,
     workers,
     tcpBacklog: 4096,
+    drainOnSignals: true, // SIGTERM ends the process normally (a --cpu-prof is written)
     onListen() {
       console.log("listening");
     },
@@ -85,6 +105,7 @@ async function superviseApp(port: number): Promise<void> {
     listen: { host: HOST, port, backlog: 4096 },
     handleSignals: true,
     startTimeoutMs: 60_000,
+    ...(SERVER_FLAGS.length > 0 ? { denoFlags: ["-A", ...SERVER_FLAGS] } : {}),
   });
   await sup.start();
   console.log("listening");
@@ -226,12 +247,18 @@ interface Result {
   cpuUsPerDelivery: number;
   firstMs: number;
   lastMs: number;
+  lastP99Ms: number;
   lost: number;
 }
 
-function median(xs: number[]): number {
+/** The `q` quantile (0..1) of `xs`, nearest rank. */
+function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? NaN;
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? NaN;
+}
+
+function median(xs: number[]): number {
+  return quantile(xs, 0.5);
 }
 
 async function runMode(mode: string, reactor: Reactor): Promise<Result> {
@@ -247,9 +274,20 @@ async function runMode(mode: string, reactor: Reactor): Promise<Result> {
       stdout: "piped",
     });
   } else {
-    const role = mode === "workers" ? "workers" : "supervisor";
+    const role = mode === "single" ? "app" : mode === "workers" ? "workers" : "supervisor";
     cmd = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", SELF, "--role", role, "--port", String(port), "--size", size],
+      args: [
+        "run",
+        "-A",
+        ...(mode === "supervised" ? [] : SERVER_FLAGS),
+        SELF,
+        "--role",
+        role,
+        "--port",
+        String(port),
+        "--size",
+        size,
+      ],
       stdout: "piped",
     });
   }
@@ -262,8 +300,13 @@ async function runMode(mode: string, reactor: Reactor): Promise<Result> {
     if (done) throw new Error(`${mode}: the server exited`);
     out += value;
   }
+  const log = args.strings["server-log"] ?? "";
   const draining = (async () => {
-    while (!(await lines.read()).done) { /* keep the pipe empty */ }
+    for (;;) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      if (log !== "") await Deno.writeTextFile(log, value, { append: true });
+    }
   })();
   const conns: Connection[] = [];
   const n = num("subscribers");
@@ -282,6 +325,14 @@ async function runMode(mode: string, reactor: Reactor): Promise<Result> {
       conns.push(...batch);
     }
     await new Promise((r) => setTimeout(r, 500)); // every subscribe() has run
+    const idleMs = num("idle-ms");
+    if (idleMs > 0) {
+      // What the server costs with every subscriber connected and nothing published.
+      const i0 = treeTicks(child.pid);
+      await new Promise((r) => setTimeout(r, idleMs));
+      const idle = (treeTicks(child.pid) - i0) * (1000 / CLOCK_TICKS) / idleMs;
+      console.log(`${mode}: idle with ${n} subscribers: ${(idle * 100).toFixed(1)} % of a core`);
+    }
     const rounds = num("rounds");
     const first: number[] = [];
     const last: number[] = [];
@@ -307,6 +358,7 @@ async function runMode(mode: string, reactor: Reactor): Promise<Result> {
       cpuUsPerDelivery: ticks * (1e6 / CLOCK_TICKS) / (rounds * n - lost),
       firstMs: median(first),
       lastMs: median(last),
+      lastP99Ms: quantile(last, 0.99),
       lost,
     };
   } finally {
@@ -318,37 +370,54 @@ async function runMode(mode: string, reactor: Reactor): Promise<Result> {
   }
 }
 
-if (args.strings.role === "app") serveApp(0, 1);
+if (args.strings.role === "app") serveApp(args.port, 1);
 else if (args.strings.role === "workers") serveApp(args.port, 2);
 else if (args.strings.role === "supervisor") await superviseApp(args.port);
 else {
   const reactor = new Reactor();
   const running = reactor.run();
-  const results: Result[] = [];
-  for (const mode of (args.strings.modes ?? "").split(",")) {
-    try {
-      results.push(await runMode(mode, reactor));
-      const r = results.at(-1)!;
+  const modes = (args.strings.modes ?? "").split(",");
+  const ratios = new Map<string, { cpu: number[]; last: number[] }>();
+  for (let rep = 0; rep < num("repeat"); rep++) {
+    const results: Result[] = [];
+    for (const mode of modes) {
+      const load = readProcFile("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+      try {
+        results.push(await runMode(mode, reactor));
+        const r = results.at(-1)!;
+        console.log(
+          `${mode.padEnd(11)} ${r.cpuUsPerDelivery.toFixed(3)} µs server CPU per delivery; ` +
+            `latency first p50 ${r.firstMs.toFixed(2)} ms, last p50 ${r.lastMs.toFixed(2)} ms ` +
+            `p99 ${r.lastP99Ms.toFixed(2)} ms (load ${load})` +
+            (r.lost > 0 ? `; ${r.lost} deliveries missing` : ""),
+        );
+      } catch (e) {
+        console.log(`${mode}: ${(e as Error).message}`);
+      }
+    }
+    const bun = results.find((r) => r.mode === "bun");
+    if (bun === undefined) continue;
+    for (const r of results) {
+      if (r === bun) continue;
+      const cpu = r.cpuUsPerDelivery / bun.cpuUsPerDelivery;
+      const last = r.lastMs / bun.lastMs;
       console.log(
-        `${mode.padEnd(11)} ${r.cpuUsPerDelivery.toFixed(3)} µs server CPU per delivery; ` +
-          `median latency first ${r.firstMs.toFixed(2)} ms, last ${r.lastMs.toFixed(2)} ms` +
-          (r.lost > 0 ? `; ${r.lost} deliveries missing` : ""),
+        `${r.mode} / bun: CPU per delivery ${cpu.toFixed(2)}x, ` +
+          `last-subscriber latency ${last.toFixed(2)}x`,
       );
-    } catch (e) {
-      console.log(`${mode}: ${(e as Error).message}`);
+      const m = ratios.get(r.mode) ?? { cpu: [], last: [] };
+      m.cpu.push(cpu);
+      m.last.push(last);
+      ratios.set(r.mode, m);
     }
   }
-  const bun = results.find((r) => r.mode === "bun");
-  if (bun !== undefined) {
-    for (const r of results) {
-      if (r !== bun) {
-        console.log(
-          `${r.mode} / bun: CPU per delivery ${
-            (r.cpuUsPerDelivery / bun.cpuUsPerDelivery).toFixed(2)
-          }x, ` +
-            `last-subscriber latency ${(r.lastMs / bun.lastMs).toFixed(2)}x`,
-        );
-      }
+  if (num("repeat") > 1) {
+    for (const [mode, m] of ratios) {
+      console.log(
+        `median over ${m.cpu.length} runs: ${mode} / bun CPU per delivery ` +
+          `${median(m.cpu).toFixed(2)}x (${m.cpu.map((x) => x.toFixed(2)).join(", ")}), ` +
+          `last-subscriber latency ${median(m.last).toFixed(2)}x`,
+      );
     }
   }
   reactor.stop();

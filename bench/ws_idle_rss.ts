@@ -16,8 +16,8 @@
  *
  * @module
  */
-import { readProcFile } from "../ffi/process.ts";
 import { integerFlag, parseArgs } from "../examples/_args.ts";
+import { runIdleRss, sleep } from "./_idle_rss.ts";
 
 const args = parseArgs(Deno.args, {
   usage: "ws_idle_rss.ts [--connections N] [--warmup N] [--idle-ms MS] [--only a,b]",
@@ -45,13 +45,6 @@ const servers: Record<string, string[]> = {
   ffinet_deno: echo(),
   deno_ws: echo("--deno-serve"),
 };
-const onlyFlag = args.strings.only ?? "";
-const only = onlyFlag === "" ? Object.keys(servers) : onlyFlag.split(",");
-
-function rssKiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readProcFile(`/proc/${pid}/status`))?.[1] ?? NaN);
-}
-
 const encoder = new TextEncoder();
 const upgrade = encoder.encode(
   "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -95,66 +88,21 @@ async function openSocket(port: number, name: string): Promise<Deno.TcpConn> {
   }
 }
 
-async function waitListening(port: number): Promise<void> {
-  const end = Date.now() + 30_000;
-  for (;;) {
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-      return;
-    } catch (e) {
-      if (Date.now() > end) throw e;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
-async function measure(name: string, cmd: string[], port: number) {
-  const [exe, ...rest] = cmd.map((a) => a.replace("{port}", String(port)));
-  const child = new Deno.Command(exe!, { args: rest, stdout: "null", stderr: "inherit" }).spawn();
-  const conns: Deno.TcpConn[] = [];
-  try {
-    await waitListening(port);
-    const open = async (n: number, keep: boolean) => {
-      const batch = 200;
-      for (let i = 0; i < n; i += batch) {
-        const opened = await Promise.all(
-          Array.from({ length: Math.min(batch, n - i) }, () => openSocket(port, name)),
-        );
-        if (keep) conns.push(...opened);
-        else for (const c of opened) c.close();
-      }
-    };
-    // Warm up the server with one round of sockets (200), closed again.
-    await open(warmup, false);
-    await new Promise((r) => setTimeout(r, 1000));
-    const before = rssKiB(child.pid);
-    await open(count, true);
-    await new Promise((r) => setTimeout(r, idleMs));
-    const after = rssKiB(child.pid);
-    return { name, before, after, perConnKiB: (after - before) / count };
-  } finally {
-    for (const c of conns) c.close();
-    child.kill("SIGKILL");
-    await child.status;
-  }
-}
-
-let port = 12000 + Math.floor(Math.random() * 16000); // below the ephemeral range
-const rows = [];
-for (const name of only) {
-  const cmd = servers[name];
-  if (!cmd) throw new Error(`unknown server ${name}`);
-  rows.push(await measure(name, cmd, port++));
-}
-console.log(`idle WebSockets: ${count}, RSS read after ${idleMs} ms idle`);
-console.log("server            rss_before_MiB  rss_after_MiB  KiB_per_conn  x_deno_ws");
-const base = rows.find((r) => r.name === "deno_ws");
-for (const r of rows) {
-  const x = base ? ((r.after - r.before) / (base.after - base.before)).toFixed(2) : "-";
-  console.log(
-    `${r.name.padEnd(17)} ${(r.before / 1024).toFixed(1).padStart(14)} ${
-      (r.after / 1024).toFixed(1).padStart(14)
-    } ${r.perConnKiB.toFixed(2).padStart(13)} ${x.padStart(10)}`,
-  );
-}
-for (const r of rows) console.log(JSON.stringify({ ...r, connections: count }));
+await runIdleRss({
+  title: `idle WebSockets: ${count}, RSS read after ${idleMs} ms idle`,
+  servers,
+  only: args.strings.only ?? "",
+  count,
+  // Warm up the server with one round of sockets (200 by default), closed again.
+  warmup,
+  warmupPauseMs: 1000,
+  batch: 200,
+  base: "deno_ws",
+  nameWidth: 17,
+  ready: "connect",
+  open: openSocket,
+  async settle(rss) {
+    await sleep(idleMs);
+    return rss();
+  },
+});

@@ -29,9 +29,11 @@
  * @module
  */
 import { ErrnoError } from "../ffi/errno.ts";
+import { F } from "../ffi/constants.ts";
 import { integerOption } from "../ffi/validate.ts";
 import { fchmod, getuid } from "../ffi/process.ts";
 import { Socket } from "../ffi/socket.ts";
+import { close as closeFd, fcntl } from "../ffi/syscalls.ts";
 import { connect } from "../reactor/connect.ts";
 import type { Connection } from "../reactor/connection.ts";
 import { Listener } from "../reactor/listener.ts";
@@ -169,14 +171,16 @@ const decoder = new TextDecoder();
 export class ControlServer {
   /** The socket path. */
   readonly path: string;
-  readonly #listener: Listener;
+  /** Accepting on the socket; null while another process answers on it. */
+  #listener: Listener | null;
+  /** The socket kept (close-on-exec copy) while not accepting, to resume; else -1. */
+  #kept = -1;
   readonly #reactor: Reactor;
   readonly #ownReactor: boolean;
   readonly #loop: Promise<void> | null;
   readonly #handlers: ControlHandlers;
   readonly #timeoutMs: number;
   readonly #conns = new Set<Connection>();
-  readonly #socket: Socket;
   #ownsPath: boolean;
   #closed = false;
 
@@ -193,45 +197,108 @@ export class ControlServer {
     // decides whether the path goes on close: after a hand-over (an
     // upgrade) the path belongs to the next supervisor.
     this.#ownsPath = options.fd === undefined;
-    this.#socket = options.fd === undefined
+    const socket = options.fd === undefined
       ? bindControlSocket(options.path)
       : new Socket(options.fd);
     this.#reactor = new Reactor();
     try {
-      this.#listener = Listener.listen(
-        this.#reactor,
-        { fd: this.#socket.fd, backlog: 16 },
-        (conn) => this.#accept(conn),
-      );
+      this.#listener = this.#listen(socket.fd);
     } catch (e) {
       this.#reactor.close();
-      this.#socket.close();
+      socket.close();
       this.#removePath();
       throw e;
     }
     this.#loop = this.#ownReactor ? this.#reactor.run() : null;
   }
 
+  #listen(fd: number): Listener {
+    return Listener.listen(this.#reactor, { fd, backlog: 16 }, (conn) => this.#accept(conn));
+  }
+
   /** The listening socket's fd (what an upgrade passes on). @example `control.fd` */
   get fd(): number {
-    return this.#socket.fd;
+    return this.#listener?.socket.fd ?? this.#kept;
+  }
+
+  /** Whether this server accepts connections now. @example `control.accepting` */
+  get accepting(): boolean {
+    return this.#listener !== null;
   }
 
   /**
-   * From now on the path belongs to another process (the supervisor that
-   * took over): {@linkcode ControlServer.close} leaves it in place.
+   * Stop accepting, for a hand-over: the listening fd leaves the reactor and
+   * is closed (an event already read for it is dropped), so from now on only
+   * another process holding the same socket (the next supervisor) accepts;
+   * connections queue in the backlog until it does. Connections already
+   * accepted are still answered. A close-on-exec copy of the socket is kept
+   * for {@linkcode ControlServer.resumeAccepting} until
+   * {@linkcode ControlServer.handedOver} or close. Idempotent.
+   *
+   * @example
+   * ```ts
+   * import type { ControlServer } from "./control.ts";
+   * function yieldTo(control: ControlServer, go: () => void): void {
+   *   control.stopAccepting(); // before the next one may answer
+   *   go();
+   * }
+   * ```
+   */
+  stopAccepting(): void {
+    if (this.#closed || this.#listener === null) return;
+    const copy = fcntl(this.#listener.socket.fd, F.DUPFD_CLOEXEC, 0);
+    if (copy < 0) {
+      throw new ErrnoError("fcntl", -copy, { detail: "F_DUPFD_CLOEXEC of the control socket" });
+    }
+    this.#kept = copy;
+    this.#listener.close();
+    this.#listener = null;
+  }
+
+  /**
+   * Accept again after {@linkcode ControlServer.stopAccepting} (the hand-over
+   * failed: this process stays in charge). Idempotent.
+   *
+   * @example
+   * ```ts
+   * import type { ControlServer } from "./control.ts";
+   * function stayInCharge(control: ControlServer): void {
+   *   control.resumeAccepting();
+   * }
+   * ```
+   */
+  resumeAccepting(): void {
+    if (this.#closed || this.#listener !== null || this.#kept < 0) return;
+    this.#listener = this.#listen(this.#kept);
+    this.#kept = -1;
+  }
+
+  /**
+   * The hand-over is done: another process serves the socket and owns the
+   * path. Stops accepting if it still did, closes the copy of the socket,
+   * and leaves the path in place on {@linkcode ControlServer.close}.
+   * Connections already accepted are still answered until close.
    *
    * @example
    * ```ts
    * import type { ControlServer } from "./control.ts";
    * async function handOver(control: ControlServer): Promise<void> {
-   *   control.releasePath();
+   *   control.handedOver();
    *   await control.close();
    * }
    * ```
    */
-  releasePath(): void {
+  handedOver(): void {
     this.#ownsPath = false;
+    this.#listener?.close();
+    this.#listener = null;
+    this.#dropKept();
+  }
+
+  #dropKept(): void {
+    if (this.#kept < 0) return;
+    closeFd(this.#kept);
+    this.#kept = -1;
   }
 
   #removePath(): void {
@@ -356,7 +423,9 @@ export class ControlServer {
       return;
     }
     this.#closed = true;
-    this.#listener.close();
+    this.#listener?.close();
+    this.#listener = null;
+    this.#dropKept();
     this.#removePath();
     for (const c of this.#conns) c.abort();
     this.#conns.clear();

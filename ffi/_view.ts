@@ -1,6 +1,9 @@
 /**
  * Private: the checks every ffi call makes on its arguments before anything
- * reaches libc, and a caller's memory as the engine sees it.
+ * reaches libc, a caller's memory as the engine sees it, and the raw result
+ * read back in the kernel's convention ({@linkcode result},
+ * {@linkcode interrupted}; here so that `syscalls.ts` and `msghdr.ts` share
+ * them without importing each other).
  *
  * Every check throws a `RangeError` that names the call and the argument
  * ("Cannot read: length 16 exceeds the buffer's 4 bytes"), so a bad number
@@ -21,6 +24,7 @@
  * @module
  */
 import { checkInteger, showValue } from "./validate.ts";
+import { EINTR, errnoCell } from "./errno.ts";
 
 type Getter<T> = (self: unknown) => T;
 
@@ -303,4 +307,35 @@ export function checkElements(
       } (${min} elements of ${elementBytes} bytes)`,
     );
   }
+}
+
+/**
+ * Whether a raw libc result `r` failed with EINTR (read errno at once,
+ * before any other call): the one EINTR-retry test, used as
+ * `do r = libc.x(...); while (interrupted(r));`.
+ *
+ * @example
+ * ```ts
+ * import { libc, sys } from "@ffinet/ffinet/ffi";
+ * let r: number;
+ * do r = libc.dup2(1, 1); while (sys.interrupted(r));
+ * sys.result(r); // 1
+ * ```
+ */
+export function interrupted(r: number): boolean {
+  return r < 0 && errnoCell[0] === EINTR;
+}
+
+/**
+ * A raw libc result in the kernel's convention: `r` when `>= 0`, else
+ * `-errno` (read at once, before any other call).
+ *
+ * @example
+ * ```ts
+ * import { libc, sys } from "@ffinet/ffinet/ffi";
+ * sys.result(libc.close(-1)); // -9 (-EBADF)
+ * ```
+ */
+export function result(r: number): number {
+  return r >= 0 ? r : -errnoCell[0]!;
 }

@@ -2,7 +2,8 @@
  * `struct iovec`, `struct msghdr` and `struct cmsghdr` codecs for the 64-bit
  * Linux ABIs ffinet supports (x86_64 and aarch64, both little-endian). Fd
  * passing over Unix sockets with `SCM_RIGHTS` (`sendFds`, `recvFds`) lives in
- * `fd_passing.ts` and is re-exported here.
+ * `fd_passing.ts`, which builds on these codecs (this module imports
+ * neither it nor `syscalls.ts`, so neither import forms a cycle).
  *
  * Layouts (LP64):
  *
@@ -27,7 +28,6 @@
  * @module
  */
 import { libc } from "./libc.ts";
-import { interrupted, result } from "./syscalls.ts";
 import {
   addressOf,
   byteLengthOf,
@@ -35,6 +35,8 @@ import {
   checkFd,
   checkInteger,
   encodeIovec,
+  interrupted,
+  result,
   UINT32_MAX,
 } from "./_view.ts";
 
@@ -593,13 +595,3 @@ export class Msghdr {
 // The calls through these codecs are their own methods: nobody may swap them.
 Object.freeze(IovecArray.prototype);
 Object.freeze(Msghdr.prototype);
-
-export {
-  MIN_CONTROL_SIZE,
-  recvFds,
-  recvFdsOrThrow,
-  type RecvFdsResult,
-  SCM_MAX_FD,
-  sendFds,
-  sendFdsOrThrow,
-} from "./fd_passing.ts";

@@ -6,8 +6,9 @@
  * A key is 80 bytes: a 16-byte name (sent in the clear inside each ticket,
  * to find the key again), a 32-byte HMAC-SHA256 key and a 32-byte AES-256
  * key. The newest key encrypts new tickets; older ones (up to
- * {@linkcode TicketKeyring.keep}) still decrypt, and a ticket decrypted with
- * an older key is renewed.
+ * {@linkcode TicketKeyring.keep}) still decrypt. Every resumed session is
+ * sent a new ticket under the newest key (TLS 1.3 tickets are single-use
+ * for most clients).
  *
  * OpenSSL asks through `SSL_CTX_set_tlsext_ticket_key_evp_cb` during the
  * handshake. The callback writes only inside the buffers OpenSSL documents
@@ -43,6 +44,12 @@ interface TicketKey {
 }
 
 const encoder = new TextEncoder();
+/**
+ * The name of a presented ticket's key, copied out of OpenSSL's
+ * `key_name[16]` (a copy costs far less than a view over C memory, an
+ * external ArrayBuffer made for each call).
+ */
+const presentedName = new Uint8Array(NAME_BYTES);
 
 function addressOf(view: Uint8Array): bigint {
   return Deno.UnsafePointer.value(Deno.UnsafePointer.of(view));
@@ -178,9 +185,13 @@ export class TicketKeyring {
   }
 
   /**
-   * The ticket callback's work for a ticket a client presents: 1 (decrypt
-   * with the current key), 2 (an older key: decrypt, then renew), 0 (an
-   * unknown key: full handshake).
+   * The ticket callback's work for a ticket a client presents: 2 (decrypt,
+   * then send a new ticket) for a known key, 0 (an unknown key: full
+   * handshake). The session is always renewed, as OpenSSL does with its
+   * own keys: TLS 1.3 tickets are single-use for most clients (OpenSSL's,
+   * curl's, browsers'), and a client that keeps only the session of its
+   * last connection would otherwise fall back to a full handshake every
+   * other time.
    */
   decrypt(
     keyName: Deno.PointerObject,
@@ -188,13 +199,14 @@ export class TicketKeyring {
     cipherCtx: Deno.PointerObject,
     macCtx: Deno.PointerObject,
   ): number {
-    const name = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(keyName, NAME_BYTES));
+    const name = presentedName;
+    Deno.UnsafePointerView.copyInto(keyName, name); // NAME_BYTES: name's length
     const index = this.#keys.findIndex((k) => sameName(k.name, name));
     if (index < 0) return 0;
     const key = this.#keys[index]!;
     const { crypto: lib } = openssl();
     if (lib.EVP_MAC_CTX_set_params(macCtx, key.params) !== 1) return 0;
     if (lib.EVP_DecryptInit_ex(cipherCtx, lib.EVP_aes_256_cbc(), null, key.aes, iv) !== 1) return 0;
-    return index === 0 ? 1 : 2;
+    return 2;
   }
 }

@@ -55,7 +55,7 @@
  * @module
  */
 import { libc } from "./libc.ts";
-import { EINTR, errnoCell } from "./errno.ts";
+import { errnoCell } from "./errno.ts";
 import { IOCTL } from "./constants.ts";
 import { IovecArray, Msghdr } from "./msghdr.ts";
 import { EPOLL_EVENT } from "./epoll_event.ts";
@@ -68,7 +68,9 @@ import {
   copyInto,
   elementsOf,
   INT32_MAX,
+  interrupted,
   lengthCell,
+  result,
 } from "./_view.ts";
 
 /** `sizeof(struct itimerspec)`: four 64-bit fields. */
@@ -89,38 +91,7 @@ function sizeArg(n: number): bigint {
   return big;
 }
 
-/**
- * Whether a raw libc result `r` failed with EINTR (read errno at once,
- * before any other call): the one EINTR-retry test, used as
- * `do r = libc.x(...); while (interrupted(r));`.
- *
- * @example
- * ```ts
- * import { interrupted, result } from "./syscalls.ts";
- * import { libc } from "@ffinet/ffinet/ffi";
- * let r: number;
- * do r = libc.dup2(1, 1); while (interrupted(r));
- * result(r); // 1
- * ```
- */
-export function interrupted(r: number): boolean {
-  return r < 0 && errnoCell[0] === EINTR;
-}
-
-/**
- * A raw libc result in the kernel's convention: `r` when `>= 0`, else
- * `-errno` (read at once, before any other call).
- *
- * @example
- * ```ts
- * import { result } from "./syscalls.ts";
- * import { libc } from "@ffinet/ffinet/ffi";
- * result(libc.close(-1)); // -9 (-EBADF)
- * ```
- */
-export function result(r: number): number {
-  return r >= 0 ? r : -errnoCell[0]!;
-}
+export { interrupted, result };
 
 /**
  * `socket(2)`: a new socket fd, or -errno.

@@ -382,6 +382,8 @@ export class HttpConn implements CoreConn, ExchangeOwner {
   /** An `Upgrade` request waits for its response: nothing more is read until then. */
   #upgradePending = false;
   #peerEnded = false;
+  /** The client's last request asked for the close (`Connection: close`, HTTP/1.0). */
+  #clientClose = false;
   /** The client has gone (EOF or closed): request signals abort. */
   #gone = false;
   #ending = false;
@@ -683,6 +685,7 @@ export class HttpConn implements CoreConn, ExchangeOwner {
     if (!head.keepAlive || core.draining) {
       ex.close = true;
       this.#stopReading = true;
+      this.#clientClose = !head.keepAlive;
     }
     this.#queue.push(ex);
     const dispatcher = this.#dispatcher;
@@ -1571,6 +1574,11 @@ export class HttpConn implements CoreConn, ExchangeOwner {
     if (batch.len > this.#base && this.#pumping) return; // the pump flushes, then calls again
     this.#sendOwnPending();
     if (this.#peerEnded || this.#core.draining) {
+      conn.close();
+    } else if (this.#clientClose && this.#parser.idle) {
+      // The client asked for the close and everything it sent was read: it
+      // sends nothing more, so there is nothing to linger for (as nginx's
+      // lingering_close, which lingers only when unread input is left).
       conn.close();
     } else {
       // Half-close: the peer sees the FIN after the last response; what it

@@ -142,6 +142,8 @@ export class ServerCore implements HttpServer {
   #resolveFinished!: () => void;
   #finishing = false;
   #abortHandler: (() => void) | undefined;
+  /** While the drain waits for TLS handshakes: called as each one ends. */
+  #handshakeEnded: (() => void) | undefined;
 
   constructor(options: ResolvedOptions, factory: ConnFactory, notifyReady: boolean) {
     this.options = options;
@@ -243,7 +245,10 @@ export class ServerCore implements HttpServer {
     this.#conns.add(c);
     // HTTPS: a handshake that was under way when the drain began ends here;
     // its first request is answered with `connection: close`.
-    if (this.draining) c.drain();
+    if (this.draining) {
+      c.drain();
+      this.#handshakeEnded?.();
+    }
   }
 
   /**
@@ -326,21 +331,35 @@ export class ServerCore implements HttpServer {
   /**
    * Hold the drain until `listener` has no handshake under way, for at most
    * `drainIdleMs` (the grace an idle kept-alive connection gets): handshakes
-   * still unfinished then are reset.
+   * still unfinished then are reset. Each handshake that ends (it reaches
+   * `#accept`, or fails) checks the count, so the hold ends with the last
+   * one, with no polling.
    */
   #holdHandshakes(listener: TlsListener): void {
     if (listener.stats.inProgress === 0) return;
-    const deadline = this.reactor.now + this.options.drainIdleMs;
+    let done = false;
     const stop = () => {
-      check.cancel();
+      if (done) return;
+      done = true;
+      deadline.cancel();
+      this.#handshakeEnded = undefined;
+      listener.onHandshakeError = previous;
       listener.abortHandshakes();
+      release();
+    };
+    const previous = listener.onHandshakeError;
+    this.#handshakeEnded = () => {
+      if (listener.stats.inProgress === 0) stop();
+    };
+    listener.onHandshakeError = (error, conn) => {
+      try {
+        previous?.(error, conn);
+      } finally {
+        this.#handshakeEnded?.();
+      }
     };
     const release = this.hold(() => {}, stop);
-    const check = this.reactor.setInterval(() => {
-      if (listener.stats.inProgress > 0 && this.reactor.now < deadline) return;
-      stop();
-      release();
-    }, 10);
+    const deadline = this.reactor.setTimeout(stop, this.options.drainIdleMs);
   }
 
   #finish(): void {

@@ -21,6 +21,12 @@
  *   `close()` closes after the flush; `abort()` closes at once with an RST
  *   (`SO_LINGER` 0). A peer's EOF calls `onEnd`, then closes the connection
  *   unless `allowHalfOpen` is set.
+ * - A connection a `Listener` accepted owns its fd alone: its close takes
+ *   it out of the epoll set (Linux drops the registration with the last
+ *   descriptor of a file), without an `EPOLL_CTL_DEL` first. Do not `dup()`
+ *   its fd; to hand the socket to another process, send it with
+ *   `sendFds()` on a `Connection` (which notes it is shared from then on)
+ *   or take it over with `socket.release()`.
  * - Sends use `MSG_NOSIGNAL`: a vanished peer is an `EPIPE` error passed to
  *   `onClose`, never a SIGPIPE.
  * - An idle connection (`idleTimeoutMs`) is closed gracefully (FIN) and
@@ -34,13 +40,13 @@
  */
 import { MSG, SHUT } from "../ffi/constants.ts";
 import { EAGAIN, ErrnoError } from "../ffi/errno.ts";
-import { recvFds, sendFds } from "../ffi/msghdr.ts";
+import { recvFds, sendFds } from "../ffi/fd_passing.ts";
 import type { SocketAddress } from "../ffi/sockaddr.ts";
 import type { Socket } from "../ffi/socket.ts";
 import * as sys from "../ffi/syscalls.ts";
 import { Interest } from "./interest.ts";
 import { deferFlush, type Reactor, reactorControl, writeTurns } from "./reactor.ts";
-import type { Readiness, Registration } from "./poller.ts";
+import { type Readiness, type Registration, registrationControl } from "./poller.ts";
 import type { ProxyInfo } from "./proxy/protocol.ts";
 import type { Timer } from "./timer_queue.ts";
 import { writevChunks } from "../ffi/writev.ts";
@@ -66,6 +72,8 @@ export type ConnectionErrorSink = (error: unknown, conn: Connection) => void;
 /** Module-private hooks between `Connection` and `Listener` (not exported by `mod.ts`). */
 export const connectionControl = {} as {
   setErrorSink(conn: Connection, sink: ConnectionErrorSink | undefined): void;
+  /** The fd came from this process's `accept4` (close-on-exec) and is shared with no one. */
+  setExclusive(conn: Connection): void;
 };
 
 /** Where a connection is in its life. */
@@ -173,9 +181,19 @@ export class Connection implements Disposable {
   #receiveFds: number;
   #errorSink: ConnectionErrorSink | undefined;
 
+  /**
+   * Whether no other descriptor (a dup, a copy sent to another process)
+   * refers to this socket: then closing the fd takes it out of the epoll set,
+   * and no `EPOLL_CTL_DEL` is needed before the close.
+   */
+  #exclusive = false;
+
   static {
     connectionControl.setErrorSink = (conn, sink) => {
       conn.#errorSink = sink;
+    };
+    connectionControl.setExclusive = (conn) => {
+      conn.#exclusive = true;
     };
   }
 
@@ -379,6 +397,12 @@ export class Connection implements Disposable {
     this.#uncork();
     if (this.#out.bytes > 0) {
       throw new Error("Cannot send fds: output is still queued; wait for onDrain");
+    }
+    // A connection whose socket is sent elsewhere is shared from now on: its
+    // close must take it out of the epoll set explicitly.
+    for (const fd of fds) {
+      const owner = this.reactor.registrationOf(fd)?.data;
+      if (owner instanceof Connection) owner.#exclusive = false;
     }
     const n = sendFds(this.#fd, fds, data);
     if (n < 0) throw new ErrnoError("sendmsg", -n);
@@ -720,7 +744,9 @@ export class Connection implements Disposable {
     this.#corkLen = 0;
     this.#releaseCork();
     try {
-      this.#reg.deregister();
+      // An fd nothing else shares leaves the epoll set with its close.
+      if (this.#exclusive && !this.socket.closed) registrationControl.closing(this.#reg);
+      else this.#reg.deregister();
     } finally {
       if (reset) {
         try {

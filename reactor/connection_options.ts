@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { SCM_MAX_FD } from "../ffi/msghdr.ts";
+import { SCM_MAX_FD } from "../ffi/fd_passing.ts";
 import { MAX_TIMER_MS } from "./timer_queue.ts";
 import { booleanOption, finiteOption, integerOption } from "../ffi/validate.ts";
 

@@ -54,6 +54,16 @@ export interface ListenerStats {
 
 const CREATED_PATHS = new Set<string>();
 
+/** Set `TCP_NODELAY` on a listening socket; false when it refuses. */
+function setNoDelay(socket: Socket): boolean {
+  try {
+    socket.setOption("noDelay", true);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A listening socket on a reactor. `using listener = …` closes it.
  *
@@ -84,7 +94,6 @@ export class Listener implements Disposable {
   /** Counters. */
   readonly stats: ListenerStats = { accepted: 0, shed: 0, pauses: 0 };
   readonly #reg: Registration<Listener>;
-  readonly #isTcp: boolean;
   readonly #noDelay: boolean;
   readonly #connOptions: ConnectionOptions;
   readonly #retryMs: number;
@@ -111,9 +120,12 @@ export class Listener implements Disposable {
     this.socket = socket;
     this.onConnection = onConnection;
     this.onError = checked.onError;
-    this.#isTcp = isTcp;
     this.#unixPath = unixPath;
-    this.#noDelay = checked.noDelay;
+    // TCP_NODELAY is set once, on the listening socket: Linux copies it to
+    // every socket accept() returns (one setsockopt per listener instead of
+    // one per connection). Should the listening socket refuse it, each
+    // accepted socket gets it instead.
+    this.#noDelay = isTcp && checked.noDelay && !setNoDelay(socket);
     this.#connOptions = checked.connection;
     this.#retryMs = checked.emfileRetryMs;
     this.#idleFd = openIdleFd();
@@ -310,7 +322,7 @@ export class Listener implements Disposable {
     if (this.#gate !== undefined && proxy === undefined) return; // untrusted: refused and closed
     let conn: Connection;
     try {
-      if (this.#isTcp && this.#noDelay) socket.setOption("noDelay", true);
+      if (this.#noDelay) socket.setOption("noDelay", true);
       conn = new Connection(this.reactor, socket, this.#connOptions);
     } catch (e) {
       socket.close();
@@ -318,6 +330,7 @@ export class Listener implements Disposable {
       return;
     }
     connectionControl.setErrorSink(conn, this.#sink);
+    connectionControl.setExclusive(conn);
     if (proxy !== undefined) this.#gate!.admit(conn, proxy, (c) => this.#handOver(c));
     else this.#handOver(conn);
   }

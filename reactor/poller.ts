@@ -415,6 +415,7 @@ export const registrationControl = {} as {
   attach(reg: AnyRegistration): void;
   fired(reg: AnyRegistration): void;
   markStale(reg: AnyRegistration, reason: string): void;
+  closing(reg: AnyRegistration): void;
 };
 
 /**
@@ -504,6 +505,19 @@ export class Registration<T = unknown> implements Disposable {
     registrationControl.markStale = (reg, reason) => {
       reg.#staleReason = reason;
       reg.#state = "deleted";
+    };
+    // Deregister an fd its owner closes next and that no other descriptor
+    // shares: close() takes it out of the epoll set (the kernel removes an
+    // epitem when the last reference to its file goes), so no EPOLL_CTL_DEL.
+    registrationControl.closing = (reg) => {
+      if (!reg.#registered) return;
+      reg.#registered = false;
+      reg.#state = "deleted";
+      reg.#armed = false;
+      reg.#hooks.release(reg);
+      if (reg.#staleReason !== undefined) {
+        throw new Error(`Cannot deregister fd ${reg.fd}: ${reg.#staleReason}`);
+      }
     };
   }
 

@@ -13,7 +13,7 @@ import { PidFile } from "../daemon/pidfile.ts";
 import { Logger } from "../daemon/syslog.ts";
 import { ErrnoError } from "../ffi/errno.ts";
 import { closeFd, listOpenFds, pipe } from "../ffi/fd.ts";
-import { recvFds, sendFds } from "../ffi/msghdr.ts";
+import { recvFds, sendFds } from "../ffi/fd_passing.ts";
 import type { InetAddress } from "../ffi/sockaddr.ts";
 import { Socket } from "../ffi/socket.ts";
 import * as sys from "../ffi/syscalls.ts";

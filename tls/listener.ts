@@ -66,6 +66,11 @@ export interface TlsListenerStats {
   timedOut: number;
   /** Handshakes under way now. */
   inProgress: number;
+  /**
+   * Connections closed after their handshake because the peer sent a
+   * record OpenSSL rejected (a bad MAC, a malformed or oversized record).
+   */
+  badRecords: number;
 }
 
 /**
@@ -98,6 +103,15 @@ export class TlsListener implements Disposable {
   onConnection: (conn: TlsConnection) => void;
   /** Called with every failed handshake (optional: they are counted in `stats` anyway). */
   onHandshakeError: ((error: Error, conn: TlsConnection) => void) | undefined;
+  /**
+   * Called when a peer's record is rejected after the handshake (the
+   * alert has been sent and the connection is closing). Unset, the error
+   * goes to the listener's `onError`, else it is logged with
+   * `console.error` ("ffinet tls: Cannot read TLS data: the peer … sent a
+   * bad record (the alert was sent): error:0A000119:SSL routines::
+   * decryption failed or bad record mac").
+   */
+  onBadRecord: ((error: Error, conn: TlsConnection) => void) | undefined;
   /** Counters. */
   readonly stats: TlsListenerStats = {
     handshakes: 0,
@@ -105,6 +119,7 @@ export class TlsListener implements Disposable {
     failedHandshakes: 0,
     timedOut: 0,
     inProgress: 0,
+    badRecords: 0,
   };
   #contexts: ServerContexts;
   /** The TLS options in use (a copy), re-read when `certFile`/`keyFile` change. */
@@ -125,6 +140,7 @@ export class TlsListener implements Disposable {
     secure: (conn) => this.#secure(conn),
     failed: (conn, error) => this.#failed(conn, error),
     report: (error, conn) => this.#report(error, conn),
+    badRecord: (conn, error) => this.#badRecord(conn, error),
   };
 
   private constructor(
@@ -405,6 +421,18 @@ export class TlsListener implements Disposable {
     if (error instanceof Deno.errors.TimedOut) this.stats.timedOut++;
     try {
       this.onHandshakeError?.(error, conn);
+    } catch (e) {
+      this.#report(e);
+    }
+  }
+
+  #badRecord(conn: TlsConnection, error: Error): void {
+    this.stats.badRecords++;
+    try {
+      const onError = this.listener.onError;
+      if (this.onBadRecord !== undefined) this.onBadRecord(error, conn);
+      else if (onError !== undefined) onError(error, conn.transport);
+      else console.error(`ffinet tls: ${error.message}`);
     } catch (e) {
       this.#report(e);
     }

@@ -22,6 +22,10 @@
  *   freed when the `Connection` closes, after the shutdown: a session
  *   freed without one could not be resumed.
  * - The peer's close_notify (or a TCP EOF) calls `onEnd`.
+ * - A record OpenSSL rejects after the handshake (a bad MAC, a malformed
+ *   or oversized record) sends the fatal alert OpenSSL chose
+ *   (`bad_record_mac`, `record_overflow`, `decode_error` …), then closes;
+ *   `onClose` gets an `OpenSslError` with OpenSSL's text.
  * - A handler that throws closes the connection (reset) and its error goes
  *   where the `Connection`'s would (the listener's `onError`, else the
  *   reactor's).
@@ -29,8 +33,9 @@
  * @module
  */
 import { type Ssl, SSL_READ_CLOSED } from "../ffi/openssl_ssl.ts";
+import { OpenSslError } from "../ffi/openssl_error.ts";
 import { kernelTlsSupport } from "../ffi/ktls.ts";
-import type { SocketAddress } from "../ffi/sockaddr.ts";
+import { formatAddress, type SocketAddress } from "../ffi/sockaddr.ts";
 import type { Socket } from "../ffi/socket.ts";
 import type { Connection } from "../reactor/connection.ts";
 import type { ProxyInfo } from "../reactor/proxy/protocol.ts";
@@ -93,6 +98,20 @@ export interface TlsInfo {
   ktls: { available: boolean; tx: boolean; rx: boolean };
 }
 
+/** `ERR_LIB_SSL`, and `SSL_AD_REASON_OFFSET`: reasons 1000 + n are the alert n received from the peer. */
+const ERR_LIB_SSL = 20;
+const SSL_AD_REASON_OFFSET = 1000;
+
+/** Whether OpenSSL's error text ("error:0A000410:SSL routines::…") reports an alert the peer sent. */
+function isReceivedAlert(text: string): boolean {
+  const m = /^error:([0-9A-Fa-f]{8}):/.exec(text);
+  if (m === null) return false;
+  const code = parseInt(m[1]!, 16);
+  const reason = code & 0x7fffff;
+  return code >>> 23 === ERR_LIB_SSL && reason >= SSL_AD_REASON_OFFSET &&
+    reason < SSL_AD_REASON_OFFSET + 256;
+}
+
 /** `info.ktls`, one frozen object per process (the kernel is asked once). */
 let ktlsInfo: TlsInfo["ktls"] | undefined;
 function kernelTls(): TlsInfo["ktls"] {
@@ -114,6 +133,13 @@ export interface HandshakeHooks {
   failed(conn: TlsConnection, error: Error): void;
   /** A handler threw outside the transport's own dispatch (the connection was reset). */
   report(error: unknown, conn: TlsConnection): void;
+  /**
+   * After the handshake, the peer sent a record OpenSSL rejected (a bad
+   * MAC, a malformed or oversized record). The fatal alert OpenSSL chose
+   * has been sent and the connection is closing; `error` carries
+   * OpenSSL's text.
+   */
+  badRecord?(conn: TlsConnection, error: OpenSslError): void;
 }
 
 /**
@@ -426,7 +452,13 @@ export class TlsConnection implements Disposable {
         this.transport.pause();
         return;
       }
-      const n = ssl.read(plainBuf, PLAIN_BUFFER_SIZE);
+      let n;
+      try {
+        n = ssl.read(plainBuf, PLAIN_BUFFER_SIZE);
+      } catch (error) {
+        this.#badRecord(error);
+        return;
+      }
       this.#outputPending = true; // reading can answer (an alert, a key update)
       if (n > 0) {
         const handler = this.#onData;
@@ -445,6 +477,38 @@ export class TlsConnection implements Disposable {
       if (n === SSL_READ_CLOSED) this.#peerEnded();
       return;
     }
+  }
+
+  /**
+   * `SSL_read` failed on the peer's bytes: OpenSSL has put the fatal alert
+   * that names the fault in the output BIO. Send it, then close (the
+   * transport flushes it first; no close_notify follows a fatal alert).
+   * A fatal alert the peer sent (it gave up, say on a refused
+   * renegotiation) closes the same way, with nothing to send back; it is
+   * not a bad record.
+   */
+  #badRecord(cause: unknown): void {
+    const ssl = this.#ssl;
+    const alertSent = !ssl.freed && ssl.pendingOutput > 0;
+    this.#flush();
+    let from = "";
+    try {
+      from = ` from ${formatAddress(this.transport.remoteAddress())}`;
+    } catch { /* the address is gone with the socket */ }
+    const errors = cause instanceof OpenSslError ? cause.errors : [String(cause)];
+    const received = errors.some(isReceivedAlert);
+    const error = new OpenSslError(
+      "read TLS data",
+      errors,
+      received
+        ? `the peer${from} ended the connection with a fatal alert`
+        : `the peer${from} sent a bad record${alertSent ? " (the alert was sent)" : ""}`,
+    );
+    this.#error = error;
+    if (this.#state === "closed") return;
+    this.#state = "closing";
+    this.transport.close();
+    if (!received) this.#hooks.badRecord?.(this, error);
   }
 
   /** The peer sent close_notify, or its TCP EOF came. */

@@ -216,19 +216,26 @@ type Target =
   | { kind: "refused"; message: string }
   | { kind: "control"; pid: number; socket: string };
 
-/** Find the supervisor a pid file names, checking it is really ours. */
-async function locate(path: string, action: string): Promise<Target> {
-  // During an upgrade the new supervisor renames its pid file and control
-  // socket over the old ones, one after the other: a mismatch seen in
-  // between is looked at again.
-  for (let attempt = 0;; attempt++) {
-    const t = await locateOnce(path, action);
-    if (t.kind !== "refused" || !t.message.includes("belongs to pid") || attempt >= 20) return t;
-    await new Promise((r) => setTimeout(r, 25));
+/**
+ * Whether the pid file, read again after a reply, names the pid that
+ * replied (and is held). During an upgrade the old supervisor stops
+ * answering on the control socket before the new one renames its pid file
+ * over the old one, and the new one answers only after that: so a reply
+ * from a pid other than the one read before comes from a hand-over that
+ * happened in between, and the pid file names it now. A planted pid file
+ * still names the planted pid.
+ */
+function namesNow(path: string, pid: number): boolean {
+  try {
+    const st = readPidFile(path);
+    return st.running && st.pid === pid;
+  } catch {
+    return false;
   }
 }
 
-async function locateOnce(path: string, action: string): Promise<Target> {
+/** Find the supervisor a pid file names, checking it is really ours. */
+async function locate(path: string, action: string): Promise<Target> {
   const st = readPidFileOrRefuse(path);
   if (typeof st === "string") return { kind: "refused", message: st };
   if (!st.exists) return { kind: "absent", message: `not running (no pid file ${path})`, code: 3 };
@@ -253,14 +260,14 @@ async function locateOnce(path: string, action: string): Promise<Target> {
         `(no signal is sent to a pid that cannot be verified as an ffinet supervisor)`,
     };
   }
-  if (reply.pid !== st.pid) {
+  if (reply.pid !== st.pid && !namesNow(path, reply.pid)) {
     return {
       kind: "refused",
       message: `Cannot ${action}: the pid file ${path} names pid ${st.pid} but the control ` +
         `socket ${socket} belongs to pid ${reply.pid} (refusing to act)`,
     };
   }
-  return { kind: "control", pid: st.pid, socket };
+  return { kind: "control", pid: reply.pid, socket };
 }
 
 /**
@@ -511,36 +518,31 @@ export async function runCommand(o: ServeOptions): Promise<number> {
   const name: CommandName = o.command;
   const c: Command = COMMANDS.find((row) => row.name === name)!;
   const path = clientPidfile(o);
-  // During an upgrade the new supervisor's pid file can show up a moment
-  // before it answers on the control socket: `status` (read only) asks again.
-  for (let tries = 0;; tries++) {
-    const t = await locate(path, c.action);
-    if (t.kind === "refused") {
-      console.error(`ffinet serve: ${t.message}`);
-      return c.failCode;
-    }
-    if (t.kind === "absent") return c.absent(o, path, t.message, t.code);
-    const exitWaitMs = c.waitsForExit ? o.timeoutMs ?? await derivedTimeout(t.socket, "stop") : 0;
-    let reply: ControlReply;
-    try {
-      reply = await controlRequest(t.socket, name, { timeoutMs: await c.timeoutMs(o, t.socket) });
-      if (!reply.ok) throw new Error(reply.error ?? "refused");
-      if (reply.pid !== t.pid) {
-        if (name === "status" && tries < 40) {
-          await new Promise((r) => setTimeout(r, 50));
-          continue;
-        }
-        throw new Error(`the control socket now answers for pid ${reply.pid}`);
-      }
-    } catch (e) {
-      console.error(
-        `ffinet serve: Cannot ${c.action} pid ${t.pid}: ${(e as Error).message}` +
-          (c.failNote?.(t.pid) ?? ""),
-      );
-      return c.failCode;
-    }
-    return await c.done(o, path, t.pid, reply, exitWaitMs);
+  const t = await locate(path, c.action);
+  if (t.kind === "refused") {
+    console.error(`ffinet serve: ${t.message}`);
+    return c.failCode;
   }
+  if (t.kind === "absent") return c.absent(o, path, t.message, t.code);
+  const exitWaitMs = c.waitsForExit ? o.timeoutMs ?? await derivedTimeout(t.socket, "stop") : 0;
+  let reply: ControlReply;
+  try {
+    reply = await controlRequest(t.socket, name, { timeoutMs: await c.timeoutMs(o, t.socket) });
+    if (!reply.ok) throw new Error(reply.error ?? "refused");
+    // A hand-over between the check and the request: `status` (read only)
+    // shows the new supervisor once the pid file names it; a command that
+    // acts is not repeated on a process it did not check.
+    if (reply.pid !== t.pid && !(name === "status" && namesNow(path, reply.pid))) {
+      throw new Error(`the control socket now answers for pid ${reply.pid}`);
+    }
+  } catch (e) {
+    console.error(
+      `ffinet serve: Cannot ${c.action} pid ${t.pid}: ${(e as Error).message}` +
+        (c.failNote?.(t.pid) ?? ""),
+    );
+    return c.failCode;
+  }
+  return await c.done(o, path, reply.pid, reply, exitWaitMs);
 }
 
 /**

@@ -52,12 +52,18 @@ import {
   notifyReady,
   resetSignalMask,
 } from "../detach.ts";
-import { controlSocketPath, defaultPidfilePath, PidFile } from "../pidfile.ts";
+import { controlSocketPath, defaultPidfilePath, PidFile, readPidFile } from "../pidfile.ts";
 import { listenFds, notify } from "../sd_notify.ts";
 import { Supervisor } from "../supervisor/supervisor.ts";
 import type { SupervisorStatus } from "../supervisor/types.ts";
 import { createLogger, type Logger } from "../syslog.ts";
-import { CONTROL_FD_NAME, startSuccessor, UPGRADE_ENV } from "../supervisor/upgrade.ts";
+import {
+  awaitHandOver,
+  CONTROL_FD_NAME,
+  HANDOVER_FD_NAME,
+  startSuccessor,
+  UPGRADE_ENV,
+} from "../supervisor/upgrade.ts";
 
 /**
  * The app `serve` runs without an APP argument: `daemon/cli/default_app.ts`.
@@ -250,22 +256,53 @@ function takeEnv(name: string): string | undefined {
 }
 
 /**
- * In a successor: the control socket among the inherited sockets (the last
- * one, named `ffinet-control`), taken out of `LISTEN_FDS` so that the
- * workers get only the listening sockets.
+ * In a successor: the control socket and the hand-over pipe among the
+ * inherited fds (the last two, named `ffinet-control` and
+ * `ffinet-handover`; a supervisor of an older version passes no pipe),
+ * taken out of `LISTEN_FDS` so that the workers get only the listening
+ * sockets.
  */
-function takeControlFd(): number {
+function takeControlFds(): { control: number; handOver: number | null } {
   const fds = listenFds({ unsetEnvironment: false });
-  const last = fds.at(-1);
+  const handOver = fds.at(-1)?.name === HANDOVER_FD_NAME ? fds.pop()!.fd : null;
+  const last = fds.pop();
   if (last === undefined || last.name !== CONTROL_FD_NAME) {
     throw new Error(
       `Cannot take over: no inherited control socket (LISTEN_FDNAMES has no ${CONTROL_FD_NAME})`,
     );
   }
-  const rest = fds.slice(0, -1);
-  Deno.env.set("LISTEN_FDS", String(rest.length));
-  Deno.env.set("LISTEN_FDNAMES", rest.map((f) => f.name).join(":"));
-  return last.fd;
+  Deno.env.set("LISTEN_FDS", String(fds.length));
+  Deno.env.set("LISTEN_FDNAMES", fds.map((f) => f.name).join(":"));
+  return { control: last.fd, handOver };
+}
+
+/** How long a successor waits for the old supervisor to yield the control socket. */
+const HANDOVER_TIMEOUT_MS = 15_000;
+
+/**
+ * The upgrade failed: serve the control socket again (if it was yielded)
+ * and, if the failed successor had already renamed its pid file over
+ * `path`, write ours again. Returns the pid file to hold from now on.
+ */
+function reclaim(
+  ctl: ControlServer,
+  path: string,
+  held: PidFile | null,
+  log: Logger,
+): PidFile | null {
+  ctl.resumeAccepting();
+  try {
+    if (readPidFile(path).pid === Deno.pid) return held;
+  } catch { /* unreadable: write it again below */ }
+  // Our old file is no longer at the path: drop its lock (release leaves a
+  // path that names another pid alone), then put a new one there.
+  held?.release();
+  try {
+    return PidFile.takeOver(path);
+  } catch (e) {
+    log.error(`Cannot write the pid file again: ${(e as Error).message}`);
+    return null;
+  }
 }
 
 async function serve(o: ServeOptions): Promise<number> {
@@ -282,7 +319,7 @@ async function serve(o: ServeOptions): Promise<number> {
   };
   const app = o.app ?? DEFAULT_APP;
   let pidfilePath: string | null = o.pidfile;
-  let controlFd: number | null = null;
+  let inherited: { control: number; handOver: number | null } | null = null;
   try {
     checkApp(app); // before chdir("/") cannot matter: paths are absolute already
     if (daemon) enterDaemon({ umask: o.umask ?? 0o022 });
@@ -290,7 +327,7 @@ async function serve(o: ServeOptions): Promise<number> {
     if (pidfilePath === null && daemon) pidfilePath = defaultPidfilePath();
     if (upgradeFrom !== undefined) {
       if (pidfilePath === null) throw new Error("Cannot take over: no --pidfile to take over");
-      controlFd = takeControlFd();
+      inherited = takeControlFds();
     }
   } catch (e) {
     return fail(null, e);
@@ -352,6 +389,8 @@ async function serve(o: ServeOptions): Promise<number> {
     }
     const reporter = new StatusReporter(sup, output, o.app ?? "default", o);
     let upgrading: Promise<number> | null = null;
+    /** Failures upgrade() has logged already (a refusal before it starts is not). */
+    const upgradeLogged = new WeakSet<Error>();
     const upgrade = (): Promise<number> => {
       if (upgrading !== null) {
         return Promise.reject(new Error("an upgrade is already in progress"));
@@ -368,6 +407,9 @@ async function serve(o: ServeOptions): Promise<number> {
       const ctl = control;
       const path = pidfilePath;
       upgrading = (async () => {
+        // The new supervisor answers on the control socket only once this
+        // one has stopped accepting on it (ctl.stopAccepting), so a status
+        // never names this pid after the pid file names the new one.
         log.info(`upgrade: starting a new supervisor from ${Deno.mainModule}`);
         const env = Deno.env.toObject();
         env[UPGRADE_ENV] = String(Deno.pid);
@@ -376,7 +418,8 @@ async function serve(o: ServeOptions): Promise<number> {
         const { pid } = await startSuccessor({
           command: Deno.execPath(),
           args: ["run", ...DAEMON_PERMISSIONS, Deno.mainModule, ...daemonArgs(o, path)],
-          sockets: [...sockets, { fd: ctl.fd, name: CONTROL_FD_NAME }],
+          sockets,
+          control: ctl,
           env,
           timeoutMs: 2 * o.startTimeoutMs + 15_000,
           setsid: daemon,
@@ -388,7 +431,7 @@ async function serve(o: ServeOptions): Promise<number> {
             notify({ MAINPID: String(pid), READY: "1" }, { socket: outerSocket });
           } catch { /* no manager listening */ }
         }
-        ctl.releasePath();
+        ctl.handedOver();
         log.info(`upgrade: pid ${pid} took over; the old workers drain`);
         // Reply first (the client waits on this socket), then hand over.
         setTimeout(() => {
@@ -397,9 +440,12 @@ async function serve(o: ServeOptions): Promise<number> {
         return pid;
       })().catch((e) => {
         upgrading = null;
+        pidFile = reclaim(ctl, path, pidFile, log);
         const message = e instanceof Error ? e.message : String(e);
         log.error(`${message}; this supervisor (pid ${Deno.pid}) stays in charge`);
-        throw new Error(message.replace(/^Cannot upgrade: /, ""));
+        const refusal = new Error(message.replace(/^Cannot upgrade: /, ""));
+        upgradeLogged.add(refusal);
+        throw refusal;
       });
       return upgrading;
     };
@@ -419,6 +465,14 @@ async function serve(o: ServeOptions): Promise<number> {
         return fail(log, e);
       }
     }
+    // Listen for SIGUSR2 before the workers start: the manager hears READY=1
+    // from sup.start(), and a SIGUSR2 sent right after it must not be lost.
+    onUpgradeSignal = () => {
+      upgrade().catch((e) => {
+        if (!upgradeLogged.has(e)) log.error(`upgrade: Cannot upgrade: ${(e as Error).message}`);
+      });
+    };
+    Deno.addSignalListener("SIGUSR2", onUpgradeSignal);
     try {
       await sup.start();
     } catch (e) {
@@ -431,12 +485,15 @@ async function serve(o: ServeOptions): Promise<number> {
       return fail(log, e);
     }
     if (upgradeFrom !== undefined) {
-      // Every worker is ready: take the pid file and the control socket over.
+      // Every worker is ready: once the old supervisor has stopped accepting
+      // on the control socket, take the pid file and the socket over.
       try {
+        const { control: controlFd, handOver } = inherited!;
+        if (handOver !== null) await awaitHandOver(handOver, HANDOVER_TIMEOUT_MS);
         pidFile = PidFile.takeOver(pidfilePath!);
         control = ControlServer.listen({
           path: controlSocketPath(pidfilePath!),
-          fd: controlFd!,
+          fd: controlFd,
           handlers,
         });
       } catch (e) {
@@ -459,10 +516,6 @@ async function serve(o: ServeOptions): Promise<number> {
         } catch { /* no manager listening */ }
       }
     }
-    onUpgradeSignal = () => {
-      upgrade().catch(() => {}); // logged by upgrade()
-    };
-    Deno.addSignalListener("SIGUSR2", onUpgradeSignal);
     await sup.finished;
     if (handedOverTo !== null) log.info(`upgrade: handed over to pid ${handedOverTo}; exiting`);
     return 0;

@@ -72,6 +72,40 @@ function encodeText(text: string): number {
   return n;
 }
 
+/**
+ * While a session parses a chunk of input (with nothing queued on its
+ * connection), the frames it sends are gathered here and handed to the
+ * connection once the chunk is parsed: one `send` for a batch of messages
+ * (16 echoes in flight cost one write, not one per frame plus a corked
+ * flush). One batch for this thread: parsing is never nested.
+ */
+const BATCH = 16 * 1024;
+const batchBuf = new Uint8Array(BATCH);
+let batchLen = 0;
+// deno-lint-ignore no-explicit-any
+let batchOwner: Session<any> | undefined;
+/** Per frame in the batch: where it ends, and its application bytes. */
+const batchEnds: number[] = [];
+const batchPayloads: number[] = [];
+let batchApp = 0;
+/** Views of the batch's first `n` bytes for small `n`, made at first use (no view per write). */
+const BATCH_VIEWS = 2048;
+const batchViews: Uint8Array[] = [];
+
+/**
+ * Whether `chunk` is exactly one client frame by the header it starts with
+ * (the usual chunk of a request-response exchange): its answer goes to the
+ * connection directly, with nothing to gather. A guess only decides the
+ * way, never the bytes: a chunk that starts mid-frame is parsed the same.
+ */
+function oneFrame(chunk: Uint8Array): boolean {
+  const n = chunk.length;
+  if (n < 6) return true;
+  const len7 = chunk[1]! & 0x7f;
+  if (len7 < 126) return n === 6 + len7;
+  return len7 === 126 && n === 8 + ((chunk[2]! << 8) | chunk[3]!);
+}
+
 /** The session of each connection taken over (see `Session.start`). */
 const sessions = new WeakMap<RawConnection, Session>();
 
@@ -180,7 +214,55 @@ export class Session<O = unknown> implements FrameEvents {
     const session = sessions.get(conn);
     if (session === undefined) return;
     session.heard = true;
-    session.#parser.push(data);
+    if (batchOwner !== undefined || conn.writableLength > 0 || oneFrame(data)) {
+      session.#parser.push(data);
+      return;
+    }
+    batchOwner = session;
+    try {
+      session.#parser.push(data);
+    } finally {
+      batchOwner = undefined;
+      session.#flushBatch();
+    }
+  }
+
+  /** Hand the batch to the connection, accounting for each frame (as `#put`). */
+  #flushBatch(): void {
+    const len = batchLen;
+    if (len === 0) return;
+    batchLen = 0;
+    const conn = this.#conn;
+    if (conn.state === "open") {
+      const below = conn.write(
+        len < BATCH_VIEWS
+          ? batchViews[len] ??= batchBuf.subarray(0, len)
+          : batchBuf.subarray(0, len),
+      );
+      const base = this.#written;
+      this.#written += len;
+      if (conn.writableLength > 0) {
+        const ends = this.#frameEnds ??= [];
+        const payloads = this.#framePayloads ??= [];
+        for (let k = 0; k < batchEnds.length; k++) {
+          ends.push(base + batchEnds[k]!);
+          payloads.push(batchPayloads[k]!);
+        }
+        this.#pendingPayload += batchApp;
+        if (!below && !this.#pausedForOutput) {
+          this.#pausedForOutput = true;
+          conn.pause();
+        }
+      }
+    }
+    batchEnds.length = 0;
+    batchPayloads.length = 0;
+    batchApp = 0;
+  }
+
+  /** Bytes queued on the connection or waiting in this session's batch. */
+  #queued(): number {
+    return this.#conn.writableLength + (batchOwner === this ? batchLen : 0);
   }
 
   static #onEnd(conn: RawConnection): void {
@@ -210,13 +292,14 @@ export class Session<O = unknown> implements FrameEvents {
   /** Bytes of application data queued and not yet handed to the kernel. */
   get bufferedAmount(): number {
     this.#trimBuffered();
+    const batched = batchOwner === this ? batchApp : 0;
     const ends = this.#frameEnds;
-    if (ends === undefined || ends.length === 0) return 0;
+    if (ends === undefined || ends.length === 0) return batched;
     // The first frame may be partly sent: only its unsent payload counts.
     const accepted = this.#written - this.#conn.writableLength;
     const unsentOfFirst = ends[0]! - accepted;
     const firstPayload = this.#framePayloads![0]!;
-    return this.#pendingPayload - firstPayload + Math.min(firstPayload, unsentOfFirst);
+    return this.#pendingPayload - firstPayload + Math.min(firstPayload, unsentOfFirst) + batched;
   }
 
   #trimBuffered(): void {
@@ -275,6 +358,27 @@ export class Session<O = unknown> implements FrameEvents {
     return this.#writeFrame(opcode, payload, appBytes, rsv1);
   }
 
+  /**
+   * Send one published message whose frame was built once for every
+   * subscriber: `frame` (FIN, no RSV1, its last `appBytes` bytes the
+   * payload; only read during the call, never kept) goes to the connection
+   * as it is, with `send`'s results. A session that compresses frames
+   * `message` itself; past the backpressure limit the payload takes
+   * `send`'s path (fragments, then the limit's close).
+   */
+  sendFrame(frame: Uint8Array, appBytes: number, message: string | Uint8Array): number {
+    if (this.state !== OPEN) return -1;
+    if (this.#deflate !== undefined) return this.send(message);
+    const conn = this.#conn;
+    if (conn.state !== "open") return -1;
+    const size = frame.length;
+    if (this.#queued() + size > this.#limits.maxBufferedAmount) {
+      return this.#writeFrame(frame[0]! & 0x0f, frame.subarray(size - appBytes), appBytes, false);
+    }
+    this.lastFrameBytes = size;
+    return this.#put(frame, appBytes) ? 0 : 1;
+  }
+
   /** Send a ping (a keep-alive probe). */
   ping(payload: Uint8Array = EMPTY): void {
     if (this.state === OPEN) this.#writeFrame(Opcode.Ping, payload, 0, false);
@@ -303,7 +407,7 @@ export class Session<O = unknown> implements FrameEvents {
     const conn = this.#conn;
     if (conn.state !== "open") return -1;
     const length = payload.length;
-    const queued = conn.writableLength;
+    const queued = this.#queued();
     const limit = this.#limits.maxBufferedAmount;
     if (queued + length + frameHeaderLength(length) > limit) {
       if (opcode < 8) return this.#writeFragments(opcode, payload, appBytes, rsv1);
@@ -328,7 +432,7 @@ export class Session<O = unknown> implements FrameEvents {
   #writeOut(opcode: number, length: number, appBytes: number, rsv1: boolean): number {
     const conn = this.#conn;
     if (conn.state !== "open") return -1;
-    const queued = conn.writableLength;
+    const queued = this.#queued();
     const size = length + frameHeaderLength(length);
     if (queued + size > this.#limits.maxBufferedAmount) {
       if (opcode < 8) {
@@ -365,7 +469,7 @@ export class Session<O = unknown> implements FrameEvents {
       const n = Math.min(step, length - offset);
       const end = offset + n;
       const size = n + frameHeaderLength(n);
-      if (conn.writableLength + size > limit) return this.#overLimit();
+      if (this.#queued() + size > limit) return this.#overLimit();
       out.set(payload.subarray(offset, end), HEAD_ROOM);
       const start = writeFrameHeader(
         out,
@@ -400,6 +504,20 @@ export class Session<O = unknown> implements FrameEvents {
    * is below that mark.
    */
   #put(frame: Uint8Array, appBytes: number): boolean {
+    if (batchOwner === this) {
+      const n = frame.length;
+      // At most half the backpressure limit waits here (fragments of a
+      // large message are checked against the limit with the batch counted).
+      if (batchLen + n <= Math.min(BATCH, this.#limits.maxBufferedAmount >>> 1)) {
+        batchBuf.set(frame, batchLen);
+        batchLen += n;
+        batchEnds.push(batchLen);
+        batchPayloads.push(appBytes);
+        batchApp += appBytes;
+        return true;
+      }
+      this.#flushBatch();
+    }
     const conn = this.#conn;
     const below = conn.write(frame);
     this.#written += frame.length;
@@ -427,6 +545,7 @@ export class Session<O = unknown> implements FrameEvents {
   }
 
   #sendClose(code: number | undefined, reason: string): void {
+    if (batchOwner === this) this.#flushBatch();
     const conn = this.#conn;
     this.#closeSent = true;
     if (conn.state === "open") {
@@ -462,6 +581,7 @@ export class Session<O = unknown> implements FrameEvents {
    * timeout resets it.
    */
   #peerClosed(code: number, reason: string): void {
+    if (batchOwner === this) this.#flushBatch();
     this.#closeReceived = true;
     this.#clean = true;
     this.#code = code;
@@ -494,6 +614,7 @@ export class Session<O = unknown> implements FrameEvents {
     this.#code = code;
     this.#reason = reason;
     this.state = CLOSING;
+    if (batchOwner === this) this.#flushBatch();
     if (!this.#closeSent) {
       this.#closeSent = true;
       const conn = this.#conn;

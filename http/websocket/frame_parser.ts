@@ -153,6 +153,8 @@ const fatalDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const SMALL_TEXT = 256;
 /** `scratch.subarray(0, n)` for each `n` up to `SMALL_TEXT`, made at first use. */
 const smallViews: Uint8Array[] = [];
+/** An array of `n` character codes for each `n` up to `SMALL_TEXT`, made at first use. */
+const smallCodes: number[][] = [];
 
 /** `bytes` as text, or null when they are not UTF-8. */
 function decodeText(bytes: Uint8Array): string | null {
@@ -481,33 +483,38 @@ export class FrameParser {
    */
   #smallText(chunk: Uint8Array, i: number, take: number): string | null {
     const m0 = this.#m0, m1 = this.#m1, m2 = this.#m2, m3 = this.#m3;
+    // Character codes go to a plain array: `String.fromCharCode.apply` reads
+    // one about twice as fast as a typed array.
+    const codes = smallCodes[take] ??= Array.from({ length: take }, () => 0);
     let high = 0;
     let k = 0;
     if (this.#masked) {
       for (; k + 3 < take; k += 4) {
         const a = chunk[i + k]! ^ m0, b = chunk[i + k + 1]! ^ m1;
         const c = chunk[i + k + 2]! ^ m2, d = chunk[i + k + 3]! ^ m3;
-        scratch[k] = a;
-        scratch[k + 1] = b;
-        scratch[k + 2] = c;
-        scratch[k + 3] = d;
+        codes[k] = a;
+        codes[k + 1] = b;
+        codes[k + 2] = c;
+        codes[k + 3] = d;
         high |= a | b | c | d;
       }
       for (; k < take; k++) {
         const r = k & 3;
         const v = chunk[i + k]! ^ (r === 0 ? m0 : r === 1 ? m1 : r === 2 ? m2 : m3);
-        scratch[k] = v;
+        codes[k] = v;
         high |= v;
       }
     } else {
       for (; k < take; k++) {
         const v = chunk[i + k]!;
-        scratch[k] = v;
+        codes[k] = v;
         high |= v;
       }
     }
+    if (high < 0x80) return String.fromCharCode.apply(null, codes);
+    // Not ASCII: the bytes, for the UTF-8 decoder.
+    for (k = 0; k < take; k++) scratch[k] = codes[k]!;
     const view = smallViews[take] ??= scratch.subarray(0, take);
-    if (high < 0x80) return String.fromCharCode.apply(null, view as unknown as number[]);
     try {
       return fatalDecoder.decode(view);
     } catch {
@@ -621,9 +628,7 @@ export class FrameParser {
     }
     let reason: string;
     try {
-      reason = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(
-        payload.subarray(2),
-      );
+      reason = fatalDecoder.decode(payload.subarray(2));
     } catch {
       this.#fail(1007, "a close reason is not valid UTF-8");
       return;

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { writeTurns } from "../../reactor/reactor.ts";
 import { isServeRequest, upgradeConnection } from "../upgrade.ts";
 import { isServeWorker, WEBSOCKET_PUBLISH } from "../workers.ts";
 import { type SupervisorChannel, supervisorChannel } from "../supervisor_channel.ts";
@@ -27,10 +28,11 @@ import type {
   ServeHandlerInfo,
   ServeOptions,
 } from "../types.ts";
-import { negotiateHandshake } from "./handshake.ts";
+import { frameHeaderLength, Opcode, writeFrameHeader } from "./frame.ts";
+import { type HandshakeOptions, negotiateHandshake } from "./handshake.ts";
 import type { WebSocketLimits } from "./limits.ts";
 import type { PerMessageDeflateOptions } from "./permessage_deflate.ts";
-import { CLOSED, OPEN, Session, type SessionHooks } from "./_session.ts";
+import { CLOSED, Session, type SessionHooks } from "./_session.ts";
 
 /**
  * A server's WebSocket handlers and settings.
@@ -67,8 +69,103 @@ export interface WebSocketHandlers<T = undefined> {
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
+/**
+ * One topic's subscribers on this thread: their sessions in a flat array
+ * (what a publish walks, with no iterator and no copy), their sockets at
+ * the same places, and each socket's place. A socket that leaves has the
+ * last one moved into its place; while a publish walks the arrays (a send
+ * may close a socket, and the handlers may unsubscribe any) it leaves a
+ * hole instead, and the holes are closed once the walk is over, so a walk
+ * neither skips nor repeats a subscriber.
+ */
+class Topic {
+  readonly #sessions: (Session | null)[] = [];
+  readonly #sockets: (HandlerWebSocket<unknown> | null)[] = [];
+  readonly #places = new Map<HandlerWebSocket<unknown>, number>();
+  #walks = 0;
+  #holes = 0;
+
+  /** How many sockets receive the topic. */
+  get size(): number {
+    return this.#places.size;
+  }
+
+  add(ws: HandlerWebSocket<unknown>, session: Session): void {
+    if (this.#places.has(ws)) return;
+    this.#places.set(ws, this.#sessions.length);
+    this.#sessions.push(session);
+    this.#sockets.push(ws);
+  }
+
+  delete(ws: HandlerWebSocket<unknown>): void {
+    const i = this.#places.get(ws);
+    if (i === undefined) return;
+    this.#places.delete(ws);
+    if (this.#walks > 0) {
+      this.#sessions[i] = this.#sockets[i] = null;
+      this.#holes++;
+      return;
+    }
+    const last = this.#sessions.length - 1;
+    if (i !== last) {
+      const moved = this.#sockets[last]!;
+      this.#sessions[i] = this.#sessions[last]!;
+      this.#sockets[i] = moved;
+      this.#places.set(moved, i);
+    }
+    this.#sessions.pop();
+    this.#sockets.pop();
+  }
+
+  /**
+   * Hand `frame` (built once for all) to every subscriber but `except`
+   * (`message` for those that compress); how many took it. Sockets that
+   * subscribe meanwhile get the next message, not this one.
+   */
+  deliver(
+    frame: Uint8Array,
+    appBytes: number,
+    message: string | Uint8Array,
+    except: HandlerWebSocket<unknown> | undefined,
+  ): number {
+    const sessions = this.#sessions;
+    const sockets = this.#sockets;
+    const end = sessions.length;
+    let n = 0;
+    this.#walks++;
+    try {
+      for (let i = 0; i < end; i++) {
+        const session = sessions[i];
+        if (session == null || sockets[i] === except) continue;
+        if (session.sendFrame(frame, appBytes, message) >= 0) n++;
+      }
+    } finally {
+      if (--this.#walks === 0 && this.#holes > 0) this.#closeHoles();
+    }
+    return n;
+  }
+
+  #closeHoles(): void {
+    const sessions = this.#sessions;
+    const sockets = this.#sockets;
+    let j = 0;
+    for (let i = 0; i < sockets.length; i++) {
+      const ws = sockets[i];
+      if (ws == null) continue;
+      if (i !== j) {
+        sessions[j] = sessions[i]!;
+        sockets[j] = ws;
+        this.#places.set(ws, j);
+      }
+      j++;
+    }
+    sessions.length = sockets.length = j;
+    this.#holes = 0;
+  }
+}
+
 /** This thread's topics and their subscribers. */
-const topics = new Map<string, Set<HandlerWebSocket<unknown>>>();
+const topics = new Map<string, Topic>();
 
 /**
  * The bus between the Workers of `serve({ workers })` (threads of one
@@ -94,7 +191,7 @@ function inWorkers(): boolean {
           m !== null && typeof m === "object" && m.type === WEBSOCKET_PUBLISH &&
           typeof m.topic === "string" &&
           (typeof m.data === "string" || m.data instanceof Uint8Array)
-        ) deliver(m.topic, m.data, undefined);
+        ) deliverRelayed(m.topic, m.data);
       });
     } else {
       channel = supervisorChannel();
@@ -103,6 +200,34 @@ function inWorkers(): boolean {
     }
   }
   return bus;
+}
+
+/** Whether a relayed publish was delivered in this turn of Deno's loop. */
+let relayTurn = false;
+const endRelayTurn = () => {
+  relayTurn = false;
+  writeTurns.epoch++;
+};
+
+/**
+ * Deliver a publish another Worker made. It arrives as an event of Deno's
+ * loop, outside any reactor batch, and the reactor's write turn only moves
+ * on after a batch or a flush of corked writes: without a new turn here,
+ * each subscriber written to by the last relayed publish would take this
+ * one as a second write of the same turn and cork it (a buffer and a copy
+ * per subscriber, sent later). So the first relayed publish of a turn of
+ * Deno's loop starts a new write turn (each subscriber gets one direct
+ * send), the others of the same turn (a burst) cork behind it and go out
+ * together, and the turn ends with that turn of Deno's loop (so the next
+ * reactor batch, a local publish, sends directly too).
+ */
+function deliverRelayed(topic: string, data: string | Uint8Array): void {
+  if (!relayTurn) {
+    relayTurn = true;
+    writeTurns.epoch++;
+    setImmediate(endRelayTurn);
+  }
+  deliver(topic, data, undefined);
 }
 
 /** Only this module makes sockets. */
@@ -186,17 +311,17 @@ export class HandlerWebSocket<T = undefined> {
   subscribe(topic: string): void {
     if (this.#session.state === CLOSED) return;
     inWorkers(); // hear the other Workers' publishes from now on
-    let set = topics.get(topic);
-    if (set === undefined) topics.set(topic, set = new Set());
-    set.add(this as HandlerWebSocket<unknown>);
+    let t = topics.get(topic);
+    if (t === undefined) topics.set(topic, t = new Topic());
+    t.add(this as HandlerWebSocket<unknown>, this.#session);
     (this.#topics ??= new Set()).add(topic);
   }
 
   /** Stop receiving `topic`. */
   unsubscribe(topic: string): void {
-    const set = topics.get(topic);
-    set?.delete(this as HandlerWebSocket<unknown>);
-    if (set?.size === 0) topics.delete(topic);
+    const t = topics.get(topic);
+    t?.delete(this as HandlerWebSocket<unknown>);
+    if (t?.size === 0) topics.delete(topic);
     this.#topics?.delete(topic);
   }
 
@@ -241,30 +366,40 @@ export function publish(
     data = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
   } else if (message instanceof ArrayBuffer) data = new Uint8Array(message);
   else throw new TypeError("Cannot publish: the message is not a string, an ArrayBuffer or a view");
-  // A copy (never a view of the caller's memory, shared or not) for the other Workers.
+  // A copy (never a view of the caller's memory, shared or not) for the
+  // other Workers, moved to the main thread rather than cloned again.
   if (inWorkers()) {
     if (channel !== null) channel.publish(topic, data);
+    else if (typeof data === "string") scope.postMessage({ type: WEBSOCKET_PUBLISH, topic, data });
     else {
-      const copy = typeof data === "string" ? data : data.slice();
-      scope.postMessage({ type: WEBSOCKET_PUBLISH, topic, data: copy });
+      const copy = data.slice();
+      scope.postMessage({ type: WEBSOCKET_PUBLISH, topic, data: copy }, [copy.buffer]);
     }
   }
   return deliver(topic, data, except);
 }
 
-/** Send `data` to this thread's subscribers of `topic` but `except`. */
+const encoder = new TextEncoder();
+
+/**
+ * Send `data` to this thread's subscribers of `topic` but `except`: its
+ * frame is built once (header and payload in one buffer) and handed to
+ * each subscriber's connection as it is.
+ */
 function deliver(
   topic: string,
   data: string | Uint8Array,
   except: HandlerWebSocket<unknown> | undefined,
 ): number {
-  const set = topics.get(topic);
-  if (set === undefined) return 0;
-  let n = 0;
-  for (const ws of set) {
-    if (ws !== except && ws.readyState === OPEN && ws.send(data) !== 0) n++;
-  }
-  return n;
+  const t = topics.get(topic);
+  if (t === undefined) return 0;
+  const payload = typeof data === "string" ? encoder.encode(data) : data;
+  const n = payload.byteLength; // read once: the frame holds exactly this many bytes
+  const head = frameHeaderLength(n);
+  const frame = new Uint8Array(head + n);
+  frame.set(payload.subarray(0, n), head);
+  writeFrameHeader(frame, head, typeof data === "string" ? Opcode.Text : Opcode.Binary, n);
+  return t.deliver(frame, n, data, except);
 }
 
 /** The session hooks of each handler set (one object for all its sockets). */
@@ -316,14 +451,15 @@ export function upgradeWithHandlers<T>(
   handlers: WebSocketHandlers<T>,
   options: { data?: T; protocol?: string } = {},
 ): Response {
-  const { headers, limits, deflate } = negotiateHandshake(request, {
-    ...(handlers.limits === undefined ? {} : { limits: handlers.limits }),
-    ...(handlers.idleTimeout === undefined ? {} : { idleTimeout: handlers.idleTimeout }),
-    ...(options.protocol === undefined ? {} : { protocol: options.protocol }),
-    ...(handlers.perMessageDeflate === undefined
-      ? {}
-      : { compression: handlers.perMessageDeflate }),
-  });
+  // Each setting read once; one options object per handshake.
+  const handshake: HandshakeOptions = {};
+  const { limits: limitsIn, idleTimeout, perMessageDeflate } = handlers;
+  const protocol = options.protocol;
+  if (limitsIn !== undefined) handshake.limits = limitsIn;
+  if (idleTimeout !== undefined) handshake.idleTimeout = idleTimeout;
+  if (protocol !== undefined) handshake.protocol = protocol;
+  if (perMessageDeflate !== undefined) handshake.compression = perMessageDeflate;
+  const { headers, limits, deflate } = negotiateHandshake(request, handshake);
   const { response, connection } = upgradeConnection(request, { headers });
   connection.then(({ conn, head, hold }) => {
     let session!: Session<HandlerWebSocket<T>>;

@@ -19,6 +19,9 @@ import {
 import { sha1 } from "./_sha1.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const encoder = new TextEncoder();
+/** Where `acceptKey` puts its input (keys up to 64 UTF-16 units). */
+const keyInput = new Uint8Array(64 * 3 + GUID.length);
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
 
 /**
@@ -32,10 +35,15 @@ const KEY = /^[A-Za-z0-9+/]{22}==$/;
  * ```
  */
 export function acceptKey(key: string): string {
-  const digest = sha1(new TextEncoder().encode(key + GUID));
-  let binary = "";
-  for (const b of digest) binary += String.fromCharCode(b);
-  return btoa(binary);
+  // The key and the GUID as UTF-8 in a reused buffer (a client's key is 24
+  // bytes: the handshake allocates no input copy).
+  const input = key.length * 3 + GUID.length <= keyInput.length
+    ? keyInput
+    : new Uint8Array(key.length * 3 + GUID.length);
+  const n = encoder.encodeInto(key, input).written;
+  for (let i = 0; i < GUID.length; i++) input[n + i] = GUID.charCodeAt(i);
+  const digest = sha1(input, n + GUID.length);
+  return btoa(String.fromCharCode.apply(null, digest as unknown as number[]));
 }
 
 function hasToken(value: string | null, token: string): boolean {
@@ -111,6 +119,30 @@ export interface Negotiated {
   deflate: MessageDeflate | undefined;
 }
 
+/** The default limits with each idle timeout used (a few per process; at most 64 kept). */
+const defaultLimitsByIdle = new Map<number | undefined, ResolvedWebSocketLimits>();
+
+/**
+ * The limits of a handshake: `limits` with `idleTimeout` over its own. The
+ * defaults are resolved once per idle timeout, not once per connection.
+ */
+function handshakeLimits(
+  limits: WebSocketLimits | undefined,
+  idleTimeout: number | undefined,
+): ResolvedWebSocketLimits {
+  if (limits === undefined) {
+    const known = defaultLimitsByIdle.get(idleTimeout);
+    if (known !== undefined) return known;
+  }
+  const limitsIn: WebSocketLimits = { ...limits };
+  if (idleTimeout !== undefined) limitsIn.idleTimeout = idleTimeout;
+  const resolved = resolveWebSocketLimits(limitsIn);
+  if (limits === undefined && defaultLimitsByIdle.size < 64) {
+    defaultLimitsByIdle.set(idleTimeout, resolved);
+  }
+  return resolved;
+}
+
 /**
  * Check a `serve()` request's WebSocket handshake and negotiate its
  * subprotocol and permessage-deflate: the one path of both upgrade shapes.
@@ -123,9 +155,7 @@ export function negotiateHandshake(request: Request, options: HandshakeOptions):
     );
   }
   const key = checkHandshake(request);
-  const limitsIn: WebSocketLimits = { ...options.limits };
-  if (options.idleTimeout !== undefined) limitsIn.idleTimeout = options.idleTimeout;
-  const limits = resolveWebSocketLimits(limitsIn);
+  const limits = handshakeLimits(options.limits, options.idleTimeout);
   const protocol = options.protocol ?? "";
   const headers = new Headers({ "sec-websocket-accept": acceptKey(key) });
   if (protocol !== "") {

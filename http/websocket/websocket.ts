@@ -94,14 +94,16 @@ export class ServerWebSocket extends EventTarget {
   static readonly CLOSING = 2;
   /** The connection is closed. */
   static readonly CLOSED = 3;
+  // The state constants of instances live on the prototype (as WHATWG's):
+  // four fields per socket would cost 32 bytes each.
   /** The connection is not yet open. */
-  readonly CONNECTING = 0;
+  declare readonly CONNECTING: 0;
   /** The connection is open. */
-  readonly OPEN = 1;
+  declare readonly OPEN: 1;
   /** The closing handshake is under way. */
-  readonly CLOSING = 2;
+  declare readonly CLOSING: 2;
   /** The connection is closed. */
-  readonly CLOSED = 3;
+  declare readonly CLOSED: 3;
 
   readonly #url: string;
   readonly #protocol: string;
@@ -116,8 +118,13 @@ export class ServerWebSocket extends EventTarget {
   // Sends waiting behind a blob being read, in order.
   #queue: Outgoing[] | null = null;
   #queuedBytes = 0;
-  /** The `on…` handlers (made at the first assignment). */
-  #handlers: Map<string, Handler<Event>> | undefined;
+  // The `on…` handlers, and which of them hold their place among the
+  // listeners (bit per type: registered at the first assignment).
+  #onopen: Handler<Event> = null;
+  #onmessage: Handler<MessageEvent> = null;
+  #onerror: Handler<Event> = null;
+  #onclose: Handler<CloseEvent> = null;
+  #registered = 0;
 
   /** What every socket's session reports to it. */
   static readonly #hooks: SessionHooks<ServerWebSocket> = {
@@ -193,43 +200,58 @@ export class ServerWebSocket extends EventTarget {
 
   /** Called once the connection is open. */
   get onopen(): WebSocketEventHandler<Event> {
-    return this.#handlers?.get("open") ?? null;
+    return this.#onopen;
   }
   set onopen(h: WebSocketEventHandler<Event>) {
-    this.#setHandler("open", h);
+    this.#onopen = typeof h === "function" ? h : null;
+    this.#register("open", 1);
   }
   /** Called with each message. */
   get onmessage(): WebSocketEventHandler<MessageEvent> {
-    return (this.#handlers?.get("message") ?? null) as Handler<MessageEvent>;
+    return this.#onmessage;
   }
   set onmessage(h: WebSocketEventHandler<MessageEvent>) {
-    this.#setHandler("message", h as Handler<Event>);
+    this.#onmessage = typeof h === "function" ? h : null;
+    this.#register("message", 2);
   }
   /** Called on a protocol violation, an abrupt close or a timeout. */
   get onerror(): WebSocketEventHandler<Event> {
-    return this.#handlers?.get("error") ?? null;
+    return this.#onerror;
   }
   set onerror(h: WebSocketEventHandler<Event>) {
-    this.#setHandler("error", h);
+    this.#onerror = typeof h === "function" ? h : null;
+    this.#register("error", 4);
   }
   /** Called once the connection is closed. */
   get onclose(): WebSocketEventHandler<CloseEvent> {
-    return (this.#handlers?.get("close") ?? null) as Handler<CloseEvent>;
+    return this.#onclose;
   }
   set onclose(h: WebSocketEventHandler<CloseEvent>) {
-    this.#setHandler("close", h as Handler<Event>);
+    this.#onclose = typeof h === "function" ? h : null;
+    this.#register("close", 8);
   }
 
-  #setHandler(type: string, handler: Handler<Event>): void {
-    const handlers = this.#handlers ??= new Map();
-    if (!handlers.has(type)) {
-      // Registered once, at the first assignment: its place among the listeners.
-      this.addEventListener(type, (ev) => {
-        const h = this.#handlers?.get(type);
-        if (typeof h === "function") h.call(this, ev);
-      });
-    }
-    handlers.set(type, typeof handler === "function" ? handler : null);
+  /**
+   * The handler of `type` takes its place among the listeners at its first
+   * assignment: one listener function shared by every socket (it finds the
+   * handler on the event's target), so a handler costs no closure.
+   */
+  #register(type: string, bit: number): void {
+    if ((this.#registered & bit) !== 0) return;
+    this.#registered |= bit;
+    this.addEventListener(type, ServerWebSocket.#invokeHandler);
+  }
+
+  static #invokeHandler(this: ServerWebSocket, ev: Event): void {
+    const type = ev.type;
+    const h = type === "message"
+      ? this.#onmessage
+      : type === "open"
+      ? this.#onopen
+      : type === "error"
+      ? this.#onerror
+      : this.#onclose;
+    if (typeof h === "function") (h as (ev: Event) => unknown).call(this, ev);
   }
 
   /**
@@ -363,3 +385,10 @@ export class ServerWebSocket extends EventTarget {
     this.dispatchEvent(new CloseEvent("close", { code, reason, wasClean }));
   }
 }
+
+Object.defineProperties(ServerWebSocket.prototype, {
+  CONNECTING: { value: 0, enumerable: true },
+  OPEN: { value: 1, enumerable: true },
+  CLOSING: { value: 2, enumerable: true },
+  CLOSED: { value: 3, enumerable: true },
+});

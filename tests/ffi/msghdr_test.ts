@@ -7,16 +7,18 @@ import {
   CMSGHDR_SIZE,
   IOVEC_SIZE,
   IovecArray,
-  MIN_CONTROL_SIZE,
   Msghdr,
   MSGHDR_SIZE,
   readControlMessages,
+  writeControlMessage,
+} from "../../ffi/msghdr.ts";
+import {
+  MIN_CONTROL_SIZE,
   recvFds,
   recvFdsOrThrow,
   sendFds,
   sendFdsOrThrow,
-  writeControlMessage,
-} from "../../ffi/msghdr.ts";
+} from "../../ffi/fd_passing.ts";
 import { AF, MSG, SCM, SOCK, SOL } from "../../ffi/constants.ts";
 import { EBADF, ErrnoError } from "../../ffi/errno.ts";
 import { closeFd, isCloexec, isOpen, pipe } from "../../ffi/fd.ts";

@@ -11,7 +11,7 @@ import { assert, assertEquals, assertMatch, assertThrows } from "@std/assert";
 import { AlreadyRunningError, PidFile } from "../../daemon/pidfile.ts";
 import { Logger } from "../../daemon/syslog.ts";
 import { closeFd, eventfd, isCloexec, listOpenFds, pipe } from "../../ffi/fd.ts";
-import { recvFds, sendFds } from "../../ffi/msghdr.ts";
+import { recvFds, sendFds } from "../../ffi/fd_passing.ts";
 import { chmodSocketFile, getuid, readProcFile, umask } from "../../ffi/process.ts";
 import type { InetAddress } from "../../ffi/sockaddr.ts";
 import { Socket } from "../../ffi/socket.ts";

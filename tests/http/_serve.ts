@@ -211,10 +211,23 @@ export interface WorkersChild {
   close(): Promise<void>;
 }
 
+/** How {@linkcode spawnWorkersChild} starts the child. */
+export interface SpawnOptions {
+  /** Added to the child's environment. */
+  env?: Record<string, string>;
+  /** Deno's permission flags (default: FFI, env, read and net). */
+  permissions?: string[];
+  /**
+   * Shell commands run first, in `sh -c '<shell> exec deno …'` (e.g.
+   * `ulimit -n 20000 &&`); `exec` keeps the pid the child's own.
+   */
+  shell?: string | undefined;
+}
+
 /**
- * Run `script` with `args` in a child Deno (FFI, env, read and net allowed),
- * reading its stdout and stderr as they come so that it never blocks on a
- * full pipe.
+ * Run `script` with `args` in a child Deno (FFI, env, read and net allowed
+ * unless `permissions` says otherwise), reading its stdout and stderr as
+ * they come so that it never blocks on a full pipe.
  *
  * @example
  * ```ts
@@ -228,10 +241,19 @@ export interface WorkersChild {
  * }
  * ```
  */
-export function spawnWorkersChild(script: URL, args: string[]): WorkersChild {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-ffi", "--allow-env", "--allow-read", "--allow-net", script.pathname]
-      .concat(args),
+export function spawnWorkersChild(
+  script: URL,
+  args: string[],
+  options: SpawnOptions = {},
+): WorkersChild {
+  const permissions = options.permissions ??
+    ["--allow-ffi", "--allow-env", "--allow-read", "--allow-net"];
+  const deno = [Deno.execPath(), "run", ...permissions, script.pathname, ...args];
+  const quoted = deno.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
+  const child = new Deno.Command(options.shell === undefined ? deno[0]! : "sh", {
+    args: options.shell === undefined ? deno.slice(1) : ["-c", `${options.shell} exec ${quoted}`],
+    env: options.env ?? {},
+    stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -257,7 +279,10 @@ export function spawnWorkersChild(script: URL, args: string[]): WorkersChild {
     stdout: () => text.stdout,
     stderr: () => text.stderr,
     async waitOutput(pattern, count, what, from = "stdout", ms = 30_000) {
-      const all = new RegExp(pattern.source, pattern.flags.includes("g") ? pattern.flags : "g");
+      const all = new RegExp(
+        pattern.source,
+        pattern.flags.includes("g") ? pattern.flags : pattern.flags + "g",
+      );
       const seen = () => (text[from].match(all) ?? []).length >= count;
       const end = Date.now() + ms;
       while (!seen()) {

@@ -15,6 +15,7 @@ import { warmUp } from "../tls/_server.ts";
 import { runClient } from "../tls/_server.ts";
 import { runBounded, sleep, waitFor } from "../_helpers.ts";
 import { Proc } from "../deploy/_deploy.ts";
+import { spawnWorkersChild, within } from "./_serve.ts";
 
 warmUp();
 
@@ -505,25 +506,13 @@ async function resumption(
   follow: boolean,
   minMs: number,
 ): Promise<ResumptionResult> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", new URL("./_tls_workers_child.ts", import.meta.url).pathname],
+  const child = spawnWorkersChild(new URL("./_tls_workers_child.ts", import.meta.url), [], {
     env: { FFINET_TLS_CERT: pki.certPath, FFINET_TLS_KEY: pki.keyPath, ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: string[] = [];
-  const reading = (async () => {
-    let rest = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      lines.push(...parts);
-    }
-  })();
+    permissions: ["--allow-all"],
+  });
   try {
-    await waitFor(() => lines.filter((l) => l.startsWith("listening ")).length >= 2, 30_000);
-    const port = Number(lines.find((l) => l.startsWith("listening "))!.split(" ")[1]);
+    await child.waitOutput(/^listening /m, 2, "2 Workers listening");
+    const port = Number(/^listening (\d+)/m.exec(child.stdout())![1]);
     await sleep(300); // the shared ticket key reaches both Workers
     const script = `
       const tls = require("node:tls");
@@ -558,9 +547,11 @@ async function resumption(
     assertEquals(out.code, 0, out.stderr);
     return JSON.parse(out.stdout);
   } finally {
-    child.kill("SIGTERM");
-    await child.status;
-    await reading;
+    try {
+      await child.stop();
+    } finally {
+      await child.close();
+    }
   }
 }
 
@@ -747,7 +738,13 @@ Deno.test(
   TEST,
   async () => {
     const pki = await makePki();
-    const server = https(pki, {}, () => new Response("drained"));
+    // A long drain grace, so that a drain that ends with the handshake's
+    // request is told from one that waits out drainIdleMs.
+    const server = https(
+      pki,
+      { drainIdleMs: 8000, drainTimeoutMs: 10_000 },
+      () => new Response("drained"),
+    );
     // TCP is accepted (the server's handshake is under way) before the drain.
     const tcp = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
     try {
@@ -772,7 +769,7 @@ Deno.test(
       } finally {
         conn.close();
       }
-      await finished;
+      await within(finished, 5000, "the drain to end once the handshake's request is answered");
     } finally {
       await server.shutdown();
       await pki.remove();

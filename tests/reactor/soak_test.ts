@@ -5,9 +5,11 @@
  *   generator (`bench/load.ts echo`, 8 connections × 4 × 64 KiB in flight),
  *   while the server's RSS, sampled every 500 ms, stays flat after warm-up;
  * - 10,000 concurrent connections opened with ffinet's own `connect()`, held
- *   with traffic for `FFINET_SOAK_SECONDS` (default 60, as the issue asks;
- *   `FFINET_SOAK_SECONDS=5` for a quick run), with zero errors. Skipped, with
- *   the reason printed, when the hard `RLIMIT_NOFILE` is too low for them.
+ *   with traffic for `FFINET_SOAK_SECONDS` (30 in `deno task test`, which
+ *   must stay under 10 minutes; `deno task test:soak` holds them 60 s, and
+ *   `FFINET_SOAK_SECONDS=5` makes a quick run), with zero errors. Skipped,
+ *   with the reason printed, when the hard `RLIMIT_NOFILE` is too low for
+ *   them.
  *
  * Both print their numbers.
  */
@@ -200,7 +202,7 @@ Deno.test({
 });
 
 const CONNECTIONS = 10_000;
-const HOLD_SECONDS = Number(Deno.env.get("FFINET_SOAK_SECONDS") ?? "60");
+const HOLD_SECONDS = Number(Deno.env.get("FFINET_SOAK_SECONDS") ?? "30");
 /** fds this process needs for the clients, and the server for their other ends. */
 const CLIENT_NOFILE = CONNECTIONS + 1000;
 const SERVER_NOFILE = CONNECTIONS + 5000;

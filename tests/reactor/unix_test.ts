@@ -8,7 +8,7 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { ErrnoError } from "../../ffi/errno.ts";
 import { closeFd, pipe } from "../../ffi/fd.ts";
-import { sendFds } from "../../ffi/msghdr.ts";
+import { sendFds } from "../../ffi/fd_passing.ts";
 import { umask } from "../../ffi/process.ts";
 import type { UnixAddress } from "../../ffi/sockaddr.ts";
 import { Socket } from "../../ffi/socket.ts";

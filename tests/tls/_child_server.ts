@@ -6,7 +6,7 @@
  * @module
  */
 import { readProcFile } from "../../ffi/process.ts";
-import { waitFor } from "../_helpers.ts";
+import { spawnWorkersChild } from "../http/_serve.ts";
 import type { TestPki } from "./_certs.ts";
 
 /** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ, 100 on Linux). */
@@ -42,57 +42,24 @@ export async function startChildServer(
   env: Record<string, string> = {},
   { listeners = 1, shell }: { listeners?: number; shell?: string } = {},
 ): Promise<ChildServer> {
-  const script = new URL("./_serve_child.ts", import.meta.url).pathname;
-  const deno = [Deno.execPath(), "run", "--allow-all", script];
-  const quoted = deno.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
-  const child = new Deno.Command(shell === undefined ? deno[0]! : "sh", {
-    args: shell === undefined ? deno.slice(1) : ["-c", `${shell} exec ${quoted}`],
+  const child = spawnWorkersChild(new URL("./_serve_child.ts", import.meta.url), [], {
     env: { FFINET_TLS_CERT: pki.certPath, FFINET_TLS_KEY: pki.keyPath, ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: string[] = [];
-  const reading = (async () => {
-    let rest = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      const parts = (rest + chunk).split("\n");
-      rest = parts.pop()!;
-      lines.push(...parts);
-    }
-  })();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
+    permissions: ["--allow-all"],
+    shell,
   });
   const stop = async () => {
-    if (!exited) {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* exited */ }
-    }
-    const timer = setTimeout(() => {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited */ }
-    }, 5000);
-    await status;
-    clearTimeout(timer);
-    await reading;
+    try {
+      await child.stop(5000);
+    } catch { /* still running after 5 s: close() kills it */ }
+    await child.close();
   };
   try {
-    await waitFor(
-      () => exited || lines.filter((l) => l.startsWith("listening ")).length >= listeners,
-      60_000,
-      "the server to listen",
-    );
-    if (exited) throw new Error(`the server exited: ${lines.join("\n")}`);
+    await child.waitOutput(/^listening /m, listeners, "the server to listen", "stdout", 60_000);
   } catch (e) {
     await stop();
     throw e;
   }
-  const port = Number(lines.find((l) => l.startsWith("listening "))!.split(" ")[1]);
+  const port = Number(/^listening (\d+)/m.exec(child.stdout())![1]);
   const pid = child.pid;
   return {
     pid,

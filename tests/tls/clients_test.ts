@@ -169,6 +169,13 @@ Deno.test("s_client: renegotiation is refused", () =>
           "a second handshake completed",
         );
         assertEquals(s.server.stats.handshakes, 1);
+        // The client gives up with a fatal alert: the connection closes, and that
+        // is not counted (or logged) as a bad record.
+        assertEquals(
+          s.server.stats.badRecords,
+          0,
+          "a refused renegotiation counted as a bad record",
+        );
       } finally {
         await s.stop();
       }

@@ -172,12 +172,25 @@ Deno.test("rotation: certFile/keyFile replaced during a flood of 8 handshake loo
         });
         assertEquals(await fingerprint(early.info!.peerCertificate!.raw), oldFp);
         f = flood(s.reactor, s.port, p.caCert, 8);
-        await sleep(1000);
+        const flooding = f;
+        await waitFor(
+          () => flooding.seen.length >= 16,
+          20_000,
+          "16 handshakes before the rotation",
+        );
         // Both files in one synchronous step: no check runs between the renames.
         replaceAtomically(keyFile, p.key2);
         replaceAtomically(certFile, p.cert2);
         const rotatedAt = performance.now();
-        await sleep(3000);
+        // The flood goes on until the new certificate has been served for a second (or 10 s
+        // passed without it: the assertions below then say what was served).
+        let newSince = 0;
+        await waitFor(() => {
+          if (newSince === 0 && flooding.seen.some((h) => h.fp === newFp)) {
+            newSince = performance.now();
+          }
+          return newSince > 0 && performance.now() - newSince >= 1000;
+        }, 10_000).catch(() => {});
         await f.stop();
         const flooded = f;
         f = undefined;

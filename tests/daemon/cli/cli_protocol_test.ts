@@ -29,11 +29,16 @@ import {
 } from "../fixtures/helpers.ts";
 import { Socket } from "../../../ffi/socket.ts";
 import { planTimeout } from "../../../daemon/cli/commands.ts";
+import { alongside, type Case } from "../../_steps.ts";
 
 const ROOT_DIR = new URL("../../../", import.meta.url).pathname;
 const HTTP_MOD = new URL("../../../http/mod.ts", import.meta.url).href;
 
-Deno.test("cli protocol: --daemon under NOTIFY_SOCKET forwards READY=1 and MAINPID; the daemon tells RELOADING=1 (MONOTONIC_USEC) and STOPPING=1", async () => {
+/** The cases that run one after the other. */
+const IN_TURN: Case[] = [];
+const test = (name: string, fn: () => Promise<void>) => void IN_TURN.push({ name, fn });
+
+test("--daemon under NOTIFY_SOCKET forwards READY=1 and MAINPID; the daemon tells RELOADING=1 (MONOTONIC_USEC) and STOPPING=1", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ffinet-cliproto-" });
   const manager = Socket.create("unix", "dgram");
   manager.bind({ family: "unix", path: `${dir}/manager.sock` });
@@ -119,7 +124,12 @@ Deno.test("cli protocol: reload/stop/upgrade clients wait as long as the plan ne
   );
 });
 
-Deno.test("cli protocol: --drain-timeout reaches the workers' serve(): a 12 s request outlives serve()'s own 10 s on stop", async () => {
+/**
+ * A request that must outlive serve()'s own 10 s drain takes over 10 s;
+ * the supervisor and its worker only wait meanwhile, so this case runs
+ * alongside the others.
+ */
+async function drainTimeoutReachesServe(): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "ffinet-drain-" });
   const app = `${dir}/slow_app.ts`;
   Deno.writeTextFileSync(
@@ -174,9 +184,9 @@ Deno.test("cli protocol: --drain-timeout reaches the workers' serve(): a 12 s re
     await out.cancel().catch(() => {});
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
 
-Deno.test("cli protocol: the notify directory of a kill -9ed supervisor is removed by the next one", async () => {
+test("the notify directory of a kill -9ed supervisor is removed by the next one", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ffinet-leftover-" });
   const tmp = `${dir}/tmp`;
   Deno.mkdirSync(tmp, { mode: 0o700 });
@@ -242,7 +252,7 @@ Deno.test("cli protocol: the notify directory of a kill -9ed supervisor is remov
   }
 });
 
-Deno.test("cli protocol: daemon/cli.ts run by URL serves, its workers get --allow-import for the host", async () => {
+test("daemon/cli.ts run by URL serves, its workers get --allow-import for the host", async () => {
   // A local HTTP server of the repository's files (the same bytes a
   // remote copy would serve).
   const ac = new AbortController();
@@ -309,3 +319,10 @@ Deno.test("cli protocol: daemon/cli.ts run by URL serves, its workers get --allo
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("cli protocol", (t) =>
+  alongside(t, {
+    name:
+      "--drain-timeout reaches the workers' serve(): a 12 s request outlives serve()'s own 10 s on stop",
+    fn: drainTimeoutReachesServe,
+  }, IN_TURN));

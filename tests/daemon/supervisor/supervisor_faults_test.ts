@@ -138,9 +138,11 @@ Deno.test({
       workers: 2,
       listen: { port },
     });
+    const loaded = new AbortController();
     try {
       await sp.waitFor((l) => l.type === "started", 45_000, "start");
-      const load = runWrk(`http://127.0.0.1:${port}/`, 5);
+      // Load from before the first reload until 500 ms after the second one.
+      const load = runWrk(`http://127.0.0.1:${port}/`, 60, 64, loaded.signal);
       await sleep(800);
       const t0 = Date.now();
       sp.kill("SIGHUP");
@@ -154,6 +156,8 @@ Deno.test({
         mark,
       );
       const reloadMs = Date.now() - t0;
+      await sleep(500);
+      loaded.abort();
       const r = await load;
       assert(first.ok && second.ok, "both reloads completed");
       assertEquals(sp.lines.filter((l) => l.type === "reload-done").length, 2);
@@ -166,6 +170,7 @@ Deno.test({
         }), two reloads in ${reloadMs} ms`,
       );
     } finally {
+      loaded.abort();
       await shutdown(sp, workerPids(sp));
     }
   },
@@ -181,10 +186,12 @@ Deno.test({
       workers: 2,
       listen: { port },
     });
+    const loaded = new AbortController();
     try {
       const started = await sp.waitFor((l) => l.type === "started", 45_000, "start");
       const victim = started.status.workers[0].pid as number;
-      const load = runWrk(`http://127.0.0.1:${port}/`, 4);
+      // Load from 1 s before the kill until 500 ms after the replacement is ready.
+      const load = runWrk(`http://127.0.0.1:${port}/`, 60, 64, loaded.signal);
       await sleep(1000);
       const sockets = [...listOpenFds(victim).values()].filter((t) => t.startsWith("socket:"));
       const open = sockets.length - 1; // minus the listening socket
@@ -198,6 +205,8 @@ Deno.test({
         mark,
       );
       const backMs = performance.now() - t0;
+      await sleep(500);
+      loaded.abort();
       const r = await load;
       assertGreater(r.requests, 1000, r.text);
       assert(
@@ -215,6 +224,7 @@ Deno.test({
         } ms`,
       );
     } finally {
+      loaded.abort();
       await shutdown(sp, workerPids(sp));
     }
   },

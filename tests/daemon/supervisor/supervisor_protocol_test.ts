@@ -18,6 +18,7 @@ import { Socket } from "../../../ffi/socket.ts";
 import { alive, freePort, httpGet, killAll, procLink, waitUntil } from "../fixtures/helpers.ts";
 import { NOTIFY_APP } from "../fixtures/supervised.ts";
 import { monotonicUsec } from "../../../daemon/supervisor/_monotonic.ts";
+import { alongside } from "../../_steps.ts";
 
 const quiet = { info: () => {}, warning: () => {}, error: () => {} };
 
@@ -370,7 +371,7 @@ Deno.test("supervisor protocol: READY=1 + MAINPID, RELOADING=1, READY=1, STOPPIN
   }
 });
 
-Deno.test("supervisor protocol: it passes its manager's watchdog on only while it can supervise", async () => {
+async function managerWatchdog(): Promise<void> {
   // A private socket stands in for systemd with WatchdogSec= (WATCHDOG_USEC
   // 300 ms): the supervisor pings at half of it while it supervises, and
   // stops once a worker slot is given up, so the manager restarts it.
@@ -417,7 +418,7 @@ Deno.test("supervisor protocol: it passes its manager's watchdog on only while i
     manager.close();
     await Deno.remove(dir, { recursive: true });
   }
-});
+}
 
 Deno.test("supervisor protocol: a reload stops each old worker only after its replacement is ready", async () => {
   const events: SupervisorEvent[] = [];
@@ -447,7 +448,7 @@ Deno.test("supervisor protocol: a reload stops each old worker only after its re
   }
 });
 
-Deno.test("supervisor protocol: the restart backoff resets once a worker stayed up stableAfterMs", async () => {
+async function backoffResets(): Promise<void> {
   const events: SupervisorEvent[] = [];
   const { sup, seen } = make({
     workers: 1,
@@ -484,9 +485,9 @@ Deno.test("supervisor protocol: the restart backoff resets once a worker stayed 
     await sup.stop();
     killAll(seen);
   }
-});
+}
 
-Deno.test("supervisor protocol: an exit reason quotes the worker's last words, never a stale stderr line", async () => {
+async function lastWords(): Promise<void> {
   const warnings: string[] = [];
   const logger = { ...quiet, warning: (m: unknown) => warnings.push(String(m)) };
   // Printed at start, long before the SIGKILL: not the reason.
@@ -532,7 +533,7 @@ Deno.test("supervisor protocol: an exit reason quotes the worker's last words, n
     await fresh.sup.stop();
     killAll(fresh.seen);
   }
-});
+}
 
 Deno.test("supervisor protocol: every SIGKILL a reload or a stop sends is logged", async () => {
   const warnings: string[] = [];
@@ -588,3 +589,22 @@ Deno.test("supervisor protocol: options are checked before anything starts", () 
   assertThrows(() => new Supervisor({ app: NOTIFY_APP, watchdogMs: 0 }), RangeError, "watchdogMs");
   assertThrows(() => new Supervisor({}), TypeError, "app or command");
 });
+
+// The restart backoff case waits for stableAfterMs; the manager's watchdog
+// and the last-words cases (which also wait, and measure nothing tighter)
+// run meanwhile.
+Deno.test("supervisor protocol: the restart backoff; meanwhile the manager's watchdog and last words", (t) =>
+  alongside(
+    t,
+    { name: "the restart backoff resets once a worker stayed up stableAfterMs", fn: backoffResets },
+    [
+      {
+        name: "it passes its manager's watchdog on only while it can supervise",
+        fn: managerWatchdog,
+      },
+      {
+        name: "an exit reason quotes the worker's last words, never a stale stderr line",
+        fn: lastWords,
+      },
+    ],
+  ));

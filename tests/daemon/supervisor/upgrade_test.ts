@@ -85,11 +85,13 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "ffinet-upgrade-" });
     const port = freePort();
     const pids = new Set<number>();
+    const loaded = new AbortController();
     try {
       const first = await startDaemon(dir, port, DEFAULT_APP);
       pids.add(first);
       const firstWorkers = childrenOf(first);
-      const load = runWrk(`http://127.0.0.1:${port}/`, 14);
+      // Load from before the first upgrade until 2.5 s after the second one.
+      const load = runWrk(`http://127.0.0.1:${port}/`, 90, 64, loaded.signal);
       // status, every 50 ms, all along
       let statusRuns = 0;
       const statusFailures: string[] = [];
@@ -114,6 +116,7 @@ Deno.test({
         seen.push(now);
         await sleep(2500);
       }
+      loaded.abort();
       const r = await load;
       polling = false;
       await poller;
@@ -141,6 +144,7 @@ Deno.test({
       assertEquals(stop.code, 0, stop.stderr);
       await waitUntil(() => !alive(last), 10_000, "the last supervisor to stop");
     } finally {
+      loaded.abort();
       cleanup(pids);
       await Deno.remove(dir, { recursive: true });
     }

@@ -1,8 +1,9 @@
 /**
  * The main module for pubsub_workers_test.ts: `serve({ workers: 2 })` with
  * Bun-shaped WebSocket handlers; every socket subscribes to "room", is told
- * which Worker holds it (`worker:<name>`), and what it sends is published
- * to "room".
+ * which Worker holds it (`worker:<name>`), and what it sends (text or
+ * binary) is published to "room"; should publishing take the message's
+ * bytes away from the handler, the sender is told `detached`.
  *
  *     _pubsub_workers_child.ts PORT
  *
@@ -28,7 +29,10 @@ const server: WebSocketServer = serve<undefined>({
       ws.send(`worker:${name}`);
     },
     message(ws, m) {
+      const size = typeof m === "string" ? m.length : m.byteLength;
       ws.publish("room", m);
+      // The message stays the handler's: publishing neither moves nor changes it.
+      if ((typeof m === "string" ? m.length : m.byteLength) !== size) ws.send("detached");
     },
   },
   handler(req) {

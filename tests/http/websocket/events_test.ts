@@ -57,3 +57,47 @@ Deno.test("events: no MessageEvent is made until a message listener exists; then
     }
   });
 });
+
+Deno.test("events: an on… handler keeps the place of its first assignment among the listeners; the state constants are the prototype's", async () => {
+  await withFdCheck(async () => {
+    let socket: ServerWebSocket | undefined;
+    const server = serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+      const up = upgradeWebSocket(req, { idleTimeout: 0 });
+      socket = up.socket;
+      return up.response;
+    });
+    const client = await RawClient.open((server.addr as Deno.NetAddr).port);
+    try {
+      await waitFor(() => socket?.readyState === 1, "the socket's open");
+      const ws = socket!;
+      // As WHATWG's WebSocket: the constants live on the prototype, not on each socket.
+      assertEquals([ws.CONNECTING, ws.OPEN, ws.CLOSING, ws.CLOSED], [0, 1, 2, 3]);
+      assertEquals(Object.hasOwn(ws, "OPEN"), false);
+      const calls: string[] = [];
+      ws.addEventListener("message", (e) => calls.push(`a:${(e as MessageEvent).data}`));
+      ws.onmessage = function (e) {
+        assertEquals(this, ws);
+        assertEquals(e.target, ws);
+        calls.push(`h1:${e.data}`);
+      };
+      ws.addEventListener("message", (e) => calls.push(`b:${(e as MessageEvent).data}`));
+      await client.conn.write(clientFrame(Opcode.Text, "1"));
+      await waitFor(() => calls.length === 3, "three calls");
+      // Replaced, cleared and set again: still one call per message, in the first place.
+      ws.onmessage = (e) => calls.push(`h2:${e.data}`);
+      ws.onmessage = null;
+      assertEquals(ws.onmessage, null);
+      await client.conn.write(clientFrame(Opcode.Text, "2"));
+      await waitFor(() => calls.length === 5, "two more calls");
+      const h3 = (e: MessageEvent) => calls.push(`h3:${e.data}`);
+      ws.onmessage = h3;
+      assertEquals(ws.onmessage, h3);
+      await client.conn.write(clientFrame(Opcode.Text, "3"));
+      await waitFor(() => calls.length === 8, "three more calls");
+      assertEquals(calls, ["a:1", "h1:1", "b:1", "a:2", "b:2", "a:3", "h3:3", "b:3"]);
+    } finally {
+      await client.close();
+      await server.shutdown();
+    }
+  });
+});
