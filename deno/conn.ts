@@ -60,11 +60,25 @@ export type StreamConnection =
 let setLease: (conn: FfiConn<FfiAddr, StreamConnection>, lease: Lease) => void;
 
 /**
- * Give `conn` the lease that `ref()`/`unref()` act on (internal to the
- * adapters).
+ * Wrap `connection` with `wrap` and give the result `lease`, the reactor
+ * lease its `ref()`/`unref()` act on (internal to the adapters). When
+ * wrapping throws, the connection is aborted, the lease released, and the
+ * error thrown as Deno's class.
  */
-export function adoptLease(conn: FfiConn<FfiAddr, StreamConnection>, lease: Lease): void {
-  setLease(conn, lease);
+export function wrapLeased<
+  C extends StreamConnection,
+  F extends FfiConn<FfiAddr, StreamConnection>,
+>(connection: C, lease: Lease | undefined, wrap: (connection: C) => F): F {
+  let ffi: F;
+  try {
+    ffi = wrap(connection);
+  } catch (e) {
+    connection.abort();
+    lease?.release();
+    throw toDenoError(e);
+  }
+  if (lease !== undefined) setLease(ffi, lease);
+  return ffi;
 }
 
 /** What {@linkcode detachConnection} hands over. */

@@ -7,7 +7,7 @@
 import { connect as connectConnection } from "../reactor/connect.ts";
 import type { Connection } from "../reactor/connection.ts";
 import { toDenoError } from "./_errors.ts";
-import { adoptLease, FfiConn } from "./conn.ts";
+import { FfiConn, wrapLeased } from "./conn.ts";
 import {
   connectOptionsOf,
   type FfiTcpConnectOptions,
@@ -71,14 +71,5 @@ export async function connect(
     lease.release();
     throw toDenoError(e);
   }
-  let ffi: FfiConn<Deno.NetAddr>;
-  try {
-    ffi = new FfiConn<Deno.NetAddr>(conn, connOptions);
-  } catch (e) {
-    conn.abort();
-    lease.release();
-    throw toDenoError(e);
-  }
-  adoptLease(ffi, lease);
-  return ffi;
+  return wrapLeased(conn, lease, (c) => new FfiConn<Deno.NetAddr>(c, connOptions));
 }

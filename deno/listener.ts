@@ -11,7 +11,7 @@ import { TlsListener } from "../tls/listener.ts";
 import { TlsConnection } from "../tls/tls_connection.ts";
 import { toDenoAddr } from "./_addr.ts";
 import { closedError, toDenoError } from "./_errors.ts";
-import { adoptLease, FfiConn, type StreamConnection } from "./conn.ts";
+import { FfiConn, type StreamConnection, wrapLeased } from "./conn.ts";
 import {
   DEFAULT_HWM,
   type FfiAdapterOptions,
@@ -135,13 +135,15 @@ export class FfiListener<
     let ffi: C;
     const lease = acquire(this.#options.reactor);
     try {
-      ffi = (conn instanceof TlsConnection
-        ? new FfiTlsConn(conn, this.#connOptions())
-        : new FfiConn<A>(conn, this.#connOptions())) as unknown as C;
-      adoptLease(ffi, lease);
+      ffi = wrapLeased<StreamConnection, C>(
+        conn,
+        lease,
+        (c) =>
+          (c instanceof TlsConnection
+            ? new FfiTlsConn(c, this.#connOptions())
+            : new FfiConn<A>(c as Connection, this.#connOptions())) as unknown as C,
+      );
     } catch (e) {
-      conn.abort();
-      lease.release();
       console.error(e);
       return;
     }

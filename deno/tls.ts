@@ -13,7 +13,7 @@ import {
 } from "../tls/connect.ts";
 import type { TlsConnection } from "../tls/tls_connection.ts";
 import { toDenoError } from "./_errors.ts";
-import { adoptLease, detachConnection, FfiConn } from "./conn.ts";
+import { detachConnection, FfiConn, wrapLeased } from "./conn.ts";
 import { FfiListener } from "./listener.ts";
 import { connectOptionsOf, DEFAULT_HWM, validateAdapterOptions } from "./options.ts";
 import { acquire } from "./shared_reactor.ts";
@@ -137,16 +137,7 @@ export async function connectTls(options: FfiTlsConnectOptions): Promise<FfiTlsC
     lease.release();
     throw toDenoTlsError(e);
   }
-  let ffi: FfiTlsConn;
-  try {
-    ffi = new FfiTlsConn(conn, connOptions);
-  } catch (e) {
-    conn.abort();
-    lease.release();
-    throw toDenoError(e);
-  }
-  adoptLease(ffi, lease);
-  return ffi;
+  return wrapLeased(conn, lease, (c) => new FfiTlsConn(c, connOptions));
 }
 
 /**
@@ -209,14 +200,5 @@ export async function startTls(
   if (options.readBufferLimit !== undefined) connOptions.readBufferLimit = options.readBufferLimit;
   if (options.closeTimeoutMs !== undefined) connOptions.closeTimeoutMs = options.closeTimeoutMs;
   if (options.allowHalfOpen !== undefined) connOptions.allowHalfOpen = options.allowHalfOpen;
-  let ffi: FfiTlsConn;
-  try {
-    ffi = new FfiTlsConn(secured, connOptions);
-  } catch (e) {
-    secured.abort();
-    lease?.release();
-    throw toDenoError(e);
-  }
-  if (lease !== undefined) adoptLease(ffi, lease);
-  return ffi;
+  return wrapLeased(secured, lease, (c) => new FfiTlsConn(c, connOptions));
 }
