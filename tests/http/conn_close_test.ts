@@ -17,8 +17,8 @@ import { assert, assertEquals } from "@std/assert";
 import { must, RawClient, request } from "./_raw.ts";
 import { serve } from "../../http/mod.ts";
 import type { HttpServer, ServeHandler, ServeOptions } from "../../http/types.ts";
-import { makePki, type TestPki } from "../tls/_certs.ts";
-import { warmUp } from "../tls/_server.ts";
+import { makePki } from "../tls/_certs.ts";
+import { serveHttps, warmUp } from "../tls/_server.ts";
 import { within } from "./_serve.ts";
 import { sleep, waitFor } from "../_helpers.ts";
 
@@ -98,22 +98,17 @@ Deno.test(
   },
 );
 
-/** serve() over TLS with a long drain grace, so that an ended wait is told from the deadline. */
-function https(pki: TestPki, handler: ServeHandler): HttpServer {
-  return start(handler, {
-    cert: pki.cert,
-    key: pki.key,
-    drainIdleMs: 8000,
-    drainTimeoutMs: 10_000,
-  });
-}
-
 Deno.test(
   "close: a drain waiting for a TLS handshake ends when the handshake fails, not at drainIdleMs",
   TEST,
   async () => {
     const pki = await makePki();
-    const server = https(pki, () => new Response("ok"));
+    // A long drain grace, so that an ended wait is told from the deadline.
+    const server = serveHttps(
+      pki,
+      { drainIdleMs: 8000, drainTimeoutMs: 10_000 },
+      () => new Response("ok"),
+    );
     try {
       using tcp = await Deno.connect({ hostname: "127.0.0.1", port: portOf(server) });
       await sleep(200); // accepted: the handshake is under way

@@ -8,11 +8,11 @@
  */
 import { assert, assertEquals, assertMatch, assertRejects, assertThrows } from "@std/assert";
 import { prebuilt, serve, serveRaw } from "../../http/mod.ts";
-import type { HttpServer, ServeHandler, ServeOptions } from "../../http/types.ts";
+import type { ServeHandler, ServeOptions } from "../../http/types.ts";
 import { OpenSslError } from "../../tls/mod.ts";
 import { makePki, type TestPki } from "../tls/_certs.ts";
 import { warmUp } from "../tls/_server.ts";
-import { runClient } from "../tls/_server.ts";
+import { runClient, serveHttps } from "../tls/_server.ts";
 import { runBounded, sleep, waitFor } from "../_helpers.ts";
 import { Proc } from "../deploy/_deploy.ts";
 import { spawnWorkersChild, within } from "./_serve.ts";
@@ -45,23 +45,6 @@ function skipped(name: string, what: keyof typeof HAVE): boolean {
   return true;
 }
 
-/** serve() over TLS on 127.0.0.1 with `options` and `handler`. */
-function https(
-  pki: TestPki,
-  options: Partial<ServeOptions>,
-  handler: ServeHandler,
-): HttpServer & { port: number } {
-  const server = serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen() {},
-    cert: pki.cert,
-    key: pki.key,
-    ...options,
-  }, handler);
-  return Object.assign(server, { port: (server.addr as { port: number }).port });
-}
-
 const describe: ServeHandler = (req, info) =>
   Response.json({
     url: req.url,
@@ -79,7 +62,7 @@ Deno.test(
   TEST,
   async () => {
     const pki = await makePki();
-    const server = https(pki, { alpnProtocols: ["http/1.1"] }, describe);
+    const server = serveHttps(pki, { alpnProtocols: ["http/1.1"] }, describe);
     try {
       const url = `https://localhost:${server.port}/path?q=1`;
       // Deno fetch, trusting the test CA only.
@@ -138,7 +121,7 @@ Deno.test(
   async () => {
     if (skipped("s_client", "openssl")) return;
     const pki = await makePki();
-    const server = https(pki, {
+    const server = serveHttps(pki, {
       // No alpnProtocols: serve() offers http/1.1 by default.
       certificates: [{ serverNames: ["b.test", "*.wild.test"], cert: pki.bCert, key: pki.bKey }],
     }, describe);
@@ -186,7 +169,7 @@ Deno.test(
   async () => {
     if (skipped("gnutls-cli", "gnutls-cli")) return;
     const pki = await makePki();
-    const server = https(pki, {}, describe);
+    const server = serveHttps(pki, {}, describe);
     try {
       const out = await runClient(
         "gnutls-cli",
@@ -218,8 +201,8 @@ Deno.test(
   async () => {
     if (skipped("mTLS with curl", "curl")) return;
     const pki = await makePki();
-    const server = https(pki, { ca: pki.caCert, requestCert: true }, describe);
-    const lax = https(
+    const server = serveHttps(pki, { ca: pki.caCert, requestCert: true }, describe);
+    const lax = serveHttps(
       pki,
       { ca: pki.caCert, requestCert: true, rejectUnauthorized: false },
       describe,
@@ -345,7 +328,7 @@ Deno.test(
   TEST,
   async () => {
     const pki = await makePki();
-    const server = https(pki, { handshakeTimeoutMs: 500 }, () => new Response("fine"));
+    const server = serveHttps(pki, { handshakeTimeoutMs: 500 }, () => new Response("fine"));
     const client = Deno.createHttpClient({ caCerts: [pki.caCert] });
     const conns: Deno.TcpConn[] = [];
     try {
@@ -399,7 +382,7 @@ Deno.test("https serve: an unchanged Hono app over HTTPS", TEST, async () => {
   const app = new Hono();
   app.get("/users/:id", (c) => c.json({ id: c.req.param("id"), url: c.req.url }));
   app.post("/echo", async (c) => c.text(await c.req.text(), 201));
-  const server = https(pki, {}, app.fetch);
+  const server = serveHttps(pki, {}, app.fetch);
   const client = Deno.createHttpClient({ caCerts: [pki.caCert] });
   try {
     const base = `https://localhost:${server.port}`;
@@ -441,7 +424,7 @@ Deno.test(
       }
       return new Response("nf", { status: 404, headers: { "x-one": "1", "set-cookie": "a=b" } });
     };
-    const ours = https(pki, {}, handler);
+    const ours = serveHttps(pki, {}, handler);
     const ac = new AbortController();
     const deno = Deno.serve({
       hostname: "127.0.0.1",
@@ -601,7 +584,7 @@ Deno.test(
   async () => {
     if (skipped("sslscan", "sslscan")) return;
     const pki = await makePki();
-    const server = https(pki, {}, () => new Response("ok"));
+    const server = serveHttps(pki, {}, () => new Response("ok"));
     try {
       const out = await runBounded("sslscan", {
         args: ["--no-colour", "--no-heartbleed", `127.0.0.1:${server.port}`],
@@ -634,7 +617,7 @@ Deno.test(
   async () => {
     if (skipped("haproxy backend TLS", "haproxy") || skipped("haproxy backend TLS", "curl")) return;
     const pki = await makePki();
-    const server = https(pki, {}, describe);
+    const server = serveHttps(pki, {}, describe);
     const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const front = (probe.addr as Deno.NetAddr).port;
     probe.close();
@@ -704,7 +687,7 @@ Deno.test(
   TEST,
   async () => {
     const pki = await makePki();
-    const server = https(pki, {}, () => new Response("ok")); // handshakeTimeoutMs: 10 s
+    const server = serveHttps(pki, {}, () => new Response("ok")); // handshakeTimeoutMs: 10 s
     const conns: Deno.TcpConn[] = [];
     try {
       for (let i = 0; i < 5; i++) {
@@ -740,7 +723,7 @@ Deno.test(
     const pki = await makePki();
     // A long drain grace, so that a drain that ends with the handshake's
     // request is told from one that waits out drainIdleMs.
-    const server = https(
+    const server = serveHttps(
       pki,
       { drainIdleMs: 8000, drainTimeoutMs: 10_000 },
       () => new Response("drained"),

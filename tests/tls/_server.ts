@@ -5,10 +5,13 @@
  * @module
  */
 import { SslContext } from "../../ffi/openssl_context.ts";
+import { serve } from "../../http/mod.ts";
+import type { HttpServer, ServeHandler, ServeOptions } from "../../http/types.ts";
 import type { InetAddress } from "../../ffi/sockaddr.ts";
 import { Reactor } from "../../reactor/mod.ts";
 import { type TlsConnection, TlsListener, type TlsListenOptions } from "../../tls/mod.ts";
 import { type ProcessOutput, runBounded, waitFor } from "../_helpers.ts";
+import type { TestPki } from "./_certs.ts";
 
 /**
  * Make what lives as long as the thread before any test counts fds or
@@ -24,6 +27,23 @@ export function warmUp(): void {
 
 // At import, outside any test: the sanitizers see neither libssl's load nor that fd.
 warmUp();
+
+/** serve() over TLS with `pki`'s certificate on 127.0.0.1, with `options` and `handler`. */
+export function serveHttps(
+  pki: TestPki,
+  options: Partial<ServeOptions>,
+  handler: ServeHandler,
+): HttpServer & { port: number } {
+  const server = serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+    cert: pki.cert,
+    key: pki.key,
+    ...options,
+  }, handler);
+  return Object.assign(server, { port: (server.addr as { port: number }).port });
+}
 
 /** An echo handler with write()/onDrain discipline. */
 export function echo(conn: TlsConnection): void {

@@ -18,10 +18,9 @@
  * @module
  */
 import { assertEquals, assertMatch } from "@std/assert";
-import { serve } from "../../http/mod.ts";
 import { runBounded } from "../_helpers.ts";
 import { hasCommand, makePki, type TestPki } from "./_certs.ts";
-import { startServer, warmUp } from "./_server.ts";
+import { serveHttps, startServer, warmUp } from "./_server.ts";
 
 warmUp();
 
@@ -61,13 +60,7 @@ Deno.test(
     }
     const pki = await makePki();
     let handled = 0;
-    const server = serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      cert: pki.cert,
-      key: pki.key,
-      onListen() {},
-    }, () => {
+    const server = serveHttps(pki, {}, () => {
       handled++;
       return new Response("ok");
     });

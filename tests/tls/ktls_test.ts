@@ -19,9 +19,8 @@ import {
 } from "../../ffi/ktls.ts";
 import { ErrnoError } from "../../ffi/errno.ts";
 import { Socket } from "../../ffi/socket.ts";
-import { serve } from "../../http/mod.ts";
 import { makePki } from "./_certs.ts";
-import { warmUp } from "./_server.ts";
+import { serveHttps, warmUp } from "./_server.ts";
 
 warmUp();
 // At import: the probe's one socket is no test's resource.
@@ -49,13 +48,7 @@ Deno.test(
   TEST,
   async () => {
     const pki = await makePki();
-    const server = serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      cert: pki.cert,
-      key: pki.key,
-      onListen() {},
-    }, (_req, info) => Response.json(info.tls?.ktls ?? null));
+    const server = serveHttps(pki, {}, (_req, info) => Response.json(info.tls?.ktls ?? null));
     const client = Deno.createHttpClient({ caCerts: [pki.caCert] });
     try {
       const port = (server.addr as Deno.NetAddr).port;

@@ -15,11 +15,10 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { serve } from "../../http/mod.ts";
 import { runBounded } from "../_helpers.ts";
 import { hasCommand, makePki } from "./_certs.ts";
 import { startChildServer } from "./_child_server.ts";
-import { runClient } from "./_server.ts";
+import { runClient, serveHttps } from "./_server.ts";
 
 const TEST = { sanitizeOps: true, sanitizeResources: true };
 
@@ -172,13 +171,7 @@ Deno.test(
     }
     const pki = await makePki();
     const dir = await Deno.makeTempDir();
-    const server = serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      cert: pki.cert,
-      key: pki.key,
-      onListen() {},
-    }, () => new Response("ok"));
+    const server = serveHttps(pki, {}, () => new Response("ok"));
     try {
       const port = (server.addr as Deno.NetAddr).port;
       const seen: string[] = [];

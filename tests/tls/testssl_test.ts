@@ -27,10 +27,9 @@
  * @module
  */
 import { assert, assertEquals } from "@std/assert";
-import { serve } from "../../http/mod.ts";
 import { runBounded } from "../_helpers.ts";
 import { hasCommand, makePki } from "./_certs.ts";
-import { warmUp } from "./_server.ts";
+import { serveHttps, warmUp } from "./_server.ts";
 
 warmUp();
 
@@ -67,13 +66,7 @@ Deno.test(
     }
     const pki = await makePki();
     const dir = await Deno.makeTempDir({ prefix: "ffinet-testssl-" });
-    const server = serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      cert: pki.cert,
-      key: pki.key,
-      onListen() {},
-    }, () => new Response("ok"));
+    const server = serveHttps(pki, {}, () => new Response("ok"));
     try {
       const port = (server.addr as Deno.NetAddr).port;
       const scan = async (name: string, checks: string[]) => {
