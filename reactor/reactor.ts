@@ -781,3 +781,28 @@ function flushScheduledCorked(): void {
   flushScheduled = false;
   flushCorked();
 }
+
+/** Whether {@linkcode beginLoopTurn} started a write turn in this turn of Deno's loop. */
+let loopTurn = false;
+const endLoopTurn = () => {
+  loopTurn = false;
+  writeTurns.epoch++;
+};
+
+/**
+ * Start a write turn for writes made by an event of Deno's loop outside any
+ * reactor batch (a message from another Worker). The turn otherwise moves on
+ * only after a batch or a flush of corked writes, so each connection written
+ * to in the last turn would take its next write as a second one and cork it
+ * (a buffer and a copy per connection, sent later). The first call in a turn
+ * of Deno's loop starts a new write turn, so each connection's first write
+ * is sent at once; later writes in that turn (a burst) cork behind it and go
+ * out together; and the turn ends with that turn of Deno's loop, so the next
+ * reactor batch sends directly too.
+ */
+export function beginLoopTurn(): void {
+  if (loopTurn) return;
+  loopTurn = true;
+  writeTurns.epoch++;
+  setImmediate(endLoopTurn);
+}

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { writeTurns } from "../../reactor/reactor.ts";
+import { beginLoopTurn } from "../../reactor/reactor.ts";
 import { isServeRequest, upgradeConnection } from "../upgrade.ts";
 import { isServeWorker, WEBSOCKET_PUBLISH } from "../workers.ts";
 import { type SupervisorChannel, supervisorChannel } from "../supervisor_channel.ts";
@@ -202,31 +202,13 @@ function inWorkers(): boolean {
   return bus;
 }
 
-/** Whether a relayed publish was delivered in this turn of Deno's loop. */
-let relayTurn = false;
-const endRelayTurn = () => {
-  relayTurn = false;
-  writeTurns.epoch++;
-};
-
 /**
  * Deliver a publish another Worker made. It arrives as an event of Deno's
- * loop, outside any reactor batch, and the reactor's write turn only moves
- * on after a batch or a flush of corked writes: without a new turn here,
- * each subscriber written to by the last relayed publish would take this
- * one as a second write of the same turn and cork it (a buffer and a copy
- * per subscriber, sent later). So the first relayed publish of a turn of
- * Deno's loop starts a new write turn (each subscriber gets one direct
- * send), the others of the same turn (a burst) cork behind it and go out
- * together, and the turn ends with that turn of Deno's loop (so the next
- * reactor batch, a local publish, sends directly too).
+ * loop, outside any reactor batch: it starts a write turn of its own, so
+ * each subscriber gets one direct send and a burst corks together.
  */
 function deliverRelayed(topic: string, data: string | Uint8Array): void {
-  if (!relayTurn) {
-    relayTurn = true;
-    writeTurns.epoch++;
-    setImmediate(endRelayTurn);
-  }
+  beginLoopTurn();
   deliver(topic, data, undefined);
 }
 
