@@ -142,8 +142,6 @@ export class ServerCore implements HttpServer {
   #resolveFinished!: () => void;
   #finishing = false;
   #abortHandler: (() => void) | undefined;
-  /** While the drain waits for TLS handshakes: called as each one ends. */
-  #handshakeEnded: (() => void) | undefined;
 
   constructor(options: ResolvedOptions, factory: ConnFactory, notifyReady: boolean) {
     this.options = options;
@@ -245,10 +243,7 @@ export class ServerCore implements HttpServer {
     this.#conns.add(c);
     // HTTPS: a handshake that was under way when the drain began ends here;
     // its first request is answered with `connection: close`.
-    if (this.draining) {
-      c.drain();
-      this.#handshakeEnded?.();
-    }
+    if (this.draining) c.drain();
   }
 
   /**
@@ -331,9 +326,8 @@ export class ServerCore implements HttpServer {
   /**
    * Hold the drain until `listener` has no handshake under way, for at most
    * `drainIdleMs` (the grace an idle kept-alive connection gets): handshakes
-   * still unfinished then are reset. Each handshake that ends (it reaches
-   * `#accept`, or fails) checks the count, so the hold ends with the last
-   * one, with no polling.
+   * still unfinished then are reset. The hold ends with the last handshake
+   * (the listener tells when none is under way), with no polling.
    */
   #holdHandshakes(listener: TlsListener): void {
     if (listener.stats.inProgress === 0) return;
@@ -342,24 +336,12 @@ export class ServerCore implements HttpServer {
       if (done) return;
       done = true;
       deadline.cancel();
-      this.#handshakeEnded = undefined;
-      listener.onHandshakeError = previous;
       listener.abortHandshakes();
       release();
     };
-    const previous = listener.onHandshakeError;
-    this.#handshakeEnded = () => {
-      if (listener.stats.inProgress === 0) stop();
-    };
-    listener.onHandshakeError = (error, conn) => {
-      try {
-        previous?.(error, conn);
-      } finally {
-        this.#handshakeEnded?.();
-      }
-    };
     const release = this.hold(() => {}, stop);
     const deadline = this.reactor.setTimeout(stop, this.options.drainIdleMs);
+    listener.handshakesSettled().then(stop);
   }
 
   #finish(): void {

@@ -122,6 +122,8 @@ export class TlsListener implements Disposable {
     badRecords: 0,
   };
   #contexts: ServerContexts;
+  /** Waiters of {@linkcode TlsListener.handshakesSettled}, until the count reaches zero. */
+  #settled: PromiseWithResolvers<void> | undefined;
   /** The TLS options in use (a copy), re-read when `certFile`/`keyFile` change. */
   #tls: TlsServerOptions;
   /** What `certFile`/`keyFile` looked like when last read; undefined without them. */
@@ -406,12 +408,48 @@ export class TlsListener implements Disposable {
     for (const conn of [...this.#handshaking]) conn.abort();
   }
 
+  /**
+   * Resolves once no handshake is under way: at once when none is, else
+   * after the last one's `onConnection` or `onHandshakeError` has run. A
+   * server that drains waits on it (with a deadline) before it stops.
+   *
+   * @example
+   * ```ts
+   * import { TlsListener } from "@ffinet/ffinet/tls";
+   * import { Reactor } from "@ffinet/ffinet/reactor";
+   * await using reactor = new Reactor();
+   * const server = TlsListener.listen(reactor, {
+   *   port: 0,
+   *   tls: { cert: Deno.readTextFileSync("cert.pem"), key: Deno.readTextFileSync("key.pem") },
+   * });
+   * server.close();
+   * await server.handshakesSettled();
+   * ```
+   */
+  handshakesSettled(): Promise<void> {
+    if (this.stats.inProgress === 0) return Promise.resolve();
+    this.#settled ??= Promise.withResolvers<void>();
+    return this.#settled.promise;
+  }
+
+  /** Resolve the waiters once the last handshake under way has ended. */
+  #handshakeEnded(): void {
+    const settled = this.#settled;
+    if (settled === undefined || this.stats.inProgress !== 0) return;
+    this.#settled = undefined;
+    settled.resolve();
+  }
+
   #secure(conn: TlsConnection): void {
     this.#handshaking.delete(conn);
     this.stats.inProgress--;
     this.stats.handshakes++;
     if (conn.info?.sessionReused) this.stats.resumed++;
-    this.onConnection(conn);
+    try {
+      this.onConnection(conn);
+    } finally {
+      this.#handshakeEnded();
+    }
   }
 
   #failed(conn: TlsConnection, error: Error): void {
@@ -424,6 +462,7 @@ export class TlsListener implements Disposable {
     } catch (e) {
       this.#report(e);
     }
+    this.#handshakeEnded();
   }
 
   #badRecord(conn: TlsConnection, error: Error): void {
