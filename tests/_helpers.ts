@@ -110,8 +110,10 @@ export interface ProcessOutput {
 }
 
 /**
- * Run `cmd` to completion with `options` (stdin closed, stdout and stderr
- * collected as text); SIGKILL it after `timeoutMs`.
+ * Run `cmd` to completion with `options` (stdout and stderr collected as
+ * text); SIGKILL it after `timeoutMs`. Its stdin is closed, or, with
+ * `stdin`, given `stdin.text` and held open `stdin.holdMs` more (so that a
+ * server's answer can arrive before the client sees its input end).
  *
  * @example
  * ```ts
@@ -122,10 +124,11 @@ export async function runBounded(
   cmd: string,
   options: Deno.CommandOptions,
   timeoutMs: number,
+  stdin?: { text: string; holdMs: number },
 ): Promise<ProcessOutput> {
   const child = new Deno.Command(cmd, {
     ...options,
-    stdin: "null",
+    stdin: stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -135,6 +138,12 @@ export async function runBounded(
     } catch { /* exited */ }
   }, timeoutMs);
   try {
+    if (stdin !== undefined) {
+      const w = child.stdin.getWriter();
+      if (stdin.text !== "") await w.write(new TextEncoder().encode(stdin.text)).catch(() => {});
+      await new Promise((r) => setTimeout(r, stdin.holdMs));
+      await w.close().catch(() => {});
+    }
     const out = await child.output();
     const decoder = new TextDecoder();
     return {

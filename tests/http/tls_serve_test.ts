@@ -11,8 +11,7 @@ import { prebuilt, serve, serveRaw } from "../../http/mod.ts";
 import type { ServeHandler, ServeOptions } from "../../http/types.ts";
 import { OpenSslError } from "../../tls/mod.ts";
 import { makePki, type TestPki } from "../tls/_certs.ts";
-import { warmUp } from "../tls/_server.ts";
-import { runClient, serveHttps } from "../tls/_server.ts";
+import { nodeTlsOnce, runClient, serveHttps, warmUp } from "../tls/_server.ts";
 import { runBounded, sleep, waitFor } from "../_helpers.ts";
 import { Proc } from "../deploy/_deploy.ts";
 import { spawnWorkersChild, within } from "./_serve.ts";
@@ -498,20 +497,7 @@ async function resumption(
     const port = Number(/^listening (\d+)/m.exec(child.stdout())![1]);
     await sleep(300); // the shared ticket key reaches both Workers
     const script = `
-      const tls = require("node:tls");
-      const ca = require("node:fs").readFileSync(${JSON.stringify(pki.caPath)});
-      function once(session) {
-        return new Promise((resolve, reject) => {
-          const s = tls.connect({ host: "127.0.0.1", port: ${port}, ca, servername: "localhost", session }, () => {
-            s.write("GET / HTTP/1.1\\r\\nhost: localhost\\r\\nconnection: close\\r\\n\\r\\n");
-          });
-          let body = "", ticket;
-          s.on("session", (t) => ticket = t);
-          s.on("data", (d) => body += d);
-          s.on("end", () => { resolve({ body: body.split("\\r\\n\\r\\n")[1], reused: s.isSessionReused(), ticket }); s.destroy(); });
-          s.on("error", reject);
-        });
-      }
+      ${nodeTlsOnce(port, pki.caPath)}
       (async () => {
         const first = await once(undefined);
         const seen = {};

@@ -133,33 +133,46 @@ export function startServer(
  * server's answer can arrive), then close it; SIGKILL the client after
  * `timeoutMs`.
  */
-export async function runClient(
+export function runClient(
   cmd: string,
   args: string[],
   input: string | undefined,
   { holdMs = 300, timeoutMs = 15_000 }: { holdMs?: number; timeoutMs?: number } = {},
 ): Promise<ProcessOutput> {
-  if (input === undefined) return await runBounded(cmd, { args }, timeoutMs);
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited */ }
-  }, timeoutMs);
-  try {
-    const w = child.stdin.getWriter();
-    if (input !== "") await w.write(new TextEncoder().encode(input)).catch(() => {});
-    await new Promise((r) => setTimeout(r, holdMs));
-    await w.close().catch(() => {});
-    const out = await child.output();
-    const d = new TextDecoder();
-    return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
+  return runBounded(
+    cmd,
+    { args },
+    timeoutMs,
+    input === undefined ? undefined : { text: input, holdMs },
+  );
+}
+
+/**
+ * Node source that defines `once(session)`: one TLS connection to
+ * 127.0.0.1:`port` (SNI localhost, trusting `caPath`) offering `session`
+ * (a ticket, or undefined), one `GET /` with `connection: close`, resolving
+ * `{ body, response, reused, ticket }`: the response body, the whole
+ * response, whether the session was resumed, and the newest ticket the
+ * server sent.
+ */
+export function nodeTlsOnce(port: number, caPath: string): string {
+  return `
+    const tls = require("node:tls");
+    const ca = require("node:fs").readFileSync(${JSON.stringify(caPath)});
+    function once(session) {
+      return new Promise((resolve, reject) => {
+        const s = tls.connect({ host: "127.0.0.1", port: ${port}, ca, servername: "localhost", session }, () => {
+          s.write("GET / HTTP/1.1\\r\\nhost: localhost\\r\\nconnection: close\\r\\n\\r\\n");
+        });
+        let response = "", ticket;
+        s.on("session", (t) => ticket = t);
+        s.on("data", (d) => response += d);
+        s.on("end", () => {
+          const body = response.split("\\r\\n\\r\\n")[1] ?? "";
+          resolve({ body, response, reused: s.isSessionReused(), ticket });
+          s.destroy();
+        });
+        s.on("error", reject);
+      });
+    }`;
 }

@@ -18,7 +18,7 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { runBounded } from "../_helpers.ts";
 import { hasCommand, makePki } from "./_certs.ts";
 import { startChildServer } from "./_child_server.ts";
-import { runClient, serveHttps } from "./_server.ts";
+import { nodeTlsOnce, runClient, serveHttps } from "./_server.ts";
 
 const TEST = { sanitizeOps: true, sanitizeResources: true };
 
@@ -36,27 +36,14 @@ const CHAINS = 8;
  */
 function nodeClient(port: number, caPath: string, count: number, resume: boolean): string {
   return `
-    const tls = require("node:tls");
-    const ca = require("node:fs").readFileSync(${JSON.stringify(caPath)});
-    function once(session) {
-      return new Promise((resolve, reject) => {
-        const s = tls.connect({ host: "127.0.0.1", port: ${port}, ca, servername: "localhost", session }, () => {
-          s.write("GET / HTTP/1.1\\r\\nhost: localhost\\r\\nconnection: close\\r\\n\\r\\n");
-        });
-        let body = "", ticket;
-        s.on("session", (t) => ticket = t);
-        s.on("data", (d) => body += d);
-        s.on("end", () => { resolve({ ok: body.endsWith("ok"), reused: s.isSessionReused(), ticket }); s.destroy(); });
-        s.on("error", reject);
-      });
-    }
+    ${nodeTlsOnce(port, caPath)}
     let reused = 0, ok = 0;
     async function chain(n) {
       let session = ${resume} ? (await once(undefined)).ticket : undefined;
       for (let i = 0; i < n; i++) {
         const r = await once(session);
         if (r.reused) reused++;
-        if (r.ok) ok++;
+        if (r.body === "ok") ok++;
         if (${resume} && r.ticket) session = r.ticket;
       }
     }

@@ -80,6 +80,19 @@ async function fingerprint(der: Uint8Array): Promise<string> {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** The fingerprint of the certificate a new connection to `port` is served (one full handshake). */
+async function servedFingerprint(reactor: Reactor, port: number, caCert: string): Promise<string> {
+  const conn = await connectTls(reactor, { host: "127.0.0.1", port }, {
+    caCerts: [caCert],
+    serverName: "localhost",
+  });
+  try {
+    return await fingerprint(conn.info!.peerCertificate!.raw);
+  } finally {
+    conn.close();
+  }
+}
+
 /** The DER of the first certificate in a PEM text. */
 function derOf(pem: string): Uint8Array {
   const b64 = pem.split("-----BEGIN CERTIFICATE-----")[1]!.split("-----END CERTIFICATE-----")[0]!;
@@ -243,17 +256,7 @@ Deno.test("rotation: a pair replaced one file at a time is served without a repo
       const s = startServer({ certFile, keyFile });
       const reported: unknown[] = [];
       s.server.listener.onError = (e) => void reported.push(e);
-      const served = async () => {
-        const conn = await connectTls(s.reactor, { host: "127.0.0.1", port: s.port }, {
-          caCerts: [p.caCert],
-          serverName: "localhost",
-        });
-        try {
-          return await fingerprint(conn.info!.peerCertificate!.raw);
-        } finally {
-          conn.close();
-        }
-      };
+      const served = () => servedFingerprint(s.reactor, s.port, p.caCert);
       try {
         // One file at a time, half a second apart: the check in between (if
         // any) sees a certificate without its key, and keeps quiet.
@@ -301,17 +304,7 @@ Deno.test("rotation: a directory symlink switched to another pair (as Kubernetes
       }
       await Deno.symlink("v1", `${dir}/data`);
       const s = startServer({ certFile: `${dir}/data/tls.crt`, keyFile: `${dir}/data/tls.key` });
-      const served = async () => {
-        const conn = await connectTls(s.reactor, { host: "127.0.0.1", port: s.port }, {
-          caCerts: [p.caCert],
-          serverName: "localhost",
-        });
-        try {
-          return await fingerprint(conn.info!.peerCertificate!.raw);
-        } finally {
-          conn.close();
-        }
-      };
+      const served = () => servedFingerprint(s.reactor, s.port, p.caCert);
       try {
         assertEquals(await served(), p.fp);
         // Both files change at once: a new link, renamed over the old one.
@@ -380,17 +373,7 @@ Deno.test("rotation: serve({ certFile, keyFile }) serves the new certificate aft
         onListen: () => {},
       }, () => new Response("ok"));
       const port = (server.addr as Deno.NetAddr).port;
-      const fpOf = async () => {
-        const conn = await connectTls(server.reactor!, { host: "127.0.0.1", port }, {
-          caCerts: [p.caCert],
-          serverName: "localhost",
-        });
-        try {
-          return await fingerprint(conn.info!.peerCertificate!.raw);
-        } finally {
-          conn.close();
-        }
-      };
+      const fpOf = () => servedFingerprint(server.reactor!, port, p.caCert);
       try {
         assertEquals(await fpOf(), p.fp);
         const client = Deno.createHttpClient({ caCerts: [p.caCert], http2: false });

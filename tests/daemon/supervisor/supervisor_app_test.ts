@@ -6,60 +6,22 @@
  * from a path (relative to the workers' cwd) or a URL.
  */
 import { assert, assertEquals, assertThrows } from "@std/assert";
-import { Supervisor, type SupervisorOptions } from "../../../daemon/supervisor/supervisor.ts";
+import { Supervisor } from "../../../daemon/supervisor/supervisor.ts";
 import { appArgs, appSpecifier, WORKER_MAIN } from "../../../daemon/supervisor/worker_command.ts";
 import {
-  alive,
   answers,
   freePort,
   httpGet,
-  killAll,
   procRead,
   waitUntil,
+  withSupervisor,
 } from "../fixtures/helpers.ts";
 import { GUARDED_APP, NOTIFY_APP, SERVE_WORKERS_APP } from "../fixtures/supervised.ts";
-
-const quiet = { info: () => {}, warning: () => {}, error: () => {} };
 
 interface MainInfo {
   main: boolean;
   mainModule: string;
   args: string[];
-}
-
-/** Start a supervisor on a fresh port, run `body`, stop it and check every worker is gone. */
-async function withSupervisor(
-  options: Partial<SupervisorOptions>,
-  body: (port: number, sup: Supervisor) => Promise<void>,
-  expectStderr: (lines: string[]) => void = (lines) =>
-    assertEquals(lines, [], "no worker wrote to stderr"),
-): Promise<void> {
-  const port = freePort();
-  const seen = new Set<number>();
-  const stderr: string[] = [];
-  const sup = new Supervisor({
-    workers: 1,
-    listen: { host: "127.0.0.1", port },
-    drainTimeoutMs: 3000,
-    startTimeoutMs: 15_000,
-    logger: quiet,
-    onOutput: (line, stream) => {
-      if (stream === "stderr") stderr.push(line);
-    },
-    onEvent: (e) => {
-      if (e.type === "spawn") seen.add(e.pid);
-    },
-    ...options,
-  });
-  try {
-    await sup.start();
-    await body(port, sup);
-  } finally {
-    await sup.stop();
-    killAll(seen);
-  }
-  for (const pid of seen) assert(!alive(pid), `worker ${pid} reaped`);
-  expectStderr(stderr);
 }
 
 async function mainInfo(port: number): Promise<MainInfo> {

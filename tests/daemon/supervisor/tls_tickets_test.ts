@@ -15,21 +15,12 @@ import { assert, assertEquals } from "@std/assert";
 import { Supervisor } from "../../../daemon/supervisor/supervisor.ts";
 import { listOpenFds } from "../../../ffi/fd.ts";
 import { readProcFile } from "../../../ffi/process.ts";
-import { makePki, type TestPki } from "../../tls/_certs.ts";
+import { hasCommand, makePki, type TestPki } from "../../tls/_certs.ts";
+import { nodeTlsOnce } from "../../tls/_server.ts";
 import { runBounded } from "../../_helpers.ts";
-import { alive, freePort, killAll } from "../fixtures/helpers.ts";
+import { withSupervisor } from "../fixtures/helpers.ts";
 
 const CHANNEL_APP = new URL("../fixtures/channel_app.ts", import.meta.url).pathname;
-const quiet = { info: () => {}, warning: () => {}, error: () => {} };
-
-async function haveNode(): Promise<boolean> {
-  try {
-    return (await new Deno.Command("node", { args: ["--version"], stdout: "null" }).output())
-      .success;
-  } catch {
-    return false;
-  }
-}
 
 interface Result {
   tries: number;
@@ -49,24 +40,7 @@ interface Result {
  */
 async function resume(pki: TestPki, port: number, minMs: number): Promise<Result> {
   const script = `
-    const tls = require("node:tls");
-    const ca = require("node:fs").readFileSync(${JSON.stringify(pki.caPath)});
-    function once(session) {
-      return new Promise((resolve, reject) => {
-        const s = tls.connect({ host: "127.0.0.1", port: ${port}, ca, servername: "localhost", session }, () => {
-          s.write("GET / HTTP/1.1\\r\\nhost: localhost\\r\\nconnection: close\\r\\n\\r\\n");
-        });
-        let text = "", ticket;
-        s.on("session", (t) => ticket = t);
-        s.on("data", (d) => text += d);
-        s.on("end", () => {
-          const pid = /x-pid: (\\d+)/i.exec(text)?.[1] ?? "?";
-          resolve({ pid, reused: s.isSessionReused(), ticket });
-          s.destroy();
-        });
-        s.on("error", reject);
-      });
-    }
+    ${nodeTlsOnce(port, pki.caPath)}
     (async () => {
       const first = await once(undefined);
       const pids = {}, resumedOn = {};
@@ -74,9 +48,10 @@ async function resume(pki: TestPki, port: number, minMs: number): Promise<Result
       const start = Date.now();
       while (tries < 200 || Date.now() - start < ${minMs}) {
         const r = await once(session);
+        const pid = /x-pid: (\\d+)/i.exec(r.response)?.[1] ?? "?";
         tries++;
-        pids[r.pid] = true;
-        if (r.reused) { reused++; resumedOn[r.pid] = true; }
+        pids[pid] = true;
+        if (r.reused) { reused++; resumedOn[pid] = true; }
         if (r.ticket) session = r.ticket;
       }
       const old = await once(first.ticket);
@@ -91,39 +66,18 @@ async function resume(pki: TestPki, port: number, minMs: number): Promise<Result
 }
 
 /** A supervisor of 2 HTTPS workers of channel_app.ts on a fresh port, around `body`. */
-async function withHttpsWorkers(
+function withHttpsWorkers(
   pki: TestPki,
   rotationMs: number,
   body: (port: number, sup: Supervisor) => Promise<void>,
 ): Promise<void> {
-  const port = freePort();
-  const seen = new Set<number>();
-  const stderr: string[] = [];
-  const sup = new Supervisor({
+  return withSupervisor({
     app: CHANNEL_APP,
     workers: 2,
-    listen: { host: "127.0.0.1", port },
     env: { FFINET_TEST_CERT: pki.certPath, FFINET_TEST_KEY: pki.keyPath },
     ticketKeyRotationMs: rotationMs,
-    drainTimeoutMs: 3000,
     startTimeoutMs: 30_000,
-    logger: quiet,
-    onOutput: (line, stream) => {
-      if (stream === "stderr") stderr.push(line);
-    },
-    onEvent: (e) => {
-      if (e.type === "spawn") seen.add(e.pid);
-    },
-  });
-  try {
-    await sup.start();
-    await body(port, sup);
-  } finally {
-    await sup.stop();
-    killAll(seen);
-  }
-  for (const pid of seen) assert(!alive(pid), `worker ${pid} reaped`);
-  assertEquals(stderr, [], "no worker wrote to stderr");
+  }, body);
 }
 
 Deno.test({
@@ -132,7 +86,7 @@ Deno.test({
   sanitizeOps: true,
   sanitizeResources: true,
   async fn() {
-    if (!(await haveNode())) {
+    if (!(await hasCommand("node"))) {
       console.log("skip: supervisor ticket keys: node is not installed");
       return;
     }
@@ -176,7 +130,7 @@ Deno.test({
   sanitizeOps: true,
   sanitizeResources: true,
   async fn() {
-    if (!(await haveNode())) {
+    if (!(await hasCommand("node"))) {
       console.log("skip: supervisor ticket rotation: node is not installed");
       return;
     }

@@ -1,11 +1,13 @@
 /**
  * Frame building and event recording for the WebSocket tests: client
  * frames with any header bits (including ones the serializer refuses to
- * make), and a recorder of a parser's events.
+ * make), a recorder of a parser's events, and a connection double for the
+ * tests whose unit is the session.
  *
  * @module
  */
-import { encodeFrame, type FrameEvents } from "../../../http/websocket/mod.ts";
+import { encodeFrame, type FrameEvents, FrameParser } from "../../../http/websocket/mod.ts";
+import type { RawConnection } from "../../../http/upgrade.ts";
 import { RawDeflate } from "../../../ffi/zlib.ts";
 
 // libz is opened on first use, once per process: open it before any test
@@ -101,4 +103,62 @@ export class Recorder implements FrameEvents {
     this.reasons.push(reason);
   }
   readonly reasons: string[] = [];
+}
+
+/**
+ * A connection for tests whose unit is the session: it records every
+ * `write()`, and its kernel takes `takes` bytes in all (default: every
+ * byte), queuing the rest until the test calls `drain(n)`. The real socket
+ * path is covered by the tests that run a server.
+ */
+export class SessionConnection implements RawConnection {
+  onData: RawConnection["onData"];
+  onEnd: RawConnection["onEnd"];
+  onDrain: RawConnection["onDrain"];
+  onClose: RawConnection["onClose"];
+  state = "open";
+  /** Each `write()`'s bytes, copied. */
+  readonly writes: Uint8Array[] = [];
+  /** Bytes written that the kernel has not taken. */
+  queued = 0;
+  #budget: number;
+  constructor(takes = Infinity) {
+    this.#budget = takes;
+  }
+  get writableLength(): number {
+    return this.queued;
+  }
+  write(data: Uint8Array): boolean {
+    this.writes.push(data.slice());
+    const taken = this.queued > 0 ? 0 : Math.min(data.length, this.#budget);
+    this.#budget -= taken;
+    this.queued += data.length - taken;
+    return this.queued < 1 << 20;
+  }
+  /** The kernel takes `n` more queued bytes. */
+  drain(n: number): void {
+    this.queued -= Math.min(n, this.queued);
+  }
+  pause(): void {}
+  resume(): void {}
+  end(): void {
+    this.state = "ending";
+  }
+  close(): void {
+    this.state = "closed";
+    this.onClose?.(this);
+  }
+  abort(): void {
+    this.close();
+  }
+  /** Every byte written, in order. */
+  bytes(): Uint8Array {
+    return concat(...this.writes);
+  }
+  /** What the peer receives, as parsed events. */
+  received(): string[] {
+    const rec = new Recorder();
+    new FrameParser(rec, { role: "client" }).push(this.bytes());
+    return rec.log;
+  }
 }

@@ -19,9 +19,8 @@ import {
   upgradeWithHandlers,
 } from "../../../http/websocket/mod.ts";
 import { Session } from "../../../http/websocket/_session.ts";
-import type { RawConnection } from "../../../http/upgrade.ts";
 import { readProcFile } from "../../../ffi/process.ts";
-import { Recorder } from "./_frames.ts";
+import { Recorder, SessionConnection } from "./_frames.ts";
 import { WAIT_MS, waitFor } from "./_client.ts";
 import { withFdCheck } from "../../_helpers.ts";
 
@@ -191,48 +190,8 @@ for (const kind of ["deno", "handlers"] as const) {
   }
 }
 
-/** A connection that takes nothing: every byte written stays queued here. */
-class StuckConnection implements RawConnection {
-  onData: RawConnection["onData"];
-  onEnd: RawConnection["onEnd"];
-  onDrain: RawConnection["onDrain"];
-  onClose: RawConnection["onClose"];
-  state = "open";
-  readonly chunks: Uint8Array[] = [];
-  queued = 0;
-  get writableLength(): number {
-    return this.queued;
-  }
-  write(data: Uint8Array): boolean {
-    this.chunks.push(data.slice());
-    this.queued += data.length;
-    return this.queued < 1 << 20;
-  }
-  pause(): void {}
-  resume(): void {}
-  end(): void {
-    this.state = "ending";
-  }
-  close(): void {
-    this.state = "closed";
-    this.onClose?.(this);
-  }
-  abort(): void {
-    this.close();
-  }
-  bytes(): Uint8Array {
-    const out = new Uint8Array(this.queued);
-    let at = 0;
-    for (const c of this.chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
-  }
-}
-
 Deno.test("backpressure: an oversized send is fragmented up to the limit, bufferedAmount counts exactly the fragments queued, then the close frame", () => {
-  const conn = new StuckConnection();
+  const conn = new SessionConnection(0);
   const errors: string[] = [];
   const session = new Session(
     conn,
@@ -253,11 +212,10 @@ Deno.test("backpressure: an oversized send is fragmented up to the limit, buffer
   // The queue: the first message, four fragments, and the close frame (4 bytes).
   assertEquals(conn.queued, 4068 + 4);
   assert(conn.queued <= 4096 + 125);
-  const rec = new Recorder();
-  new FrameParser(rec, { role: "client" }).push(conn.bytes());
-  assertEquals(rec.log.length, 2);
-  assert(rec.log[0]!.startsWith("binary:1,1,"), "the first message arrives whole");
-  assertEquals(rec.log[1], "close:1009:"); // the fragments make no message
+  const log = conn.received();
+  assertEquals(log.length, 2);
+  assert(log[0]!.startsWith("binary:1,1,"), "the first message arrives whole");
+  assertEquals(log[1], "close:1009:"); // the fragments make no message
   // The wire bytes of the fragments: binary without FIN, then continuations without FIN.
   const wire = conn.bytes();
   assertEquals([wire[2004], wire[2005], wire[2006], wire[2007]], [0x02, 126, 2, 0]);
@@ -267,12 +225,7 @@ Deno.test("backpressure: an oversized send is fragmented up to the limit, buffer
 
 Deno.test("backpressure: a message over the limit to an empty queue goes out whole when the kernel takes it", () => {
   // A connection whose kernel takes everything: nothing is ever queued.
-  const sent: Uint8Array[] = [];
-  const conn = new StuckConnection();
-  conn.write = (data: Uint8Array): boolean => {
-    sent.push(data.slice());
-    return true;
-  };
+  const conn = new SessionConnection();
   const session = new Session(
     conn,
     resolveWebSocketLimits({ idleTimeout: 0, maxBufferedAmount: 4096 }),
@@ -283,15 +236,7 @@ Deno.test("backpressure: a message over the limit to an empty queue goes out who
   assertEquals(session.state, 1); // still open
   assertEquals(session.lastFrameBytes, 10_000 + 20 * 4); // 20 fragments of at most 512 (4-byte headers)
   assertEquals(session.bufferedAmount, 0);
-  const all = new Uint8Array(sent.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of sent) {
-    all.set(c, at);
-    at += c.length;
-  }
-  const rec = new Recorder();
-  new FrameParser(rec, { role: "client" }).push(all);
-  assertEquals(rec.log, [`text:${"x".repeat(10_000)}`]);
+  assertEquals(conn.received(), [`text:${"x".repeat(10_000)}`]);
   session.close(1000);
   conn.close();
 });

@@ -18,8 +18,7 @@ import {
   type UpgradeWebSocketOptions,
 } from "../../../http/websocket/mod.ts";
 import { Session } from "../../../http/websocket/_session.ts";
-import type { RawConnection } from "../../../http/upgrade.ts";
-import { clientFrame } from "./_frames.ts";
+import { clientFrame, SessionConnection } from "./_frames.ts";
 import { RawClient, startEchoServer, waitFor } from "./_client.ts";
 import { withFdCheck } from "../../_helpers.ts";
 
@@ -91,40 +90,8 @@ for (const code of [1009, 1008] as const) {
   });
 }
 
-/** A connection whose queue the test controls: nothing leaves until `drain(n)`. */
-class HeldConnection implements RawConnection {
-  onData: RawConnection["onData"];
-  onEnd: RawConnection["onEnd"];
-  onDrain: RawConnection["onDrain"];
-  onClose: RawConnection["onClose"];
-  state = "open";
-  queued: number[] = [];
-  get writableLength(): number {
-    return this.queued.length;
-  }
-  write(data: Uint8Array): boolean {
-    this.queued.push(...data);
-    return this.queued.length < 1 << 20;
-  }
-  drain(n: number): void {
-    this.queued.splice(0, n);
-  }
-  pause(): void {}
-  resume(): void {}
-  end(): void {
-    this.state = "ending";
-  }
-  close(): void {
-    this.state = "closed";
-    this.onClose?.(this);
-  }
-  abort(): void {
-    this.close();
-  }
-}
-
 Deno.test("bufferedAmount is exact: application bytes not yet handed to the kernel, frame by frame", () => {
-  const conn = new HeldConnection();
+  const conn = new SessionConnection(0);
   const session = new Session(conn, resolveWebSocketLimits({ idleTimeout: 0 }), {
     message() {},
     drain() {},

@@ -11,54 +11,11 @@
  */
 import { assert, assertEquals } from "@std/assert";
 import { Session, type SessionHooks } from "../../../http/websocket/_session.ts";
-import { FrameParser, Opcode, resolveWebSocketLimits } from "../../../http/websocket/mod.ts";
-import type { RawConnection } from "../../../http/upgrade.ts";
-import { clientFrame, concat, Recorder } from "./_frames.ts";
-
-/** A connection whose kernel takes `takes` bytes at most (then queues), recording each write. */
-class RecordingConnection implements RawConnection {
-  onData: RawConnection["onData"];
-  onEnd: RawConnection["onEnd"];
-  onDrain: RawConnection["onDrain"];
-  onClose: RawConnection["onClose"];
-  state = "open";
-  readonly writes: Uint8Array[] = [];
-  queued = 0;
-  constructor(readonly takes = Infinity) {}
-  get writableLength(): number {
-    return this.queued;
-  }
-  write(data: Uint8Array): boolean {
-    this.writes.push(data.slice());
-    const sent = Math.min(data.length, Math.max(0, this.takes - this.total() + data.length));
-    this.queued += data.length - sent;
-    return this.queued < 1 << 20;
-  }
-  total(): number {
-    return this.writes.reduce((n, w) => n + w.length, 0);
-  }
-  pause(): void {}
-  resume(): void {}
-  end(): void {
-    this.state = "ending";
-  }
-  close(): void {
-    this.state = "closed";
-    this.onClose?.(this);
-  }
-  abort(): void {
-    this.close();
-  }
-  /** What the peer receives, as parsed events. */
-  received(): string[] {
-    const rec = new Recorder();
-    new FrameParser(rec, { role: "client" }).push(concat(...this.writes));
-    return rec.log;
-  }
-}
+import { Opcode, resolveWebSocketLimits } from "../../../http/websocket/mod.ts";
+import { clientFrame, concat, SessionConnection } from "./_frames.ts";
 
 function echoSession(
-  conn: RecordingConnection,
+  conn: SessionConnection,
   onMessage: (data: string | Uint8Array, session: Session) => void,
   limits = {},
 ): Session {
@@ -78,7 +35,7 @@ function echoSession(
 }
 
 Deno.test("session: 16 messages in one chunk are echoed in one write, in order with the pong; bufferedAmount counts the batch", () => {
-  const conn = new RecordingConnection();
+  const conn = new SessionConnection();
   const seen: number[] = [];
   echoSession(conn, (data, session) => {
     session.send(data);
@@ -101,7 +58,7 @@ Deno.test("session: 16 messages in one chunk are echoed in one write, in order w
 
 Deno.test("session: a batch the kernel takes only in part leaves bufferedAmount exact, frame by frame", () => {
   // The kernel takes the first two echoes (2 + 5 bytes each) and 3 bytes of the third.
-  const conn = new RecordingConnection(7 * 2 + 3);
+  const conn = new SessionConnection(7 * 2 + 3);
   let session!: Session;
   echoSession(conn, (data, s) => {
     session = s;
@@ -116,7 +73,7 @@ Deno.test("session: a batch the kernel takes only in part leaves bufferedAmount 
 });
 
 Deno.test("session: a close sent while parsing follows the echoes already batched", () => {
-  const conn = new RecordingConnection();
+  const conn = new SessionConnection();
   echoSession(conn, (data, session) => {
     session.send(data);
     if (data === "last") session.close(1000, "done");
@@ -131,7 +88,7 @@ Deno.test("session: a close sent while parsing follows the echoes already batche
 });
 
 Deno.test("session: a message over a small limit sent while parsing still goes out whole when the kernel takes it", () => {
-  const conn = new RecordingConnection();
+  const conn = new SessionConnection();
   const errors: string[] = [];
   const hooks: SessionHooks = {
     message: () => {
