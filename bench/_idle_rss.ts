@@ -3,7 +3,10 @@
  * child process, warm it up, read its RSS (VmRSS from /proc/<pid>/status),
  * open and hold `count` connections, read its RSS again, and print one table
  * row and one JSON line per server. Each bench supplies its servers, how one
- * connection is opened, and when the second reading is taken.
+ * connection is opened, and when the later readings are taken: `settle` for
+ * one reading, or `readAt` for readings at several idle times, the same times
+ * for every server (a runtime with a garbage collector gives memory back
+ * some seconds after a burst, if at all: one early reading would hide that).
  *
  * @module
  */
@@ -42,8 +45,23 @@ export interface IdleRssSpec<C extends Held> {
   ready: "stdout" | "connect";
   /** Open one connection and complete one exchange on it. */
   open(port: number, name: string): Promise<C>;
-  /** The second reading, once `count` connections are held. */
-  settle(rss: () => number): Promise<number>;
+  /** The second reading, once `count` connections are held (unless `readAt` is given). */
+  settle?(rss: () => number): Promise<number>;
+  /**
+   * Read the RSS at each of these times (ms after the last connection was
+   * opened, ascending) instead of `settle`; the last reading is `after`.
+   */
+  readAt?: readonly number[];
+}
+
+/** One reading of `readAt`. */
+export interface IdleRssReading {
+  /** Milliseconds after the last connection was opened. */
+  ms: number;
+  /** RSS in KiB. */
+  rss: number;
+  /** (rss - before) / count. */
+  perConnKiB: number;
 }
 
 /** One server's readings. */
@@ -56,6 +74,8 @@ export interface IdleRssRow {
   after: number;
   /** (after - before) / count. */
   perConnKiB: number;
+  /** The readings of `readAt`, if it was given. */
+  readings?: IdleRssReading[];
 }
 
 /**
@@ -81,6 +101,23 @@ export function benchServer(script: string, ...args: string[]): string[] {
 /** The server's resident set size in KiB. */
 export function rssKiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readProcFile(`/proc/${pid}/status`))?.[1] ?? NaN);
+}
+
+/**
+ * The value of an `--idle-ms` flag: comma-separated whole numbers of
+ * milliseconds, ascending (e.g. "1000,10000,30000").
+ */
+export function idleTimes(text: string): number[] {
+  const times = text.split(",").map((t) => Number(t.trim()));
+  for (let i = 0; i < times.length; i++) {
+    const t = times[i]!;
+    if (!Number.isSafeInteger(t) || t < 0 || (i > 0 && t <= times[i - 1]!)) {
+      throw new RangeError(
+        `Cannot read --idle-ms "${text}": not ascending whole numbers of milliseconds`,
+      );
+    }
+  }
+  return times;
 }
 
 /** Resolve after `ms` milliseconds. */
@@ -164,8 +201,22 @@ async function measure<C extends Held>(
     await sleep(spec.warmupPauseMs);
     const before = rssKiB(child.pid);
     await open(spec.count, true);
-    const after = await spec.settle(() => rssKiB(child.pid));
-    return { name, before, after, perConnKiB: (after - before) / spec.count };
+    const rss = () => rssKiB(child.pid);
+    const perConn = (kib: number) => (kib - before) / spec.count;
+    if (spec.readAt !== undefined) {
+      const opened = performance.now();
+      const readings: IdleRssReading[] = [];
+      for (const ms of spec.readAt) {
+        await sleep(Math.max(0, ms - (performance.now() - opened)));
+        const kib = rss();
+        readings.push({ ms, rss: kib, perConnKiB: perConn(kib) });
+      }
+      const after = readings.at(-1)?.rss ?? rss();
+      return { name, before, after, perConnKiB: perConn(after), readings };
+    }
+    if (spec.settle === undefined) throw new Error("Cannot measure: neither settle nor readAt");
+    const after = await spec.settle(rss);
+    return { name, before, after, perConnKiB: perConn(after) };
   } finally {
     for (const c of conns) {
       try {
@@ -188,8 +239,16 @@ export async function runIdleRss<C extends Held>(spec: IdleRssSpec<C>): Promise<
     if (!cmd) throw new Error(`unknown server ${name}`);
     rows.push(await measure(spec, name, cmd, port++));
   }
-  const column = `x_${spec.base}`;
   console.log(spec.title);
+  if (spec.readAt !== undefined) printReadings(spec, rows, spec.readAt);
+  else printRows(spec, rows);
+  for (const r of rows) console.log(JSON.stringify({ ...r, connections: spec.count }));
+  return rows;
+}
+
+/** One row per server: RSS before and after, per connection, and against the base. */
+function printRows<C extends Held>(spec: IdleRssSpec<C>, rows: IdleRssRow[]): void {
+  const column = `x_${spec.base}`;
   console.log(
     `${"server".padEnd(spec.nameWidth)} rss_before_MiB  rss_after_MiB  KiB_per_conn  ${column}`,
   );
@@ -202,6 +261,36 @@ export async function runIdleRss<C extends Held>(spec: IdleRssSpec<C>): Promise<
       } ${r.perConnKiB.toFixed(2).padStart(13)} ${x.padStart(column.length + 1)}`,
     );
   }
-  for (const r of rows) console.log(JSON.stringify({ ...r, connections: spec.count }));
-  return rows;
+}
+
+/**
+ * One row per server: RSS before, then KiB per connection at each idle time,
+ * then each of those against the base server's at the same time.
+ */
+function printReadings<C extends Held>(
+  spec: IdleRssSpec<C>,
+  rows: IdleRssRow[],
+  readAt: readonly number[],
+): void {
+  const at = readAt.map((ms) => `${ms / 1000}s`);
+  const cell = 9;
+  console.log(
+    `${"server".padEnd(spec.nameWidth)} rss_before_MiB ` +
+      `${at.map((t) => `kib@${t}`.padStart(cell)).join(" ")} ` +
+      `${at.map((t) => `x@${t}`.padStart(cell)).join(" ")}   (x: against ${spec.base})`,
+  );
+  const base = rows.find((r) => r.name === spec.base);
+  for (const r of rows) {
+    const per = (r.readings ?? []).map((g) => g.perConnKiB.toFixed(2).padStart(cell));
+    const x = (r.readings ?? []).map((g, i) => {
+      const b = base?.readings?.[i];
+      return (b && base ? (g.rss - r.before) / (b.rss - base.before) : NaN).toFixed(2)
+        .padStart(cell);
+    });
+    console.log(
+      `${r.name.padEnd(spec.nameWidth)} ${(r.before / 1024).toFixed(1).padStart(14)} ${
+        per.join(" ")
+      } ${x.join(" ")}`,
+    );
+  }
 }

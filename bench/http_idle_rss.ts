@@ -2,10 +2,12 @@
  * Memory of idle keep-alive connections: starts a server as a child process,
  * opens `--connections` (default 10,000) keep-alive connections to it, sends
  * one request on each and reads the response, then reports the server's RSS
- * (VmRSS from /proc/<pid>/status) before and after, and per connection.
+ * (VmRSS from /proc/<pid>/status) before and after, and per connection:
+ * 1 s after the last connection was opened, or at each of the `--idle-ms`
+ * times (e.g. `--idle-ms 1000,10000,30000`).
  *
  *     sh -c 'ulimit -n 20000 && deno run --allow-ffi --allow-read --allow-run --allow-net --allow-env \
- *       bench/http_idle_rss.ts [--connections N] [--only ffinet_serve,deno_serve,...]'
+ *       bench/http_idle_rss.ts [--connections N] [--idle-ms MS,MS,...] [--only ffinet_serve,deno_serve,...]'
  *
  * Needs a soft fd limit above the connection count (both processes hold one
  * fd per connection).
@@ -13,13 +15,14 @@
  * @module
  */
 import { integerFlag, parseArgs } from "../examples/_args.ts";
-import { benchServer, exchange, runIdleRss, sleep } from "./_idle_rss.ts";
+import { benchServer, exchange, idleTimes, runIdleRss } from "./_idle_rss.ts";
 
 const args = parseArgs(Deno.args, {
-  usage: "http_idle_rss.ts [--connections N] [--only a,b]",
-  strings: { connections: "10000", only: "" },
+  usage: "http_idle_rss.ts [--connections N] [--idle-ms MS,MS,...] [--only a,b]",
+  strings: { connections: "10000", "idle-ms": "1000", only: "" },
 });
 const count = integerFlag(args, "connections", 1, "a number of connections");
+const readAt = idleTimes(args.strings["idle-ms"] ?? "");
 const here = new URL(".", import.meta.url).pathname;
 const deno = Deno.execPath();
 const servers: Record<string, string[]> = {
@@ -47,8 +50,5 @@ await runIdleRss({
     await exchange(c, request, "Hello, World!", name);
     return c;
   },
-  async settle(rss) {
-    await sleep(1000);
-    return rss();
-  },
+  readAt,
 });

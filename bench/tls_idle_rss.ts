@@ -9,7 +9,13 @@
  *
  *     sh -c 'ulimit -n 20000 && deno run --unsafely-ignore-certificate-errors=127.0.0.1 \
  *       --allow-ffi --allow-read --allow-run --allow-net --allow-env \
- *       bench/tls_idle_rss.ts --cert cert.pem --key key.pem [--connections N] [--only ffinet_serve,deno_serve]'
+ *       bench/tls_idle_rss.ts --cert cert.pem --key key.pem [--connections N] [--only ffinet_serve,deno_serve] \
+ *       [--record-layer ffinet|openssl]'
+ *
+ * `--record-layer ffinet` has ffinet's server move TLS 1.3 records to
+ * ffinet's own layer and free the `SSL` object after the handshake (off in
+ * the library by default); the default, `openssl`, keeps OpenSSL's record
+ * layer on every connection.
  *
  * The certificate is the one `../shared/bench/compare.sh tls` makes
  * (`$BENCH_BIN/tls/cert.pem`): self-signed with the CA flag, which Deno's
@@ -23,9 +29,11 @@ import { integerFlag, parseArgs } from "../examples/_args.ts";
 import { benchServer, exchange, runIdleRss, sleep } from "./_idle_rss.ts";
 
 const args = parseArgs(Deno.args, {
-  usage: "tls_idle_rss.ts --cert FILE --key FILE [--connections N] [--only a,b]",
-  strings: { connections: "10000", only: "", cert: "", key: "" },
+  usage:
+    "tls_idle_rss.ts --cert FILE --key FILE [--connections N] [--only a,b] [--record-layer ffinet|openssl]",
+  strings: { connections: "10000", only: "", cert: "", key: "", "record-layer": "ffinet" },
 });
+const recordLayer = args.strings["record-layer"] ?? "openssl";
 const count = integerFlag(args, "connections", 1, "a number of connections");
 const certPath = args.strings.cert ?? "";
 const keyPath = args.strings.key ?? "";
@@ -37,7 +45,15 @@ const caCert = Deno.readTextFileSync(certPath);
 const here = new URL(".", import.meta.url).pathname;
 const deno = Deno.execPath();
 const servers: Record<string, string[]> = {
-  ffinet_serve: benchServer("https_serve.ts", "--cert", certPath, "--key", keyPath),
+  ffinet_serve: benchServer(
+    "https_serve.ts",
+    "--cert",
+    certPath,
+    "--key",
+    keyPath,
+    "--record-layer",
+    recordLayer,
+  ),
   deno_serve: [deno, "run", "--allow-net", "--allow-read", `${here}ref/deno_https.ts`, "{port}"]
     .concat([certPath, keyPath]),
 };

@@ -2,10 +2,14 @@
  * Memory of idle WebSockets: starts an echo server (`ws_echo.ts`) as a
  * child process, opens `--connections` (default 10,000) WebSockets to it
  * (the handshake by hand on a TCP connection, then one 64-byte text
- * message echoed on each), holds them open and silent for `--idle-ms`
- * (default 1000), and reports the server's RSS (VmRSS from
- * /proc/<pid>/status) before and after, and per connection. Servers: ffinet's handler API (`upgradeWithHandlers`), ffinet's
- * Deno-shaped `upgradeWebSocket`, and `Deno.serve` with Deno's own
+ * message echoed on each), holds them open and silent, and reports the
+ * server's RSS (VmRSS from /proc/<pid>/status) before, and per connection
+ * at each of the `--idle-ms` times after the last one was opened (default
+ * 1 s, 10 s, 30 s and 45 s: V8 gives the memory of a connect burst back
+ * after some seconds of idleness, not at once; both servers also send their
+ * keep-alive ping at 30 s, which this client does not answer, and would
+ * close at 60 s). Servers: ffinet's handler API (`upgradeWithHandlers`),
+ * ffinet's Deno-shaped `upgradeWebSocket`, and `Deno.serve` with Deno's own
  * `Deno.upgradeWebSocket`.
  *
  *     sh -c 'ulimit -n 20000 && deno run --allow-ffi --allow-read --allow-run --allow-net --allow-env \
@@ -17,15 +21,15 @@
  * @module
  */
 import { integerFlag, parseArgs } from "../examples/_args.ts";
-import { runIdleRss, sleep } from "./_idle_rss.ts";
+import { idleTimes, runIdleRss } from "./_idle_rss.ts";
 
 const args = parseArgs(Deno.args, {
-  usage: "ws_idle_rss.ts [--connections N] [--warmup N] [--idle-ms MS] [--only a,b]",
-  strings: { connections: "10000", warmup: "200", "idle-ms": "1000", only: "" },
+  usage: "ws_idle_rss.ts [--connections N] [--warmup N] [--idle-ms MS,MS,...] [--only a,b]",
+  strings: { connections: "10000", warmup: "200", "idle-ms": "1000,10000,30000,45000", only: "" },
 });
 const count = integerFlag(args, "connections", 1, "a number of connections");
 const warmup = integerFlag(args, "warmup", 0, "a number of connections");
-const idleMs = integerFlag(args, "idle-ms", 0, "a whole number of milliseconds");
+const readAt = idleTimes(args.strings["idle-ms"] ?? "");
 const here = new URL(".", import.meta.url).pathname;
 const deno = Deno.execPath();
 const echo = (...flags: string[]) => [
@@ -89,7 +93,7 @@ async function openSocket(port: number, name: string): Promise<Deno.TcpConn> {
 }
 
 await runIdleRss({
-  title: `idle WebSockets: ${count}, RSS read after ${idleMs} ms idle`,
+  title: `idle WebSockets: ${count}, KiB per connection after each idle time`,
   servers,
   only: args.strings.only ?? "",
   count,
@@ -101,8 +105,5 @@ await runIdleRss({
   nameWidth: 17,
   ready: "connect",
   open: openSocket,
-  async settle(rss) {
-    await sleep(idleMs);
-    return rss();
-  },
+  readAt,
 });

@@ -103,6 +103,46 @@ export const cryptoSymbols = {
   },
   // int EVP_MAC_CTX_set_params(EVP_MAC_CTX *ctx, const OSSL_PARAM params[]);
   EVP_MAC_CTX_set_params: { parameters: ["pointer", "buffer"], result: "i32" },
+  // EVP_MAC *EVP_MAC_fetch(OSSL_LIB_CTX *libctx, const char *algorithm, const char *properties);
+  EVP_MAC_fetch: { parameters: ["pointer", "buffer", "pointer"], result: "pointer" },
+  // void EVP_MAC_free(EVP_MAC *mac);
+  EVP_MAC_free: { parameters: ["pointer"], result: "void" },
+  // EVP_MAC_CTX *EVP_MAC_CTX_new(EVP_MAC *mac);
+  EVP_MAC_CTX_new: { parameters: ["pointer"], result: "pointer" },
+  // void EVP_MAC_CTX_free(EVP_MAC_CTX *ctx);
+  EVP_MAC_CTX_free: { parameters: ["pointer"], result: "void" },
+  // EVP_CIPHER *EVP_CIPHER_fetch(OSSL_LIB_CTX *ctx, const char *algorithm, const char *properties);
+  EVP_CIPHER_fetch: { parameters: ["pointer", "buffer", "pointer"], result: "pointer" },
+  // EVP_CIPHER_CTX *EVP_CIPHER_CTX_new(void);
+  EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
+  // void EVP_CIPHER_CTX_free(EVP_CIPHER_CTX *ctx);
+  EVP_CIPHER_CTX_free: { parameters: ["pointer"], result: "void" },
+  // int EVP_CipherInit_ex(EVP_CIPHER_CTX *ctx, const EVP_CIPHER *type, ENGINE *impl,
+  //                       const unsigned char *key, const unsigned char *iv, int enc);
+  EVP_CipherInit_ex: {
+    parameters: ["pointer", "pointer", "pointer", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+  // int EVP_CipherUpdate(EVP_CIPHER_CTX *ctx, unsigned char *out, int *outl,
+  //                      const unsigned char *in, int inl);
+  EVP_CipherUpdate: {
+    parameters: ["pointer", "buffer", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+  // int EVP_CipherFinal_ex(EVP_CIPHER_CTX *ctx, unsigned char *outm, int *outl);
+  EVP_CipherFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  // int EVP_CIPHER_CTX_ctrl(EVP_CIPHER_CTX *ctx, int type, int arg, void *ptr);
+  EVP_CIPHER_CTX_ctrl: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
+  // const EVP_MD *EVP_sha256(void);
+  EVP_sha256: { parameters: [], result: "pointer" },
+  // const EVP_MD *EVP_sha384(void);
+  EVP_sha384: { parameters: [], result: "pointer" },
+  // unsigned char *HMAC(const EVP_MD *evp_md, const void *key, int key_len,
+  //                     const unsigned char *d, size_t n, unsigned char *md, unsigned int *md_len);
+  HMAC: {
+    parameters: ["pointer", "buffer", "i32", "buffer", "usize", "buffer", "buffer"],
+    result: "pointer",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The libssl symbols ffinet binds, with their C prototypes. */
@@ -163,6 +203,10 @@ export const sslSymbols = {
   SSL_new: { parameters: ["pointer"], result: "pointer" },
   // void SSL_free(SSL *ssl);   (frees the BIOs set with SSL_set_bio)
   SSL_free: { parameters: ["pointer"], result: "void" },
+  // int SSL_clear(SSL *s);   (ready for another connection; keeps the BIOs and the SSL_CTX)
+  SSL_clear: { parameters: ["pointer"], result: "i32" },
+  // SSL_CTX *SSL_get_SSL_CTX(const SSL *ssl);
+  SSL_get_SSL_CTX: { parameters: ["pointer"], result: "pointer" },
   // void SSL_set_bio(SSL *ssl, BIO *rbio, BIO *wbio);   (takes ownership of both)
   SSL_set_bio: { parameters: ["pointer", "pointer", "pointer"], result: "void" },
   // void SSL_set0_rbio(SSL *s, BIO *rbio);   (takes ownership; frees the previous one)
@@ -212,6 +256,14 @@ export const sslSymbols = {
   SSL_get_verify_result: { parameters: ["pointer"], result: "i64" },
   // int SSL_session_reused(const SSL *s);
   SSL_session_reused: { parameters: ["pointer"], result: "i32" },
+  // void SSL_CTX_set_keylog_callback(SSL_CTX *ctx, void (*cb)(const SSL *ssl, const char *line));
+  SSL_CTX_set_keylog_callback: { parameters: ["pointer", "function"], result: "void" },
+  // size_t SSL_get_client_random(const SSL *ssl, unsigned char *out, size_t outlen);
+  SSL_get_client_random: { parameters: ["pointer", "buffer", "usize"], result: "usize" },
+  // int SSL_has_pending(const SSL *s);
+  SSL_has_pending: { parameters: ["pointer"], result: "i32" },
+  // void SSL_set_shutdown(SSL *ssl, int mode);
+  SSL_set_shutdown: { parameters: ["pointer", "i32"], result: "void" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The loaded libcrypto symbols. */
@@ -326,6 +378,7 @@ const CTRL = {
   SSL_CTRL_GET_MIN_PROTO_VERSION: 130,
   SSL_CTRL_GET_MAX_PROTO_VERSION: 131,
   BIO_C_SET_BUF_MEM_EOF_RETURN: 130,
+  BIO_CTRL_RESET: 1,
 } as const;
 
 // --- the ctrl macros, one named wrapper each (raw pointers: ffi-internal) ---
@@ -409,4 +462,9 @@ export function sslSetTlsextHostName(ssl: Deno.PointerObject, name: Uint8Array):
  */
 export function bioSetMemEofReturn(bio: Deno.PointerObject, v: number): number {
   return Number(openssl().crypto.BIO_ctrl(bio, CTRL.BIO_C_SET_BUF_MEM_EOF_RETURN, BigInt(v), null));
+}
+
+/** `BIO_reset(bio)` on a memory BIO: drop what it holds (1 on success). */
+export function bioReset(bio: Deno.PointerObject): number {
+  return Number(openssl().crypto.BIO_ctrl(bio, CTRL.BIO_CTRL_RESET, 0n, null));
 }

@@ -45,6 +45,7 @@ import { cString, readCString } from "./openssl_bio.ts";
 import { clearOpenSslErrors, OpenSslError, takeOpenSslErrors } from "./openssl_error.ts";
 import type { PrivateKey, X509Certificate } from "./openssl_x509.ts";
 import { TicketKeyring } from "./openssl_tickets.ts";
+import { keyLogCallback } from "./openssl_aead.ts";
 
 /** Which side of the handshake a context serves. */
 export type SslRole = "server" | "client";
@@ -229,6 +230,27 @@ export class SslContext implements Disposable {
       throw new Deno.errors.BadResource("Cannot use TLS context: it was freed");
     }
     return this.#ctx;
+  }
+
+  /**
+   * Keep the TLS 1.3 application traffic secrets of this server context's
+   * handshakes for `takeTrafficSecrets` (through OpenSSL's key-log
+   * callback), for a record layer that leaves OpenSSL after the handshake.
+   * OpenSSL then formats every secret of every handshake as text, so only a
+   * context whose connections leave OpenSSL should log them.
+   *
+   * @example
+   * ```ts
+   * import { SslContext } from "./openssl_context.ts";
+   * using ctx = SslContext.create("server");
+   * ctx.logTrafficSecrets();
+   * ```
+   */
+  logTrafficSecrets(): void {
+    if (this.role !== "server") {
+      throw new TypeError("Cannot log traffic secrets: not a server context");
+    }
+    openssl().ssl.SSL_CTX_set_keylog_callback(this.pointer, keyLogCallback());
   }
 
   /** Whether {@linkcode SslContext.close} has run (connections may still use it). */

@@ -18,6 +18,7 @@
  * @module
  */
 import {
+  bioReset,
   bioSetMemEofReturn,
   openssl,
   SSL_ERROR,
@@ -45,6 +46,9 @@ export type HandshakeStep = "done" | "want-read";
 
 /** {@linkcode Ssl.read}: the peer sent close_notify (no more data will come). */
 export const SSL_READ_CLOSED = -1;
+/** `SSL_SENT_SHUTDOWN`, `SSL_RECEIVED_SHUTDOWN` (`SSL_set_shutdown` bits). */
+const SSL_SENT_SHUTDOWN = 1;
+const SSL_RECEIVED_SHUTDOWN = 2;
 
 const alpnData = new BigUint64Array(1);
 const alpnLength = new Uint32Array(1);
@@ -75,17 +79,24 @@ export class Ssl implements Disposable {
   #ssl: Deno.PointerObject | null;
   #rbio: Deno.PointerObject;
   #wbio: Deno.PointerObject;
+  /** Where {@linkcode Ssl.free} gives the `SSL` back for another connection, if anywhere. */
+  readonly #pool: SslPool | undefined;
+  /** The handshake completed (only such an `SSL` goes back to a pool). */
+  #done = false;
+  #recycled = false;
 
   private constructor(
     context: SslContext,
     ssl: Deno.PointerObject,
     rbio: Deno.PointerObject,
     wbio: Deno.PointerObject,
+    pool: SslPool | undefined,
   ) {
     this.context = context;
     this.#ssl = ssl;
     this.#rbio = rbio;
     this.#wbio = wbio;
+    this.#pool = pool;
   }
 
   /**
@@ -101,6 +112,36 @@ export class Ssl implements Disposable {
    * ```
    */
   static create(context: SslContext): Ssl {
+    return Ssl.#make(context, undefined);
+  }
+
+  /**
+   * A server connection from `pool`: a cleared `SSL` a finished connection
+   * gave back, else a new one. {@linkcode Ssl.free} gives it back.
+   *
+   * @example
+   * ```ts
+   * import { Ssl, SslPool } from "./openssl_ssl.ts";
+   * import { SslContext } from "./openssl_context.ts";
+   * using ctx = SslContext.create("server");
+   * using pool = new SslPool(ctx);
+   * Ssl.fromPool(pool).free();
+   * ```
+   */
+  static fromPool(pool: SslPool): Ssl {
+    if (!(pool instanceof SslPool)) {
+      throw new TypeError("Cannot create TLS connection: pool is not an SslPool");
+    }
+    const context = pool.context;
+    const kept = poolTake(pool);
+    if (kept === undefined) return Ssl.#make(context, pool);
+    context.retain();
+    const ssl = new Ssl(context, kept.ssl, kept.rbio, kept.wbio, pool);
+    ssl.#recycled = true;
+    return ssl;
+  }
+
+  static #make(context: SslContext, pool: SslPool | undefined): Ssl {
     const { ssl: lib, crypto } = openssl();
     const ctx = context.pointer;
     const ssl = lib.SSL_new(ctx);
@@ -122,7 +163,7 @@ export class Ssl implements Disposable {
     if (context.role === "server") lib.SSL_set_accept_state(ssl);
     else lib.SSL_set_connect_state(ssl);
     context.retain();
-    return new Ssl(context, ssl, rbio, wbio);
+    return new Ssl(context, ssl, rbio, wbio, pool);
   }
 
   /** Throw `BadResource` once freed (the BIOs went with the `SSL`). */
@@ -137,6 +178,11 @@ export class Ssl implements Disposable {
       throw new Deno.errors.BadResource("Cannot use TLS connection: it was freed");
     }
     return this.#ssl;
+  }
+
+  /** Whether it runs on an `SSL` a finished connection gave back to its pool (cleared). */
+  get recycled(): boolean {
+    return this.#recycled;
   }
 
   /** Whether {@linkcode Ssl.free} has run. */
@@ -344,7 +390,10 @@ export class Ssl implements Disposable {
     const s = this.#pointer;
     const { ssl } = openssl();
     const r = ssl.SSL_do_handshake(s);
-    if (r === 1) return "done";
+    if (r === 1) {
+      this.#done = true;
+      return "done";
+    }
     const code = ssl.SSL_get_error(s, r);
     if (code === SSL_ERROR.WANT_READ || code === SSL_ERROR.WANT_WRITE) return "want-read";
     throw this.#failure("complete TLS handshake", r, code);
@@ -484,17 +533,174 @@ export class Ssl implements Disposable {
     return x === null ? undefined : new X509Certificate(x);
   }
 
-  /** Free the `SSL` and its BIOs and drop the context reference (idempotent). */
+  /** The ClientHello's random (32 bytes): names the connection in OpenSSL's key log. */
+  get clientRandom(): Uint8Array {
+    const out = new Uint8Array(32);
+    const n = Number(openssl().ssl.SSL_get_client_random(this.#pointer, out, 32n));
+    return out.subarray(0, Math.min(n, 32));
+  }
+
+  /** Whether OpenSSL holds bytes it has read and not returned (plaintext or part of a record). */
+  get hasPending(): boolean {
+    return openssl().ssl.SSL_has_pending(this.#pointer) === 1;
+  }
+
+  /**
+   * Free after the record layer moved out of OpenSSL (TLS 1.3): the
+   * connection is marked shut down both ways first, so that freeing it
+   * does not drop its session as an unclean end would.
+   */
+  freeDetached(): void {
+    const s = this.#ssl;
+    if (s === null) return;
+    openssl().ssl.SSL_set_shutdown(s, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    this.free();
+  }
+
+  /**
+   * Free the `SSL` and its BIOs and drop the context reference
+   * (idempotent). One taken from an {@linkcode SslPool} whose handshake
+   * completed goes back to the pool, cleared, while the pool has room.
+   */
   free(): void {
     const s = this.#ssl;
     if (s === null) return;
     this.#ssl = null;
-    openssl().ssl.SSL_free(s);
+    const pool = this.#pool;
+    if (pool === undefined || !this.#done || !poolGive(pool, s, this.#rbio, this.#wbio)) {
+      openssl().ssl.SSL_free(s);
+    }
     this.context.release();
   }
 
   /** Free (for `using`). */
   [Symbol.dispose](): void {
     this.free();
+  }
+}
+
+/** How many cleared `SSL`s a pool keeps by default. */
+const POOL_SIZE = 16;
+/** The most a pool may be asked to keep. */
+const POOL_SIZE_MAX = 1024;
+
+/** A cleared `SSL` and the memory BIOs it owns. */
+interface KeptSsl {
+  ssl: Deno.PointerObject;
+  rbio: Deno.PointerObject;
+  wbio: Deno.PointerObject;
+}
+
+/** {@linkcode SslPool}'s own steps, for {@linkcode Ssl} (set in the class's static block). */
+let poolTake: (pool: SslPool) => KeptSsl | undefined;
+let poolGive: (
+  pool: SslPool,
+  ssl: Deno.PointerObject,
+  rbio: Deno.PointerObject,
+  wbio: Deno.PointerObject,
+) => boolean;
+
+/**
+ * Server `SSL`s kept for the next connection of one context: `SSL_new`
+ * copies the context's certificates, parameters and lists into every new
+ * connection, and `SSL_free` frees them again; an `SSL` whose handshake
+ * completed is instead `SSL_clear`ed (state, keys, session flags and the
+ * peer's extensions are reset; each ClientHello sets its own server name,
+ * ALPN choice and session) and its memory BIOs emptied.
+ *
+ * Only an `SSL` still on the pool's context is kept (a server-name
+ * callback that moved it to another certificate's context makes it
+ * freed). A context that asks for client certificates should get a pool of
+ * size 0: `SSL_clear` leaves the last verification result in place, and a
+ * resumed TLS 1.3 session does not set it again.
+ *
+ * The pool holds a reference to its context; {@linkcode SslPool.close}
+ * frees what it keeps and drops it.
+ *
+ * @example
+ * ```ts
+ * import { Ssl, SslPool } from "./openssl_ssl.ts";
+ * import { SslContext } from "./openssl_context.ts";
+ * using ctx = SslContext.create("server");
+ * using pool = new SslPool(ctx);
+ * const ssl = Ssl.fromPool(pool); // a new SSL: the pool is empty
+ * ssl.free(); // freed: its handshake never completed
+ * console.log(pool.idle, pool.reused); // 0 0
+ * ```
+ */
+export class SslPool implements Disposable {
+  /** The context every `SSL` of the pool belongs to. */
+  readonly context: SslContext;
+  /** How many cleared `SSL`s it keeps at most. */
+  readonly size: number;
+  /** Connections that were given a kept `SSL` rather than a new one. */
+  reused = 0;
+  #kept: KeptSsl[] = [];
+  #closed = false;
+
+  /**
+   * A pool of up to `size` (default 16; 0 keeps none) `SSL`s of the server
+   * context `context` (it takes a reference).
+   */
+  constructor(context: SslContext, size: number = POOL_SIZE) {
+    if (context?.role !== "server") {
+      throw new TypeError("Cannot create TLS connection pool: context is not a server SslContext");
+    }
+    if (!Number.isInteger(size) || size < 0 || size > POOL_SIZE_MAX) {
+      throw new RangeError(
+        `Cannot create TLS connection pool: size ${size} is not an integer from 0 to ${POOL_SIZE_MAX}`,
+      );
+    }
+    context.retain();
+    this.context = context;
+    this.size = size;
+  }
+
+  /** Cleared `SSL`s waiting for a connection. */
+  get idle(): number {
+    return this.#kept.length;
+  }
+
+  /** Whether {@linkcode SslPool.close} has run. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Clear `ssl` and keep it, unless the pool is full, closed, or it moved to another context. */
+  #give(ssl: Deno.PointerObject, rbio: Deno.PointerObject, wbio: Deno.PointerObject): boolean {
+    if (this.#closed || this.#kept.length >= this.size) return false;
+    const { ssl: lib } = openssl();
+    if (!Deno.UnsafePointer.equals(lib.SSL_get_SSL_CTX(ssl), this.context.pointer)) return false;
+    // Nothing of this connection may reach the next: unread records, unsent output.
+    if (lib.SSL_clear(ssl) !== 1 || bioReset(rbio) !== 1 || bioReset(wbio) !== 1) {
+      takeOpenSslErrors();
+      return false;
+    }
+    this.#kept.push({ ssl, rbio, wbio });
+    return true;
+  }
+
+  static {
+    poolTake = (pool) => {
+      const kept = pool.#closed ? undefined : pool.#kept.pop();
+      if (kept !== undefined) pool.reused++;
+      return kept;
+    };
+    poolGive = (pool, ssl, rbio, wbio) => pool.#give(ssl, rbio, wbio);
+  }
+
+  /** Free the kept `SSL`s and drop the context reference; `SSL`s given back later are freed. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const { ssl } = openssl();
+    for (const kept of this.#kept) ssl.SSL_free(kept.ssl);
+    this.#kept = [];
+    this.context.release();
+  }
+
+  /** Close (for `using`). */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }

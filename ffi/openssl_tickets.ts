@@ -18,7 +18,8 @@
  * @module
  */
 import { openssl } from "./openssl.ts";
-import { viewLength } from "./openssl_bio.ts";
+import { cString, viewLength } from "./openssl_bio.ts";
+import { OpenSslError } from "./openssl_error.ts";
 
 /** Bytes of one ticket key: name (16), HMAC key (32), AES key (32). */
 export const TICKET_KEY_BYTES = 80;
@@ -50,6 +51,55 @@ const encoder = new TextEncoder();
  * external ArrayBuffer made for each call).
  */
 const presentedName = new Uint8Array(NAME_BYTES);
+/** A new ticket's IV, drawn from OpenSSL's generator, then copied into OpenSSL's `iv`. */
+const newIv = new Uint8Array(IV_BYTES);
+
+/**
+ * A writable view of `length` bytes at a pointer OpenSSL hands the
+ * callback, made again only when the address changes: OpenSSL passes its
+ * `key_name` and `iv` as locals of the same stack frame each time, and an
+ * external ArrayBuffer costs more than the copy it serves. The view is
+ * only touched during the callback that passed that address, and is
+ * exactly `length` long (a larger copy throws a RangeError).
+ */
+class CallbackView {
+  readonly #length: number;
+  #pointer: Deno.PointerObject | null = null;
+  #view: Uint8Array = new Uint8Array(0);
+
+  constructor(length: number) {
+    this.#length = length;
+  }
+
+  at(pointer: Deno.PointerObject): Uint8Array {
+    if (!Deno.UnsafePointer.equals(pointer, this.#pointer)) {
+      this.#view = new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(pointer, this.#length));
+      this.#pointer = pointer;
+    }
+    return this.#view;
+  }
+}
+const nameOut = new CallbackView(NAME_BYTES);
+const ivOut = new CallbackView(IV_BYTES);
+
+/**
+ * AES-256-CBC, fetched from the default provider once: the legacy
+ * `EVP_aes_256_cbc()` makes every `EVP_EncryptInit_ex` fetch it again
+ * (a locked lookup by name).
+ */
+let aes256Cbc: Deno.PointerObject | undefined;
+function ticketCipher(): Deno.PointerObject {
+  if (aes256Cbc === undefined) {
+    const c = openssl().crypto.EVP_CIPHER_fetch(
+      null,
+      cString("fetch AES-256-CBC", "AES-256-CBC"),
+      null,
+    );
+    if (c === null) throw new OpenSslError("fetch AES-256-CBC");
+    aes256Cbc = c;
+  }
+  return aes256Cbc;
+}
 
 function addressOf(view: Uint8Array): bigint {
   return Deno.UnsafePointer.value(Deno.UnsafePointer.of(view));
@@ -175,11 +225,10 @@ export class TicketKeyring {
     const key = this.#keys[0];
     if (key === undefined) return 0;
     const { crypto: lib } = openssl();
-    new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(keyName, NAME_BYTES)).set(key.name);
-    new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(iv, IV_BYTES)).set(
-      crypto.getRandomValues(new Uint8Array(IV_BYTES)),
-    );
-    if (lib.EVP_EncryptInit_ex(cipherCtx, lib.EVP_aes_256_cbc(), null, key.aes, iv) !== 1) return 0;
+    if (lib.RAND_bytes(newIv, IV_BYTES) !== 1) return 0;
+    nameOut.at(keyName).set(key.name);
+    ivOut.at(iv).set(newIv);
+    if (lib.EVP_EncryptInit_ex(cipherCtx, ticketCipher(), null, key.aes, iv) !== 1) return 0;
     if (lib.EVP_MAC_CTX_set_params(macCtx, key.params) !== 1) return 0;
     return 1;
   }
@@ -201,12 +250,17 @@ export class TicketKeyring {
   ): number {
     const name = presentedName;
     Deno.UnsafePointerView.copyInto(keyName, name); // NAME_BYTES: name's length
-    const index = this.#keys.findIndex((k) => sameName(k.name, name));
-    if (index < 0) return 0;
-    const key = this.#keys[index]!;
+    let key: TicketKey | undefined;
+    for (const k of this.#keys) {
+      if (sameName(k.name, name)) {
+        key = k;
+        break;
+      }
+    }
+    if (key === undefined) return 0;
     const { crypto: lib } = openssl();
     if (lib.EVP_MAC_CTX_set_params(macCtx, key.params) !== 1) return 0;
-    if (lib.EVP_DecryptInit_ex(cipherCtx, lib.EVP_aes_256_cbc(), null, key.aes, iv) !== 1) return 0;
+    if (lib.EVP_DecryptInit_ex(cipherCtx, ticketCipher(), null, key.aes, iv) !== 1) return 0;
     return 2;
   }
 }

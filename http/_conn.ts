@@ -32,13 +32,11 @@ import { type RequestHost, ServerRequest } from "./_request.ts";
 import {
   asciiLength,
   bodiless,
-  bodySource,
   CHUNKED,
   CLOSE,
   CONTINUE,
   dateLine,
   errorText,
-  fastBody,
   fastContentType,
   fullHead,
   headerLines,
@@ -50,6 +48,8 @@ import {
   refreshDate,
   simpleHead,
   statusLine,
+  takeFastBody,
+  takeResponseBody,
   UNTIL_CLOSE,
   utf8,
 } from "./_wire.ts";
@@ -858,7 +858,8 @@ export class HttpConn implements CoreConn, ExchangeOwner {
     const pumping = this.#pumping;
     this.#open();
     // An upgrade response has no body: never one with Deno's fast-path body.
-    const upgrade = fastBody(res) === null ? UPGRADES.get(res) : undefined;
+    const fast = takeFastBody(res);
+    const upgrade = fast === null ? UPGRADES.get(res) : undefined;
     if (upgrade !== undefined) {
       this.#respondUpgrade(ex, upgrade);
       if (!pumping) this.#flush();
@@ -867,7 +868,7 @@ export class HttpConn implements CoreConn, ExchangeOwner {
     if (!pumping) refreshDate();
     const start = batch.len;
     try {
-      this.#serialize(ex, res, start);
+      this.#serialize(ex, res, start, fast);
     } catch (e) {
       batch.len = start;
       this.handlerFailed(ex, e);
@@ -899,10 +900,10 @@ export class HttpConn implements CoreConn, ExchangeOwner {
     return head.version === "1.0" ? KEEP_10 : KEEP;
   }
 
-  #serialize(ex: Exchange, res: Response, start: number): void {
+  /** Serialize `res` (`fast`: its fast-path body, see `takeFastBody`). */
+  #serialize(ex: Exchange, res: Response, start: number, fast: string | Uint8Array | null): void {
     const out = batch;
-    const fast = fastBody(res);
-    if (fast !== null && !res.bodyUsed) {
+    if (fast !== null) {
       const mode = this.#connMode(ex, false);
       // A short ASCII text goes into the batch as it is (no encoded copy).
       const ascii = typeof fast === "string" ? asciiLength(fast) : -1;
@@ -932,7 +933,7 @@ export class HttpConn implements CoreConn, ExchangeOwner {
       throw new TypeError(`Cannot respond with status ${status}: it must be from 200 to 599`);
     }
     const fields = headerLines(res);
-    const source = bodySource(res);
+    const source = takeResponseBody(res);
     const noBody = bodiless(status);
     // HEAD: the handler's content-length when it gives one (the length a GET would have).
     const headLength = ex.isHead && fields.length >= 0 ? fields.length : -1;
@@ -982,6 +983,9 @@ export class HttpConn implements CoreConn, ExchangeOwner {
         ex.stream = source.stream;
         ex.state = STREAMING;
         if (this.#queue[0] !== ex) {
+          // Taken at once, as Deno.serve takes a stream it is given: the same
+          // response returned for a later request is refused, not sent twice.
+          ex.reader = readerOf(source.stream);
           ex.out = out.buf.slice(start, out.len);
           out.len = start;
         } else {
@@ -1117,7 +1121,8 @@ export class HttpConn implements CoreConn, ExchangeOwner {
       if (start < 0) continue;
       const conn = conns[i]!;
       if (conn.#pendingWrites === 1) {
-        conn.#send(buf.subarray(start, ranges[2 * i + 1]!));
+        // A view made with the constructor: cheaper than `subarray`.
+        conn.#send(new Uint8Array(buf.buffer, buf.byteOffset + start, ranges[2 * i + 1]! - start));
       } else {
         // Several writes of one connection: joined, sent with one call.
         gather.len = 0;
@@ -1160,13 +1165,9 @@ export class HttpConn implements CoreConn, ExchangeOwner {
   #startStream(ex: Exchange): void {
     if (this.#streaming) return;
     this.#streaming = true;
-    let reader: ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader;
+    let reader = ex.reader;
     try {
-      try {
-        reader = ex.stream!.getReader({ mode: "byob" });
-      } catch {
-        reader = ex.stream!.getReader(); // not a byte stream
-      }
+      reader ??= readerOf(ex.stream!);
     } catch (e) {
       // Locked by the handler after it answered.
       this.#streaming = false;
@@ -1598,5 +1599,16 @@ export class ServeConn extends HttpConn {
     let dispatcher = dispatchers.get(ctx);
     if (dispatcher === undefined) dispatchers.set(ctx, dispatcher = serveDispatcher(ctx));
     super(conn, core, dispatcher);
+  }
+}
+
+/** A reader of a response stream: a BYOB one for a byte stream, else the default one. */
+function readerOf(
+  stream: ReadableStream<Uint8Array>,
+): ReadableStreamDefaultReader<Uint8Array> | ReadableStreamBYOBReader {
+  try {
+    return stream.getReader({ mode: "byob" });
+  } catch {
+    return stream.getReader(); // not a byte stream
   }
 }

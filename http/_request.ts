@@ -72,6 +72,33 @@ function probeLazyHeaders(): boolean {
 
 const LAZY_HEADERS = probeLazyHeaders();
 
+/**
+ * The URLs of origin-form targets, by target: a steady client's requests get
+ * the same string again (built and flattened once), not a new one to build
+ * and flatten per request. Bounded: only short targets (the parser's
+ * interned ones), and cleared when full.
+ */
+interface CachedUrl {
+  scheme: string;
+  host: string;
+  url: string;
+}
+const URL_CACHE_SIZE = 1024;
+const URL_CACHE_TARGET = 128;
+const urlCache = new Map<string, CachedUrl>();
+
+/** `scheme://host` + `target` (an origin-form target), from the cache when it has it. */
+function originUrl(scheme: string, host: string, target: string): string {
+  const hit = urlCache.get(target);
+  if (hit !== undefined && hit.host === host && hit.scheme === scheme) return hit.url;
+  const url = `${scheme}://${host}${target}`;
+  if (target.length <= URL_CACHE_TARGET) {
+    if (hit === undefined && urlCache.size >= URL_CACHE_SIZE) urlCache.clear();
+    urlCache.set(target, { scheme, host, url });
+  }
+  return url;
+}
+
 /** The per-request hooks a `ServerRequest` needs from its connection. */
 export interface RequestHost {
   /** The request body stream, made on first use (null: no body). */
@@ -127,7 +154,7 @@ export class ServerRequest {
       // As Deno.serve: a request over a Unix socket has an `http+unix:` URL.
       const scheme = this.#host.unix?.() ? "http+unix" : this.#host.tls?.() ? "https" : "http";
       if (target.charCodeAt(0) === 47) { // "/"
-        this.#url = `${scheme}://${head.headers.get("host") || this.#host.localHost()}${target}`;
+        this.#url = originUrl(scheme, head.headers.get("host") || this.#host.localHost(), target);
       } else if (/^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(target)) {
         this.#url = new URL(target).href; // absolute-form
       } else if (target === "*") {

@@ -462,30 +462,66 @@ const FAST_STATUS = find("serve fast status");
 const FAST_BODY = find("serve fast body");
 const FAST_KIND = find("serve fast header kind");
 const FAST_TYPE = find("serve fast content type");
+const FAST_CONSUMED = find("serve fast consumed");
+const LAZY_BODY = find("lazy static body");
 const INNER = find("response");
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
 function probeFast(): boolean {
-  if (!FAST_STATUS || !FAST_BODY || !FAST_KIND || !FAST_TYPE) return false;
+  if (!FAST_STATUS || !FAST_BODY || !FAST_KIND || !FAST_TYPE || !FAST_CONSUMED) return false;
   const p = probe as Any;
   const q = new Response(new Uint8Array(1)) as Any;
   const mutated = new Response("x") as Any;
   mutated.headers.set("x-a", "1");
+  // Sending marks the response consumed, as Deno.serve does: the flag must
+  // make `bodyUsed` true (then the next send of the same object is refused).
+  const sent = new Response("x") as Any;
+  sent[FAST_CONSUMED] = true;
   return p[FAST_STATUS] === 200 && p[FAST_BODY] === "x" && p[FAST_KIND] === 2 &&
     p[FAST_TYPE] === "a/b" && q[FAST_KIND] === 0 && q[FAST_BODY] instanceof Uint8Array &&
-    mutated[FAST_STATUS] === 0;
+    mutated[FAST_STATUS] === 0 && sent.bodyUsed === true;
 }
 
 const FAST = probeFast();
 
-/** The body of a fast-path response (status 200, content type only), or null. */
-export function fastBody(res: Response): string | Uint8Array | null {
+/**
+ * Whether Deno's lazy body field tells an unread body without `bodyUsed`:
+ * `new Response(text)` keeps its text there until the body is touched, and
+ * `bodyUsed` would build the body object only to say it is unread.
+ */
+function probeLazy(): boolean {
+  if (!FAST || !FAST_CONSUMED || !LAZY_BODY) return false;
+  const fresh = new Response("x") as Any;
+  const read = new Response("x") as Any;
+  read.text().catch(() => {});
+  return fresh[LAZY_BODY] === "x" && fresh[FAST_CONSUMED] === false && !fresh.bodyUsed &&
+    (read[LAZY_BODY] === null || read[LAZY_BODY] === undefined) && read.bodyUsed === true;
+}
+
+const LAZY = probeLazy();
+
+/**
+ * Take the body of a fast-path response (status 200, content type only)
+ * whose body was not read, or null. A taken response is consumed, as
+ * `Deno.serve` leaves a response it sent: `bodyUsed` is true, and sending
+ * the same object again is refused (see {@linkcode takeResponseBody}).
+ */
+export function takeFastBody(res: Response): string | Uint8Array | null {
   if (!FAST) return null;
   const r = res as Any;
   if (r[FAST_STATUS!] !== 200) return null;
-  return r[FAST_BODY!] as string | Uint8Array;
+  if (LAZY) {
+    if (r[FAST_CONSUMED!] === true) return null;
+    const lazy = r[LAZY_BODY!];
+    if ((lazy === null || lazy === undefined) && res.bodyUsed) return null;
+  } else if (res.bodyUsed) {
+    return null;
+  }
+  const body = r[FAST_BODY!] as string | Uint8Array;
+  r[FAST_CONSUMED!] = true;
+  return body;
 }
 
 /** The content type of a fast-path response. */
@@ -504,30 +540,68 @@ export type BodySource =
   | { kind: "stream"; stream: ReadableStream<Uint8Array> };
 
 /**
- * The body of `res` (generic path).
- *
- * @throws {TypeError} When the body was already read or is locked to a reader.
+ * Whether a static body (text or bytes kept as they are) is marked consumed
+ * through its inner body's `consumed` flag, as `Deno.serve` marks one it sent.
  */
-export function bodySource(res: Response): BodySource {
+function probeStatic(): boolean {
+  if (INNER === undefined) return false;
+  const sent = new Response(new Uint8Array(1), { status: 201 }) as Any;
+  const kept = sent[INNER]?.body?.streamOrStatic;
+  if (kept === null || typeof kept !== "object" || kept.consumed !== false) return false;
+  if (!(kept.body instanceof Uint8Array) || sent.bodyUsed !== false) return false;
+  kept.consumed = true;
+  return sent.bodyUsed === true;
+}
+
+const STATIC = probeStatic();
+
+/**
+ * Take the body of `res` (generic path): a response whose body was taken is
+ * consumed, as `Deno.serve` leaves one it sent (`bodyUsed` is true, the
+ * next take throws). A null body is never consumed: the same bodiless
+ * response can be sent any number of times (as from Deno.serve). A stream
+ * (and a Blob or FormData, which stream) is consumed by being read.
+ *
+ * @throws {TypeError} When the body was already read or sent, or is locked to a reader.
+ */
+export function takeResponseBody(res: Response): BodySource {
   if (res.bodyUsed) {
-    throw new TypeError("Cannot send the response: its body was already read");
+    throw new TypeError("Cannot send the response: its body was already read or sent");
   }
   const inner = INNER === undefined ? undefined : (res as Any)[INNER];
   const body = inner?.body;
   if (inner !== undefined && body === null) return { kind: "none" };
-  const stream = res.body;
-  if (stream !== null && stream.locked) {
-    throw new TypeError("Cannot send the response: its body is locked to a reader");
-  }
   if (body !== undefined) {
     const source = body.source;
-    if (typeof source === "string") return { kind: "string", text: source };
-    if (source instanceof Uint8Array) return { kind: "bytes", bytes: source };
-    // A Blob (and FormData) streams, as Deno.serve sends it (chunked).
-    if (source instanceof Blob) return { kind: "stream", stream: source.stream() };
+    if (typeof source === "string" || source instanceof Uint8Array) {
+      const kept = body.streamOrStatic;
+      // Still kept as it is (no `res.body` stream made): flag it, as Deno.serve does.
+      if (STATIC && kept.consumed === false) kept.consumed = true;
+      else lock(res.body);
+      return typeof source === "string"
+        ? { kind: "string", text: source }
+        : { kind: "bytes", bytes: source };
+    }
   }
+  const stream = res.body;
   if (stream === null) return { kind: "none" };
+  if (stream.locked) {
+    throw new TypeError("Cannot send the response: its body is locked to a reader");
+  }
+  // A Blob (and FormData) streams, as Deno.serve sends it (chunked).
   return { kind: "stream", stream };
+}
+
+/**
+ * Lock the stream of a static body sent from its source, so that the same
+ * response cannot be sent again (as Deno.serve, which reads that stream).
+ */
+function lock(stream: ReadableStream<Uint8Array> | null): void {
+  if (stream === null) return;
+  if (stream.locked) {
+    throw new TypeError("Cannot send the response: its body is locked to a reader");
+  }
+  stream.getReader();
 }
 
 /** The fields of a web `Response` the server sends, and what it takes from them. */

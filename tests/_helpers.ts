@@ -113,7 +113,8 @@ export interface ProcessOutput {
  * Run `cmd` to completion with `options` (stdout and stderr collected as
  * text); SIGKILL it after `timeoutMs`. Its stdin is closed, or, with
  * `stdin`, given `stdin.text` and held open `stdin.holdMs` more (so that a
- * server's answer can arrive before the client sees its input end).
+ * server's answer can arrive before the client sees its input end), or
+ * given `stdin.lines` one every `gapMs`, the first after `startMs`.
  *
  * @example
  * ```ts
@@ -124,7 +125,7 @@ export async function runBounded(
   cmd: string,
   options: Deno.CommandOptions,
   timeoutMs: number,
-  stdin?: { text: string; holdMs: number },
+  stdin?: { text: string; holdMs: number } | { lines: string[]; startMs: number; gapMs: number },
 ): Promise<ProcessOutput> {
   const child = new Deno.Command(cmd, {
     ...options,
@@ -140,8 +141,18 @@ export async function runBounded(
   try {
     if (stdin !== undefined) {
       const w = child.stdin.getWriter();
-      if (stdin.text !== "") await w.write(new TextEncoder().encode(stdin.text)).catch(() => {});
-      await new Promise((r) => setTimeout(r, stdin.holdMs));
+      const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      const write = (text: string) => w.write(new TextEncoder().encode(text)).catch(() => {});
+      if ("lines" in stdin) {
+        await pause(stdin.startMs);
+        for (const line of stdin.lines) {
+          await write(line + "\n");
+          await pause(stdin.gapMs);
+        }
+      } else {
+        if (stdin.text !== "") await write(stdin.text);
+        await pause(stdin.holdMs);
+      }
       await w.close().catch(() => {});
     }
     const out = await child.output();
@@ -218,4 +229,15 @@ export function freePort(): number {
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
+}
+
+/** The bytes of `parts`, one after another, in a new array. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
 }

@@ -8,10 +8,12 @@
  * @module
  */
 import { SslContext } from "../ffi/openssl_context.ts";
+import { SslPool } from "../ffi/openssl_ssl.ts";
 import type { TicketKeyring } from "../ffi/openssl_tickets.ts";
 import { OpenSslError } from "../ffi/openssl_error.ts";
 import { parseCertificates, parsePrivateKey } from "../ffi/openssl_x509.ts";
 import { booleanOption } from "../ffi/validate.ts";
+import { recordLayerControl } from "./_record.ts";
 import {
   handshakeTimeoutOption,
   stringListOption,
@@ -24,6 +26,12 @@ import {
 /** A server's contexts: `main` answers every ClientHello and may switch to another. */
 export interface ServerContexts {
   main: SslContext;
+  /**
+   * Where connections get their `SSL` (`Ssl.fromPool`): finished ones are
+   * cleared and kept for the next. Keeps none when client certificates are
+   * requested (the last verification result would outlive its connection).
+   */
+  pool: SslPool;
   handshakeTimeoutMs: number;
   /** Stop using them: each is freed once its last connection is gone. */
   close(): void;
@@ -93,6 +101,9 @@ function trustPems(ctx: SslContext, pems: string[], action: string): void {
   }
 }
 
+/** Cleared `SSL`s a server keeps for its next connections (a burst of closes refills it). */
+const SERVER_SSL_POOL = 32;
+
 /** Whether `name` (lower case) matches the pattern (exact or one wildcard label). */
 export function serverNameMatches(pattern: string, name: string): boolean {
   const p = pattern.toLowerCase();
@@ -143,6 +154,7 @@ export function serverContexts(options: TlsServerOptions, tickets: TicketKeyring
     const configure = (pair: TlsKeyPair, label: string): SslContext => {
       const ctx = SslContext.create("server");
       made.push(ctx);
+      if (recordLayerControl.userspace) ctx.logTrafficSecrets();
       useKeyPair(ctx, pair, label);
       if (alpn !== undefined) ctx.selectAlpn(alpn);
       if (cas.length > 0) trustPems(ctx, cas, "load ca");
@@ -178,7 +190,12 @@ export function serverContexts(options: TlsServerOptions, tickets: TicketKeyring
     const reportTo = (sink: (error: unknown) => void) => {
       for (const c of made) c.onCallbackError = sink;
     };
-    return { main, handshakeTimeoutMs, close, reportTo };
+    const pool = new SslPool(main, requestCert ? 0 : SERVER_SSL_POOL);
+    const closeAll = () => {
+      pool.close();
+      close();
+    };
+    return { main, pool, handshakeTimeoutMs, close: closeAll, reportTo };
   } catch (e) {
     close();
     throw e;

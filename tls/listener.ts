@@ -60,6 +60,11 @@ export interface TlsListenerStats {
   handshakes: number;
   /** Handshakes resumed from a session ticket or id (part of `handshakes`). */
   resumed: number;
+  /**
+   * Connections that were given an OpenSSL connection object another
+   * connection had finished with (cleared), rather than a new one.
+   */
+  recycled: number;
   /** Handshakes that failed, timed out, or whose peer went away first. */
   failedHandshakes: number;
   /** Of those, the ones that ran out of `handshakeTimeoutMs`. */
@@ -116,6 +121,7 @@ export class TlsListener implements Disposable {
   readonly stats: TlsListenerStats = {
     handshakes: 0,
     resumed: 0,
+    recycled: 0,
     failedHandshakes: 0,
     timedOut: 0,
     inProgress: 0,
@@ -374,7 +380,8 @@ export class TlsListener implements Disposable {
 
   #accept(conn: Connection): void {
     const contexts = this.#contexts;
-    const ssl = Ssl.create(contexts.main);
+    const ssl = Ssl.fromPool(contexts.pool);
+    if (ssl.recycled) this.stats.recycled++;
     this.stats.inProgress++;
     this.#handshaking.add(
       new TlsConnection(conn, ssl, {

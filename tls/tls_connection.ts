@@ -22,10 +22,19 @@
  *   freed when the `Connection` closes, after the shutdown: a session
  *   freed without one could not be resumed.
  * - The peer's close_notify (or a TCP EOF) calls `onEnd`.
- * - A record OpenSSL rejects after the handshake (a bad MAC, a malformed
- *   or oversized record) sends the fatal alert OpenSSL chose
- *   (`bad_record_mac`, `record_overflow`, `decode_error` …), then closes;
- *   `onClose` gets an `OpenSslError` with OpenSSL's text.
+ * - TLS 1.3 server connections leave OpenSSL once its handshake is over
+ *   (and its session tickets are written): the traffic secrets from its key
+ *   log, the suite and the record counts move to ffinet's own record layer
+ *   (`tls/_record.ts`, libcrypto's AEAD) and the `SSL` object is freed, as
+ *   kernel TLS would take over. An idle connection then holds its keys and
+ *   little else (its cipher contexts go back to a shared pool after a second
+ *   without records). `info.recordLayer` tells which layer a connection
+ *   uses. TLS 1.2 connections, and clients (which must read the server's
+ *   session tickets for resumption), keep OpenSSL's.
+ * - A record rejected after the handshake (a bad MAC, a malformed or
+ *   oversized record) gets the fatal alert OpenSSL would send
+ *   (`bad_record_mac`, `record_overflow`, `decode_error` …), then a close;
+ *   `onClose` gets an `OpenSslError` with OpenSSL's text for that fault.
  * - A handler that throws closes the connection (reset) and its error goes
  *   where the `Connection`'s would (the listener's `onError`, else the
  *   reactor's).
@@ -35,6 +44,18 @@
 import { type Ssl, SSL_READ_CLOSED } from "../ffi/openssl_ssl.ts";
 import { OpenSslError } from "../ffi/openssl_error.ts";
 import { kernelTlsSupport } from "../ffi/ktls.ts";
+import {
+  forgetTrafficSecrets,
+  isTls13CipherSuite,
+  takeTrafficSecrets,
+} from "../ffi/openssl_aead.ts";
+import {
+  countRecords,
+  RecordError,
+  recordLayerControl,
+  RECORDS_CLOSED,
+  Tls13Records,
+} from "./_record.ts";
 import { formatAddress, type SocketAddress } from "../ffi/sockaddr.ts";
 import type { Socket } from "../ffi/socket.ts";
 import type { Connection } from "../reactor/connection.ts";
@@ -96,6 +117,12 @@ export interface TlsInfo {
    * through it. `tx` and `rx` are false: records go through memory BIOs.
    */
   ktls: { available: boolean; tx: boolean; rx: boolean };
+  /**
+   * Who protects this connection's records after the handshake: `"ffinet"`
+   * (TLS 1.3 server connections: the traffic keys left OpenSSL, whose
+   * `SSL` object was freed) or `"openssl"` (TLS 1.2, clients).
+   */
+  recordLayer: "openssl" | "ffinet";
 }
 
 /** `ERR_LIB_SSL`, and `SSL_AD_REASON_OFFSET`: reasons 1000 + n are the alert n received from the peer. */
@@ -206,6 +233,10 @@ export class TlsConnection implements Disposable {
   #outputPending = false;
   /** The memory BIOs held a flight or a burst: give their memory back when both are empty. */
   #grown = false;
+  /** TLS 1.3 after the handshake: the record layer that replaced OpenSSL's (`#ssl` is freed). */
+  #records: Tls13Records | undefined;
+  /** The ciphertext OpenSSL's last handshake step left unread (the start of the application data). */
+  #leftover: Uint8Array | undefined;
 
   /**
    * Run TLS over `transport` (which this object now drives: its handlers
@@ -329,6 +360,10 @@ export class TlsConnection implements Disposable {
 
   /** Ciphertext arrived from the transport. Throws (a handler's error) close it. */
   #onCipher(data: Uint8Array): void {
+    if (this.#records !== undefined) {
+      this.#onRecords(data);
+      return;
+    }
     const len = data.byteLength;
     let off = 0;
     while (off < len) {
@@ -340,13 +375,21 @@ export class TlsConnection implements Disposable {
       const sliced = (state === "open" || state === "ending") && !this.#readPaused &&
         this.#early === undefined;
       const end = sliced ? Math.min(len, off + FEED_SLICE) : len;
-      this.#ssl.feed(off === 0 && end === len ? data : data.subarray(off, end));
+      const chunk = off === 0 && end === len ? data : data.subarray(off, end);
+      this.#ssl.feed(chunk);
       if (end - off > GROWN_BYTES) this.#grown = true;
       off = end;
       if (this.#state === "handshaking") {
-        this.#advanceHandshake();
+        this.#advanceHandshake(chunk);
         if (this.#state === "handshaking") continue;
         if ((this.#state as TlsConnectionState) === "closed") return;
+        if (this.#records !== undefined) {
+          // The rest of this read is application data for the new record layer.
+          const leftover = this.#leftover!;
+          this.#leftover = undefined;
+          this.#onRecords(leftover);
+          return;
+        }
       }
       this.#deliver();
     }
@@ -356,6 +399,19 @@ export class TlsConnection implements Disposable {
     if (this.#grown) this.#releaseBuffers();
   }
 
+  /** Ciphertext for the user-space record layer (a view valid during this call only). */
+  #onRecords(data: Uint8Array): void {
+    const records = this.#records!;
+    if (this.#state === "closed") return;
+    records.setInput(data);
+    try {
+      this.#deliver();
+    } finally {
+      records.keepInput(); // what is left is copied: part of a record, or records held while paused
+    }
+    if (!records.freed) records.flushHeld();
+  }
+
   /** Swap OpenSSL's memory BIOs for empty ones once they are both empty. */
   #releaseBuffers(): void {
     const ssl = this.#ssl;
@@ -363,7 +419,7 @@ export class TlsConnection implements Disposable {
     if (ssl.releaseBuffers()) this.#grown = false;
   }
 
-  #advanceHandshake(): void {
+  #advanceHandshake(chunk?: Uint8Array): void {
     let step;
     this.#outputPending = true;
     try {
@@ -388,6 +444,7 @@ export class TlsConnection implements Disposable {
     this.#state = "open";
     this.#grown = true; // the BIOs keep the size of the handshake's flights
     this.#info = this.#readInfo();
+    if (this.#ssl.context.role === "server") this.#detach(chunk);
     this.#hooks.secure(this);
     if (this.#state !== "open") return;
     if (this.#pending.length > 0) {
@@ -397,6 +454,71 @@ export class TlsConnection implements Disposable {
       for (const chunk of pending) this.#encrypt(chunk);
       this.#flush();
       this.#onTransportDrain(); // the transport may have taken it all: no drain event would come
+    }
+  }
+
+  /**
+   * A TLS 1.3 server connection: move the record layer out of OpenSSL.
+   * The traffic secrets come from OpenSSL's key log (named by the client
+   * random); the write sequence number is the count of records OpenSSL
+   * wrote since the handshake's last step began (its session tickets, taken
+   * here and sent ahead of the next records); nothing was read under the
+   * client's application key. OpenSSL must hold no byte it read and has not
+   * used, and what it left in its input must be the end of `chunk`, the last
+   * ciphertext fed: that tail is the first application data. Otherwise (or
+   * for TLS 1.2) the connection keeps OpenSSL's record layer.
+   */
+  #detach(chunk: Uint8Array | undefined): void {
+    const ssl = this.#ssl;
+    const info = this.#info!;
+    const secrets = takeTrafficSecrets(ssl.clientRandom); // taken either way: no secret stays behind
+    try {
+      if (
+        !recordLayerControl.userspace || secrets === undefined || chunk === undefined ||
+        info.protocol !== "TLSv1.3" || !isTls13CipherSuite(info.cipher) || ssl.hasPending
+      ) {
+        return;
+      }
+      const unread = ssl.inputPending;
+      if (unread > chunk.byteLength) return;
+      const tickets = new Uint8Array(ssl.pendingOutput);
+      let got = 0;
+      while (got < tickets.length) {
+        const n = ssl.takeOutput(tickets.subarray(got));
+        if (n === 0) break;
+        got += n;
+      }
+      const written = tickets.subarray(0, got);
+      const count = countRecords(written);
+      if (count < 0) {
+        // Not whole protected records: keep OpenSSL, and send them as it made them.
+        if (this.transport.state === "open") this.transport.write(written);
+        return;
+      }
+      let records;
+      try {
+        records = new Tls13Records(
+          { suite: info.cipher, secrets, writeSeq: count, readSeq: 0 },
+          (bytes) => {
+            const t = this.transport;
+            if (t.state === "open") t.write(bytes);
+          },
+        );
+      } catch {
+        // libcrypto could not make the contexts: OpenSSL keeps the records.
+        if (this.transport.state === "open") this.transport.write(written);
+        return;
+      }
+      records.hold(written);
+      this.#leftover = chunk.subarray(chunk.byteLength - unread);
+      this.#records = records;
+      this.#grown = false;
+      this.#outputPending = false;
+      info.recordLayer = "ffinet";
+      ssl.freeDetached();
+    } finally {
+      secrets?.client.fill(0);
+      secrets?.server.fill(0);
     }
   }
 
@@ -430,12 +552,14 @@ export class TlsConnection implements Disposable {
         ? "the peer sent no certificate"
         : verifyError,
       ktls: kernelTls(),
+      recordLayer: "openssl",
     };
   }
 
   /** Decrypt and deliver what OpenSSL holds, unless paused. */
   #deliver(): void {
     const ssl = this.#ssl;
+    const records = this.#records;
     const early = this.#early;
     if (
       early !== undefined && this.#onData !== undefined && !this.#readPaused &&
@@ -454,12 +578,14 @@ export class TlsConnection implements Disposable {
       }
       let n;
       try {
-        n = ssl.read(plainBuf, PLAIN_BUFFER_SIZE);
+        n = records !== undefined
+          ? records.read(plainBuf, PLAIN_BUFFER_SIZE)
+          : ssl.read(plainBuf, PLAIN_BUFFER_SIZE);
       } catch (error) {
         this.#badRecord(error);
         return;
       }
-      this.#outputPending = true; // reading can answer (an alert, a key update)
+      if (records === undefined) this.#outputPending = true; // reading can answer (an alert, a key update)
       if (n > 0) {
         const handler = this.#onData;
         if (handler === undefined) {
@@ -470,11 +596,12 @@ export class TlsConnection implements Disposable {
         }
         this.bytesRead += n;
         handler(plainBuf.subarray(0, n), this);
+        if (records !== undefined) continue;
         // All ciphertext taken: another read would only say "want more".
         if (ssl.freed || ssl.inputPending === 0) return;
         continue;
       }
-      if (n === SSL_READ_CLOSED) this.#peerEnded();
+      if (n === (records !== undefined ? RECORDS_CLOSED : SSL_READ_CLOSED)) this.#peerEnded();
       return;
     }
   }
@@ -489,13 +616,24 @@ export class TlsConnection implements Disposable {
    */
   #badRecord(cause: unknown): void {
     const ssl = this.#ssl;
-    const alertSent = !ssl.freed && ssl.pendingOutput > 0;
+    const records = this.#records;
+    let alertSent: boolean;
+    if (records !== undefined) {
+      // The same alert OpenSSL would have chosen, encrypted under the current key.
+      const alert = cause instanceof RecordError ? cause.alert : undefined;
+      alertSent = alert !== undefined && !records.freed;
+      if (alertSent) records.fatal(alert!);
+    } else {
+      alertSent = !ssl.freed && ssl.pendingOutput > 0;
+    }
     this.#flush();
     let from = "";
     try {
       from = ` from ${formatAddress(this.transport.remoteAddress())}`;
     } catch { /* the address is gone with the socket */ }
-    const errors = cause instanceof OpenSslError ? cause.errors : [String(cause)];
+    const errors = cause instanceof OpenSslError || cause instanceof RecordError
+      ? cause.errors
+      : [String(cause)];
     const received = errors.some(isReceivedAlert);
     const error = new OpenSslError(
       "read TLS data",
@@ -524,6 +662,10 @@ export class TlsConnection implements Disposable {
   #flush(): void {
     const ssl = this.#ssl;
     this.#outputPending = false;
+    if (this.#records !== undefined) {
+      if (!this.#records.freed) this.#records.flushHeld();
+      return;
+    }
     // A write can close the transport at once (EPIPE, ECONNRESET), which frees `ssl`.
     while (!ssl.freed) {
       const n = ssl.takeOutput(cipherBuf, CIPHER_BUFFER_SIZE);
@@ -537,6 +679,12 @@ export class TlsConnection implements Disposable {
   }
 
   #encrypt(data: Uint8Array): void {
+    const records = this.#records;
+    if (records !== undefined) {
+      records.write(data);
+      this.bytesWritten += data.byteLength;
+      return;
+    }
     const ssl = this.#ssl;
     const len = data.byteLength;
     for (let off = 0; off < len && !ssl.freed; off += WRITE_SLICE) {
@@ -614,6 +762,13 @@ export class TlsConnection implements Disposable {
     this.#handshakeTimer = undefined;
     this.#pending = [];
     this.#pendingBytes = 0;
+    this.#records?.free();
+    this.#leftover = undefined;
+    if (wasHandshaking && !this.#ssl.freed && this.#ssl.context.role === "server") {
+      try {
+        forgetTrafficSecrets(this.#ssl.clientRandom); // a handshake that ended after the server's Finished
+      } catch { /* nothing was logged */ }
+    }
     this.#ssl.free();
     const why = error ?? this.#error;
     if (wasHandshaking) {
@@ -682,7 +837,8 @@ export class TlsConnection implements Disposable {
       return;
     }
     this.#state = "ending";
-    this.#ssl.shutdown();
+    if (this.#records !== undefined) this.#records.closeNotify();
+    else this.#ssl.shutdown();
     this.#flush();
     this.transport.end();
   }
@@ -703,7 +859,8 @@ export class TlsConnection implements Disposable {
     const wasEnding = this.#state === "ending";
     this.#state = "closing";
     if (!wasEnding && this.#info !== undefined) {
-      this.#ssl.shutdown();
+      if (this.#records !== undefined) this.#records.closeNotify();
+      else this.#ssl.shutdown();
       this.#flush();
     }
     this.transport.close();

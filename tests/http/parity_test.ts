@@ -529,6 +529,65 @@ add({
   },
   notes: 1,
 });
+// One Response object returned for two requests: Deno.serve marks a response
+// it sent as consumed (`bodyUsed` turns true), so the second answer is a
+// TypeError for onError; a response without a body can be sent again.
+const reused: [string, () => Response, boolean][] = [
+  ["a null body", () => new Response(null), false],
+  ["a null body with status 204", () => new Response(null, { status: 204 }), false],
+  ["Response.redirect", () => Response.redirect("http://example.com/", 302), false],
+  ["a string (fast path)", () => new Response("hi"), true],
+  [
+    "a string with a content type (fast path)",
+    () => new Response("hi", { headers: { "content-type": "a/b" } }),
+    true,
+  ],
+  ["a string with a header", () => new Response("hi", { headers: { "x-a": "1" } }), true],
+  ["a Uint8Array", () => new Response(enc.encode("hi")), true],
+  ["a Uint8Array with status 201", () => new Response(enc.encode("hi"), { status: 201 }), true],
+  ["Response.json", () => Response.json({ a: 1 }), true],
+  ["a string whose body stream was looked at", () => {
+    const r = new Response("hi", { headers: { "x-a": "1" } });
+    void r.body;
+    return r;
+  }, true],
+  ["a stream", () =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(enc.encode("hi"));
+          c.close();
+        },
+      }),
+    ), true],
+  ["a Blob", () => new Response(new Blob(["hi"])), true],
+];
+for (const [what, make, refused] of reused) {
+  for (const head of [false, true]) {
+    add({
+      name: `reuse: the same Response with ${what}, sent twice${head ? " (HEAD first)" : ""}`,
+      handler: (ctx) => {
+        const cached = make();
+        return () => {
+          ctx.note({ bodyUsed: cached.bodyUsed });
+          return cached;
+        };
+      },
+      send: (head ? "HEAD" : "GET") +
+        " / HTTP/1.1\r\nhost: x\r\n\r\nGET / HTTP/1.1\r\nhost: x\r\n\r\n",
+      count: 2,
+      heads: [head, false],
+      notes: refused ? 3 : 2,
+      normalise: (o) => {
+        // The point of the case, besides matching Deno.serve.
+        if (typeof o.responses !== "string") {
+          assertEquals(o.responses[1]?.status, refused ? 500 : o.responses[0]?.status);
+        }
+        return o;
+      },
+    });
+  }
+}
 add({
   name: "error: Response.redirect with a relative URL throws",
   handler: () => () => Response.redirect("/relative"),

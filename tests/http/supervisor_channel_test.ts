@@ -17,17 +17,7 @@ import {
   TICKET_KEYS,
 } from "../../http/supervisor_channel.ts";
 import { WEBSOCKET_PUBLISH } from "../../http/workers.ts";
-import { prng } from "../_helpers.ts";
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
-}
+import { concatBytes, prng } from "../_helpers.ts";
 
 Deno.test("supervisor channel: frames decode whole across any chunking (fuzzed)", () => {
   const rand = prng(16);
@@ -42,7 +32,7 @@ Deno.test("supervisor channel: frames decode whole across any chunking (fuzzed)"
     );
   }
   const key = crypto.getRandomValues(new Uint8Array(80));
-  const stream = concat([
+  const stream = concatBytes([
     encodeTicketKey(key),
     ...messages.map((m) => encodePublish(m.topic, m.data)),
   ]);

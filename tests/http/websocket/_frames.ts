@@ -8,6 +8,7 @@
  */
 import { encodeFrame, type FrameEvents, FrameParser } from "../../../http/websocket/mod.ts";
 import type { RawConnection } from "../../../http/upgrade.ts";
+import { concatBytes } from "../../_helpers.ts";
 import { RawDeflate } from "../../../ffi/zlib.ts";
 
 // libz is opened on first use, once per process: open it before any test
@@ -72,13 +73,7 @@ export function clientFrame(
 
 /** Concatenate byte arrays. */
 export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** A parser's events as strings, in order. */

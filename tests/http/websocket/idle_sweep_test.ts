@@ -1,0 +1,77 @@
+// The keep-alive sweep of WebSocket sessions (http/websocket/_idle.ts): one
+// interval for all sessions. An idle server's sweep must allocate nothing per
+// session: garbage made on every sweep keeps V8's allocation rate up, and V8
+// then never shrinks the heap a connect burst grew (its memory reducer waits
+// for a low allocation rate).
+import { assert, assertEquals } from "@std/assert";
+import v8 from "node:v8";
+import { idleSweep, type IdleTarget, SWEEP_MS } from "../../../http/websocket/_idle.ts";
+
+function target(): IdleTarget & { idled: number } {
+  return {
+    heard: false,
+    silentMs: 0,
+    pingSent: false,
+    idled: 0,
+    idle() {
+      this.idled++;
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** V8's count of bytes allocated so far (newer than the typings of `node:v8`). */
+function allocatedBytes(): number {
+  const n = (v8.getHeapStatistics() as { total_allocated_bytes?: number }).total_allocated_bytes;
+  if (typeof n !== "number") throw new Error("this V8 does not report total_allocated_bytes");
+  return n;
+}
+
+Deno.test("idle sweep: a silent session is reported after its idle time, a heard one is not", async () => {
+  const silent = target();
+  const heard = target();
+  idleSweep.add(silent, SWEEP_MS);
+  idleSweep.add(heard, SWEEP_MS);
+  try {
+    const end = Date.now() + 10_000;
+    while (silent.idled === 0 && Date.now() < end) {
+      heard.heard = true;
+      heard.pingSent = true;
+      await sleep(SWEEP_MS / 10);
+    }
+    assert(silent.idled > 0, "the silent session was never reported idle");
+    assertEquals(heard.idled, 0, "a session heard on every sweep was reported idle");
+    // A sweep that found the session heard cleared its ping and silence.
+    assertEquals(heard.pingSent, false);
+  } finally {
+    idleSweep.delete(silent);
+    idleSweep.delete(heard);
+  }
+});
+
+Deno.test("idle sweep: sweeping 20,000 sessions allocates nothing per session", async () => {
+  const count = 20_000;
+  const targets = Array.from({ length: count }, target);
+  // Never idle during the test (a day), so the sweep only visits them.
+  for (const t of targets) idleSweep.add(t, 86_400_000);
+  try {
+    await sleep(SWEEP_MS * 2); // the first sweeps (and their compilation) are not counted
+    const sweepsBefore = targets[0]!.silentMs / SWEEP_MS;
+    const before = allocatedBytes();
+    await sleep(SWEEP_MS * 4);
+    const allocated = allocatedBytes() - before;
+    const sweeps = targets[0]!.silentMs / SWEEP_MS - sweepsBefore;
+    assert(sweeps >= 2, `only ${sweeps} sweeps ran in ${SWEEP_MS * 4} ms`);
+    // A [key, value] entry per session per sweep would be 20,000 x 3 x >= 32 bytes.
+    const perSession = allocated / (count * sweeps);
+    assert(
+      perSession < 4,
+      `a sweep allocated ${
+        perSession.toFixed(1)
+      } bytes per session (${allocated} in ${sweeps} sweeps)`,
+    );
+  } finally {
+    for (const t of targets) idleSweep.delete(t);
+  }
+});
