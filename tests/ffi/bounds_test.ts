@@ -27,40 +27,7 @@ import { decodeSockaddr, encodeSockaddr } from "../../ffi/sockaddr.ts";
 import { Socket } from "../../ffi/socket.ts";
 import { withFdCheck } from "../_helpers.ts";
 import { EMULATED } from "./_emulation.ts";
-
-const GUARD = 64;
-const PATTERN = 0xa5;
-
-/** A `size`-byte view in the middle of guard bytes, and a check that they are intact. */
-class Guarded {
-  readonly backing: Uint8Array;
-  readonly view: Uint8Array;
-  constructor(readonly size: number, fill = 0) {
-    this.backing = new Uint8Array(GUARD + size + GUARD).fill(PATTERN);
-    this.view = this.backing.subarray(GUARD, GUARD + size);
-    this.view.fill(fill);
-  }
-  /** An `Int32Array` / `Uint32Array` / `BigInt64Array` of `count` elements over the view. */
-  int32(): Int32Array {
-    return new Int32Array(this.backing.buffer, GUARD, this.size / 4);
-  }
-  uint32(): Uint32Array {
-    return new Uint32Array(this.backing.buffer, GUARD, this.size / 4);
-  }
-  bigint64(): BigInt64Array {
-    return new BigInt64Array(this.backing.buffer, GUARD, this.size / 8);
-  }
-  assertGuards(label = ""): void {
-    for (let i = 0; i < GUARD; i++) {
-      assertEquals(this.backing[i], PATTERN, `${label}: guard byte ${i - GUARD} changed`);
-      assertEquals(
-        this.backing[GUARD + this.size + i],
-        PATTERN,
-        `${label}: guard byte +${i} past the view changed`,
-      );
-    }
-  }
-}
+import { GUARD, Guarded } from "./_guarded.ts";
 
 /** Lengths that must be refused for a view of `size` bytes. */
 function badLengths(size: number): number[] {

@@ -18,34 +18,17 @@ import {
   type Tls13CipherSuite,
 } from "../../ffi/openssl_aead.ts";
 import { SslContext } from "../../ffi/openssl_context.ts";
+import { GUARD, Guarded, PATTERN } from "./_guarded.ts";
 
 // At import, outside any test: libssl's load and the key-log callback every
 // server context shares live as long as the thread.
 SslContext.create("server").close();
 
-const GUARD = 64;
-const PATTERN = 0xa5;
 const SUITES: [Tls13CipherSuite, number][] = [
   ["TLS_AES_128_GCM_SHA256", 32],
   ["TLS_AES_256_GCM_SHA384", 48],
   ["TLS_CHACHA20_POLY1305_SHA256", 32],
 ];
-
-class Guarded {
-  readonly backing: Uint8Array;
-  readonly view: Uint8Array;
-  constructor(readonly size: number) {
-    this.backing = new Uint8Array(GUARD + size + GUARD).fill(PATTERN);
-    this.view = this.backing.subarray(GUARD, GUARD + size);
-    this.view.fill(0);
-  }
-  assertGuards(label: string): void {
-    for (let i = 0; i < GUARD; i++) {
-      assertEquals(this.backing[i], PATTERN, `${label}: guard byte ${i - GUARD} changed`);
-      assertEquals(this.backing[GUARD + this.size + i], PATTERN, `${label}: guard +${i} changed`);
-    }
-  }
-}
 
 const hex = (s: string) =>
   new Uint8Array(s.replace(/\s/g, "").match(/../g)!.map((h) => parseInt(h, 16)));

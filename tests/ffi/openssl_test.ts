@@ -16,6 +16,7 @@ import { Ssl, SSL_READ_CLOSED } from "../../ffi/openssl_ssl.ts";
 import { parseCertificates, parsePrivateKey } from "../../ffi/openssl_x509.ts";
 import { openssl, SSL_OP, TLS_VERSION } from "../../ffi/openssl.ts";
 import { makePki, type TestPki } from "../tls/_certs.ts";
+import { GUARD, Guarded } from "./_guarded.ts";
 
 // At import, not in a test: libssl's load, and the one accept-any verify callback each
 // thread keeps (which also opens Deno's own executable, once), are no test's leaks.
@@ -25,26 +26,7 @@ openssl();
   warm.verifyPeer({ request: true, require: false });
 }
 
-const GUARD = 64;
-const PATTERN = 0xa5;
 const SIZE = 100;
-
-/** A `size`-byte view between guard bytes. */
-class Guarded {
-  readonly backing: Uint8Array;
-  readonly view: Uint8Array;
-  constructor(readonly size: number, fill = 0) {
-    this.backing = new Uint8Array(GUARD + size + GUARD).fill(PATTERN);
-    this.view = this.backing.subarray(GUARD, GUARD + size);
-    this.view.fill(fill);
-  }
-  assertGuards(label: string): void {
-    for (let i = 0; i < GUARD; i++) {
-      assertEquals(this.backing[i], PATTERN, `${label}: guard byte ${i - GUARD} changed`);
-      assertEquals(this.backing[GUARD + this.size + i], PATTERN, `${label}: guard +${i} changed`);
-    }
-  }
-}
 
 function badLengths(size: number): number[] {
   return [

@@ -21,6 +21,7 @@ import { ErrnoError } from "../../ffi/errno.ts";
 import { Socket } from "../../ffi/socket.ts";
 import { makePki } from "./_certs.ts";
 import { serveHttps, warmUp } from "./_server.ts";
+import { GUARD, Guarded, PATTERN } from "../ffi/_guarded.ts";
 
 warmUp();
 // At import: the probe's one socket is no test's resource.
@@ -110,26 +111,6 @@ Deno.test(
     assertEquals(getTcpUlp(s.fd), "", "a refused ULP is not attached");
   },
 );
-
-const GUARD = 64;
-const PATTERN = 0xa5;
-
-/** A `size`-byte view between guard bytes. */
-class Guarded {
-  readonly backing: Uint8Array;
-  readonly view: Uint8Array;
-  constructor(readonly size: number) {
-    this.backing = new Uint8Array(GUARD + size + GUARD).fill(PATTERN);
-    this.view = this.backing.subarray(GUARD, GUARD + size);
-    this.view.fill(0);
-  }
-  assertGuards(label: string): void {
-    for (let i = 0; i < GUARD; i++) {
-      assertEquals(this.backing[i], PATTERN, `${label}: guard byte ${i - GUARD} changed`);
-      assertEquals(this.backing[GUARD + this.size + i], PATTERN, `${label}: guard +${i} changed`);
-    }
-  }
-}
 
 Deno.test(
   "ktls: readTcpUlp writes only inside the view (guard bytes), believes no lying subclass, refuses resizable and shared buffers",
