@@ -25,6 +25,7 @@
 import { openssl } from "./openssl.ts";
 import { bytesOf } from "./_view.ts";
 import { OpenSslError, takeOpenSslErrors } from "./openssl_error.ts";
+import { checkInteger } from "./validate.ts";
 
 /** The TLS 1.3 cipher suites, by OpenSSL's (and IANA's) name. */
 export type Tls13CipherSuite =
@@ -91,14 +92,27 @@ const EVP_CTRL_AEAD_GET_TAG = 0x10;
 const EVP_CTRL_AEAD_SET_TAG = 0x11;
 
 const ciphers = new Map<string, Deno.PointerObject>();
-function cipherOf(algorithm: string): Deno.PointerObject {
+
+/**
+ * The libcrypto cipher `algorithm` ("AES-128-GCM", "AES-256-CBC" …),
+ * fetched from the default provider once and kept for the isolate's life:
+ * a legacy getter such as `EVP_aes_256_cbc()` makes every `EVP_CipherInit_ex`
+ * fetch it again (a locked lookup by name). Throws an `OpenSslError`.
+ *
+ * @example
+ * ```ts
+ * import { fetchCipher } from "./openssl_aead.ts";
+ * fetchCipher("AES-256-CBC");
+ * ```
+ */
+export function fetchCipher(algorithm: string): Deno.PointerObject {
   let c = ciphers.get(algorithm);
   if (c === undefined) {
     const name = new TextEncoder().encode(`${algorithm}\0`);
     const p = openssl().crypto.EVP_CIPHER_fetch(null, name, null);
     if (p === null) throw new OpenSslError(`fetch cipher ${algorithm}`);
     c = p;
-    ciphers.set(algorithm, c); // kept for the isolate's life: one per algorithm
+    ciphers.set(algorithm, c);
   }
   return c;
 }
@@ -167,11 +181,7 @@ export function hkdfExpandLabel(
   if (hash !== "sha256" && hash !== "sha384") {
     throw new TypeError(`Cannot expand TLS secret: hash ${String(hash)} is not sha256 or sha384`);
   }
-  if (length >>> 0 !== length || length < 1 || length > max) {
-    throw new RangeError(
-      `Cannot expand TLS secret: length ${String(length)} is not an integer from 1 to ${max}`,
-    );
-  }
+  checkInteger("expand TLS secret", "length", length, 1, max);
   const key = bytesOf("expand TLS secret", "secret", secret);
   const full = new TextEncoder().encode(`tls13 ${label}`);
   if (full.length > 255) throw new RangeError("Cannot expand TLS secret: the label is too long");
@@ -272,7 +282,7 @@ export class RecordAead implements Disposable {
         `Cannot create record cipher: the secret has ${bytes.byteLength} bytes, ${suite} needs ${spec.hashLength}`,
       );
     }
-    const cipher = cipherOf(spec.algorithm);
+    const cipher = fetchCipher(spec.algorithm);
     const aead = new RecordAead(suite, spec, direction === "seal" ? 1 : 0, cipher, bytes);
     try {
       aead.#derive();
@@ -428,13 +438,7 @@ export class RecordAead implements Disposable {
   seal(record: Uint8Array, at: number, innerLength: number, seq: number): number {
     const call = "seal TLS record";
     const buf = sealRecords.of(call, "record", record);
-    if (innerLength >>> 0 !== innerLength || innerLength < 1 || innerLength > MAX_INNER_PLAINTEXT) {
-      throw new RangeError(
-        `Cannot ${call}: inner length ${
-          String(innerLength)
-        } is not an integer from 1 to ${MAX_INNER_PLAINTEXT}`,
-      );
-    }
+    checkInteger(call, "inner length", innerLength, 1, MAX_INNER_PLAINTEXT);
     const total = RECORD_HEADER + innerLength + RECORD_TAG;
     if (at >>> 0 !== at || at + total > buf.byteLength) {
       throw new RangeError(
@@ -496,16 +500,13 @@ export class RecordAead implements Disposable {
     const call = "open TLS record";
     const src = openRecords.of(call, "record", record);
     const dst = openOutputs.of(call, "output", out);
-    if (
-      length >>> 0 !== length || length < RECORD_HEADER + 1 + RECORD_TAG ||
-      length > RECORD_HEADER + MAX_CIPHERTEXT
-    ) {
-      throw new RangeError(
-        `Cannot ${call}: length ${String(length)} is not an integer from ${
-          RECORD_HEADER + 1 + RECORD_TAG
-        } to ${RECORD_HEADER + MAX_CIPHERTEXT}`,
-      );
-    }
+    checkInteger(
+      call,
+      "length",
+      length,
+      RECORD_HEADER + 1 + RECORD_TAG,
+      RECORD_HEADER + MAX_CIPHERTEXT,
+    );
     if (at >>> 0 !== at || at + length > src.byteLength) {
       throw new RangeError(
         `Cannot ${call}: offset ${
@@ -557,35 +558,6 @@ export class RecordAead implements Disposable {
   [Symbol.dispose](): void {
     this.free();
   }
-}
-
-/** `ERR_LIB_SSL`, as `ERR_PACK` shifts it. */
-const ERR_LIB_SSL_PACKED = 20 * 2 ** 23;
-const reasonText = new Uint8Array(256);
-
-/**
- * OpenSSL's text for SSL-library reason `reason`, as its error queue would
- * hold it ("error:0A000119:SSL routines::decryption failed or bad record
- * mac"); reasons 1000 + n name the alert n received from the peer.
- *
- * @example
- * ```ts
- * import { sslReasonText } from "./openssl_aead.ts";
- * sslReasonText(281); // "error:0A000119:SSL routines::decryption failed or bad record mac"
- * ```
- */
-export function sslReasonText(reason: number): string {
-  if (reason >>> 0 !== reason || reason > 0x7fffff) {
-    throw new RangeError(`Cannot name SSL error: reason ${String(reason)} is out of range`);
-  }
-  reasonText.fill(0);
-  openssl().crypto.ERR_error_string_n(
-    BigInt(ERR_LIB_SSL_PACKED + reason),
-    reasonText,
-    BigInt(reasonText.byteLength),
-  );
-  const end = reasonText.indexOf(0);
-  return new TextDecoder().decode(reasonText.subarray(0, end < 0 ? reasonText.byteLength : end));
 }
 
 // --- the key log ---

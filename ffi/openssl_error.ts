@@ -11,6 +11,7 @@
  * @module
  */
 import { openssl } from "./openssl.ts";
+import { checkInteger } from "./validate.ts";
 
 /** How many queued errors one message carries at most (the queue holds 16). */
 const MAX_ERRORS = 16;
@@ -51,14 +52,36 @@ export function takeOpenSslErrors(): string[] {
   for (;;) {
     const code = crypto.ERR_get_error();
     if (code === 0n || (code as unknown) === 0) break;
-    if (out.length < MAX_ERRORS) {
-      text.fill(0);
-      crypto.ERR_error_string_n(code, text, TEXT_SIZE);
-      const end = text.indexOf(0);
-      out.push(decoder.decode(text.subarray(0, end < 0 ? TEXT_BYTES : end)));
-    }
+    if (out.length < MAX_ERRORS) out.push(errorText(code));
   }
   return out;
+}
+
+/** OpenSSL's text for the packed error code `code` (`ERR_error_string_n`). */
+function errorText(code: bigint): string {
+  text.fill(0);
+  openssl().crypto.ERR_error_string_n(code, text, TEXT_SIZE);
+  const end = text.indexOf(0);
+  return decoder.decode(text.subarray(0, end < 0 ? TEXT_BYTES : end));
+}
+
+/** `ERR_LIB_SSL`, as `ERR_PACK` shifts it. */
+const ERR_LIB_SSL_PACKED = 20 * 2 ** 23;
+
+/**
+ * OpenSSL's text for SSL-library reason `reason`, as its error queue would
+ * hold it ("error:0A000119:SSL routines::decryption failed or bad record
+ * mac"); reasons 1000 + n name the alert n received from the peer.
+ *
+ * @example
+ * ```ts
+ * import { sslReasonText } from "./openssl_error.ts";
+ * sslReasonText(281); // "error:0A000119:SSL routines::decryption failed or bad record mac"
+ * ```
+ */
+export function sslReasonText(reason: number): string {
+  checkInteger("name SSL error", "reason", reason, 0, 0x7fffff);
+  return errorText(BigInt(ERR_LIB_SSL_PACKED + reason));
 }
 
 /**

@@ -18,8 +18,8 @@
  * @module
  */
 import { openssl } from "./openssl.ts";
-import { cString, viewLength } from "./openssl_bio.ts";
-import { OpenSslError } from "./openssl_error.ts";
+import { viewLength } from "./openssl_bio.ts";
+import { fetchCipher } from "./openssl_aead.ts";
 
 /** Bytes of one ticket key: name (16), HMAC key (32), AES key (32). */
 export const TICKET_KEY_BYTES = 80;
@@ -81,25 +81,6 @@ class CallbackView {
 }
 const nameOut = new CallbackView(NAME_BYTES);
 const ivOut = new CallbackView(IV_BYTES);
-
-/**
- * AES-256-CBC, fetched from the default provider once: the legacy
- * `EVP_aes_256_cbc()` makes every `EVP_EncryptInit_ex` fetch it again
- * (a locked lookup by name).
- */
-let aes256Cbc: Deno.PointerObject | undefined;
-function ticketCipher(): Deno.PointerObject {
-  if (aes256Cbc === undefined) {
-    const c = openssl().crypto.EVP_CIPHER_fetch(
-      null,
-      cString("fetch AES-256-CBC", "AES-256-CBC"),
-      null,
-    );
-    if (c === null) throw new OpenSslError("fetch AES-256-CBC");
-    aes256Cbc = c;
-  }
-  return aes256Cbc;
-}
 
 function addressOf(view: Uint8Array): bigint {
   return Deno.UnsafePointer.value(Deno.UnsafePointer.of(view));
@@ -228,7 +209,9 @@ export class TicketKeyring {
     if (lib.RAND_bytes(newIv, IV_BYTES) !== 1) return 0;
     nameOut.at(keyName).set(key.name);
     ivOut.at(iv).set(newIv);
-    if (lib.EVP_EncryptInit_ex(cipherCtx, ticketCipher(), null, key.aes, iv) !== 1) return 0;
+    if (lib.EVP_EncryptInit_ex(cipherCtx, fetchCipher("AES-256-CBC"), null, key.aes, iv) !== 1) {
+      return 0;
+    }
     if (lib.EVP_MAC_CTX_set_params(macCtx, key.params) !== 1) return 0;
     return 1;
   }
@@ -260,7 +243,9 @@ export class TicketKeyring {
     if (key === undefined) return 0;
     const { crypto: lib } = openssl();
     if (lib.EVP_MAC_CTX_set_params(macCtx, key.params) !== 1) return 0;
-    if (lib.EVP_DecryptInit_ex(cipherCtx, ticketCipher(), null, key.aes, iv) !== 1) return 0;
+    if (lib.EVP_DecryptInit_ex(cipherCtx, fetchCipher("AES-256-CBC"), null, key.aes, iv) !== 1) {
+      return 0;
+    }
     return 2;
   }
 }

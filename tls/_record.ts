@@ -38,10 +38,10 @@ import {
   RECORD_HEADER,
   RECORD_TAG,
   RecordAead,
-  sslReasonText,
   type Tls13CipherSuite,
   type TrafficSecrets,
 } from "../ffi/openssl_aead.ts";
+import { sslReasonText } from "../ffi/openssl_error.ts";
 
 /**
  * Whether TLS 1.3 server connections made from now on move their record

@@ -13,11 +13,11 @@ import {
   isTls13CipherSuite,
   MAX_INNER_PLAINTEXT,
   RecordAead,
-  sslReasonText,
   takeTrafficSecrets,
   type Tls13CipherSuite,
 } from "../../ffi/openssl_aead.ts";
 import { SslContext } from "../../ffi/openssl_context.ts";
+import { sslReasonText } from "../../ffi/openssl_error.ts";
 import { GUARD, Guarded, PATTERN } from "./_guarded.ts";
 
 // At import, outside any test: libssl's load and the key-log callback every
