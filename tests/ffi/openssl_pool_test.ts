@@ -9,9 +9,9 @@
 import { assert, assertEquals, assertThrows } from "@std/assert";
 import { SslContext } from "../../ffi/openssl_context.ts";
 import { Ssl, SslPool } from "../../ffi/openssl_ssl.ts";
-import { parseCertificates, parsePrivateKey } from "../../ffi/openssl_x509.ts";
 import { openssl } from "../../ffi/openssl.ts";
 import { makePki, type TestPki } from "../tls/_certs.ts";
+import { pump, serverContext } from "./_memory_tls.ts";
 
 // At import, not in a test: libssl's load and the callbacks each thread keeps for good.
 openssl();
@@ -21,32 +21,6 @@ let pkiPromise: Promise<TestPki> | undefined;
 function pki(): Promise<TestPki> {
   pkiPromise ??= makePki();
   return pkiPromise;
-}
-
-function serverContext(cert: string, key: string): SslContext {
-  const ctx = SslContext.create("server");
-  const chain = parseCertificates(cert);
-  try {
-    using k = parsePrivateKey(key);
-    ctx.useCertificate(chain, k);
-  } finally {
-    chain.forEach((c) => c.free());
-  }
-  return ctx;
-}
-
-function pump(a: Ssl, b: Ssl): void {
-  const buf = new Uint8Array(32 * 1024);
-  for (let moved = true; moved;) {
-    moved = false;
-    for (const [from, to] of [[a, b], [b, a]] as const) {
-      let n;
-      while ((n = from.takeOutput(buf)) > 0) {
-        to.feed(buf, n);
-        moved = true;
-      }
-    }
-  }
 }
 
 /** One client connection against `s`: SNI and ALPN as given; returns the client. */

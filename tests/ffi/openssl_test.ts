@@ -16,6 +16,7 @@ import { Ssl, SSL_READ_CLOSED } from "../../ffi/openssl_ssl.ts";
 import { parseCertificates, parsePrivateKey } from "../../ffi/openssl_x509.ts";
 import { openssl, SSL_OP, TLS_VERSION } from "../../ffi/openssl.ts";
 import { makePki, type TestPki } from "../tls/_certs.ts";
+import { pump, serverContext } from "./_memory_tls.ts";
 import { GUARD, Guarded } from "./_guarded.ts";
 
 // At import, not in a test: libssl's load, and the one accept-any verify callback each
@@ -63,32 +64,13 @@ const pki = () => (pkiPromise ??= makePki());
 /** A server and a client context from the test PKI, with ALPN on the server. */
 async function contexts(): Promise<{ server: SslContext; client: SslContext }> {
   const p = await pki();
-  const server = SslContext.create("server");
-  const chain = parseCertificates(p.cert);
-  using key = parsePrivateKey(p.key);
-  server.useCertificate(chain, key);
-  chain.forEach((c) => c.free());
+  const server = serverContext(p.cert, p.key);
   const client = SslContext.create("client");
   const cas = parseCertificates(p.caCert);
   client.trust(cas);
   cas.forEach((c) => c.free());
   client.verifyPeer({ request: true, require: true });
   return { server, client };
-}
-
-/** Move records between two Ssls until neither has output. */
-function pump(a: Ssl, b: Ssl): void {
-  const buf = new Uint8Array(32 * 1024);
-  for (let moved = true; moved;) {
-    moved = false;
-    for (const [from, to] of [[a, b], [b, a]] as const) {
-      let n;
-      while ((n = from.takeOutput(buf)) > 0) {
-        to.feed(buf, n);
-        moved = true;
-      }
-    }
-  }
 }
 
 /** Handshake a fresh pair in memory. */
