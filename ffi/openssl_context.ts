@@ -165,6 +165,7 @@ export class SslContext implements Disposable {
   #linked = new Set<SslContext>();
   /** The ALPN wire list the select callback answers from (kept alive and unmoved). */
   #alpn: Uint8Array | undefined;
+  #logsSecrets = false;
 
   private constructor(role: SslRole, ctx: Deno.PointerObject) {
     this.role = role;
@@ -251,6 +252,12 @@ export class SslContext implements Disposable {
       throw new TypeError("Cannot log traffic secrets: not a server context");
     }
     openssl().ssl.SSL_CTX_set_keylog_callback(this.pointer, keyLogCallback());
+    this.#logsSecrets = true;
+  }
+
+  /** Whether {@linkcode SslContext.logTrafficSecrets} has run on this context. */
+  get logsTrafficSecrets(): boolean {
+    return this.#logsSecrets;
   }
 
   /** Whether {@linkcode SslContext.close} has run (connections may still use it). */

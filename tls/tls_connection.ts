@@ -444,7 +444,8 @@ export class TlsConnection implements Disposable {
     this.#state = "open";
     this.#grown = true; // the BIOs keep the size of the handshake's flights
     this.#info = this.#readInfo();
-    if (this.#ssl.context.role === "server") this.#detach(chunk);
+    // Only a context that logs its traffic secrets has any to take.
+    if (this.#ssl.context.logsTrafficSecrets) this.#detach(chunk);
     this.#hooks.secure(this);
     if (this.#state !== "open") return;
     if (this.#pending.length > 0) {
