@@ -14,7 +14,7 @@ import type { TlsInfo } from "../tls/tls_connection.ts";
 import type { Reactor } from "../reactor/reactor.ts";
 import { type ListenFd, listenFds, notify, watchdogInterval } from "../reactor/sd_notify.ts";
 import type { Timer } from "../reactor/timer_queue.ts";
-import { acquireReactor, refReactor, releaseReactor } from "./_reactor.ts";
+import { acquireReactor, refReactor, releaseReactor, startReactor } from "./_reactor.ts";
 import type { ResolvedOptions } from "./_options.ts";
 import type { HttpServer, NetAddr, UnixAddr } from "./types.ts";
 
@@ -164,6 +164,7 @@ export class ServerCore implements HttpServer {
       void releaseReactor(this);
       throw e;
     }
+    startReactor();
     this.addr = toAddr(this.#listener.address());
     const timeouts = [options.headerTimeoutMs, options.bodyTimeoutMs, options.idleTimeoutMs]
       .filter((t) => t > 0);

@@ -27,10 +27,11 @@ export function threadReactorRuns(): boolean {
 }
 
 /**
- * Take a reference to this thread's reactor for `user` (created and started
- * on first use, with `options`). While it runs, its tuning is fixed: a
- * later server asking for other values gets a `RangeError` (instead of
- * running with values it did not ask for).
+ * Take a reference to this thread's reactor for `user` (created on first
+ * use, with `options`; started by {@link startReactor} once the user has
+ * registered what it needs). While it exists, its tuning is fixed: a later
+ * server asking for other values gets a `RangeError` (instead of running
+ * with values it did not ask for).
  */
 export function acquireReactor(options: ReactorTuning = {}, user: object = {}): Reactor {
   if (reactor === undefined) {
@@ -56,12 +57,19 @@ export function acquireReactor(options: ReactorTuning = {}, user: object = {}): 
     }
   }
   users.add(user);
-  if (running === undefined) {
-    const r = reactor;
-    running = r.run().catch((e) => console.error("ffinet http: reactor stopped:", e));
-  }
   applyRef();
   return reactor;
+}
+
+/**
+ * Run this thread's reactor if it does not run yet. A server starts it only
+ * after its socket is bound: one that fails to bind releases a reactor that
+ * never ran, so nothing of it (an epoll wait on another thread) outlives
+ * the failed call.
+ */
+export function startReactor(): void {
+  if (reactor === undefined || running !== undefined) return;
+  running = reactor.run().catch((e) => console.error("ffinet http: reactor stopped:", e));
 }
 
 /** Whether `user` keeps the process alive (`server.ref()`/`unref()`). */

@@ -46,7 +46,7 @@ import { Socket } from "../ffi/socket.ts";
 import { read } from "../ffi/syscalls.ts";
 import { Connection } from "../reactor/connection.ts";
 import { envDelete, envVar } from "../reactor/env.ts";
-import { acquireReactor, refReactor } from "./_reactor.ts";
+import { acquireReactor, refReactor, startReactor } from "./_reactor.ts";
 import { isServeWorker, WEBSOCKET_PUBLISH } from "./workers.ts";
 
 /**
@@ -422,6 +422,7 @@ export class SupervisorChannel {
     const reactor = acquireReactor(undefined, this);
     refReactor(this, false);
     const conn = new Connection(reactor, new Socket(this.#fd));
+    startReactor();
     this.#conn = conn;
     conn.onData = (data) => {
       try {
