@@ -21,22 +21,24 @@ import { startChildServer } from "./_child_server.ts";
 
 const TEST = { sanitizeOps: true, sanitizeResources: true };
 
-/** A child process whose stdout is read line by line. */
+/** A child process whose stdout is read line by line (and, if asked, fed on stdin). */
 class LineProcess {
   readonly lines: string[] = [];
   readonly #child: Deno.ChildProcess;
   readonly #reading: Promise<void>;
   readonly #status: Promise<Deno.CommandStatus>;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array> | undefined;
   #exited = false;
 
-  constructor(cmd: string, args: string[]) {
+  constructor(cmd: string, args: string[], { stdin = false } = {}) {
     const child = new Deno.Command(cmd, {
       args,
-      stdin: "null",
+      stdin: stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "inherit",
     }).spawn();
     this.#child = child;
+    this.#stdin = stdin ? child.stdin.getWriter() : undefined;
     this.#status = child.status.then((s) => {
       this.#exited = true;
       return s;
@@ -55,18 +57,24 @@ class LineProcess {
     return this.#exited;
   }
 
-  /** The first line starting with `prefix`, waiting up to `ms`. */
-  async line(prefix: string, ms: number): Promise<string> {
+  /** The `nth` (from 0) line starting with `prefix`, waiting up to `ms`. */
+  async line(prefix: string, ms: number, nth = 0): Promise<string> {
+    const matching = () => this.lines.filter((l) => l.startsWith(prefix));
     await waitFor(
-      () => this.#exited || this.lines.some((l) => l.startsWith(prefix)),
+      () => this.#exited || matching().length > nth,
       ms,
       `"${prefix}" from the client`,
     );
-    const found = this.lines.find((l) => l.startsWith(prefix));
+    const found = matching()[nth];
     if (found === undefined) {
       throw new Error(`the client exited without "${prefix}": ${this.lines.join(" | ")}`);
     }
     return found;
+  }
+
+  /** Write `text` to the child's stdin. */
+  async send(text: string): Promise<void> {
+    await this.#stdin!.write(new TextEncoder().encode(text));
   }
 
   async stop(): Promise<void> {
@@ -75,6 +83,7 @@ class LineProcess {
         this.#child.kill("SIGKILL");
       } catch { /* exited */ }
     }
+    await this.#stdin?.close().catch(() => {});
     await this.#status;
     await this.#reading;
   }
@@ -88,10 +97,12 @@ async function acceptQueue(port: number): Promise<number> {
 
 const HALF_OPEN = 10_000;
 /**
- * Longer than opening 10,000 takes on an idle 2-core machine (a few
- * seconds), so that at least half are held at once; the test checks that.
+ * Longer than opening 10,000 takes (6-8 s on a 2-core machine at load 4),
+ * so that at least half are held at once (the test checks that: opening
+ * may take up to twice this), and the held RSS can be read before the
+ * first ones opened are reaped.
  */
-const HANDSHAKE_MS = 16_000;
+const HANDSHAKE_MS = 12_000;
 
 Deno.test(
   "flood: 10,000 half-open handshakes: RSS bounded per connection, a real client served, every one reaped by the handshake timeout",
@@ -129,8 +140,11 @@ Deno.test(
             `https://localhost:${server.port}/`,
           ],
         }, timeoutMs + 5000);
-      // Warm up: the first handshakes load libssl's tables and compile the paths.
-      for (let i = 0; i < 20; i++) assertEquals((await get()).stdout, "ok");
+      // Warm up: the first handshakes load libssl's tables and compile the paths
+      // (20 requests, 4 at a time).
+      await Promise.all(Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < 5; i++) assertEquals((await get()).stdout, "ok");
+      }));
       const rssBefore = server.rssKiB();
       const started = performance.now();
       flood = new LineProcess("python3", [
@@ -144,15 +158,17 @@ Deno.test(
       const held = HALF_OPEN - Number(early);
       await waitFor(async () => await acceptQueue(server.port) === 0, 30_000, "the accept queue");
       // The server may still be reading the cut-short ClientHellos: take its RSS once it
-      // settles (two readings 250 ms apart within 512 KiB; 5 s at most).
+      // settles (two readings 250 ms apart within 512 KiB; 5 s at most, and no later than
+      // 1 s before the first ones opened can be reaped).
       let rssHeld = server.rssKiB();
-      for (let i = 0; i < 20; i++) {
+      for (let i = 0; i < 20 && performance.now() - started < HANDSHAKE_MS - 1000; i++) {
         await sleep(250);
         const now = server.rssKiB();
         const settled = Math.abs(now - rssHeld) < 512;
         rssHeld = now;
         if (settled) break;
       }
+      const rssReadMs = performance.now() - started;
       const perConn = (rssHeld - rssBefore) * 1024 / held;
       // A normal client is served while the 10,000 are held.
       const servedAt = performance.now();
@@ -164,7 +180,8 @@ Deno.test(
       const [, n, seconds] = reaped.split(" ");
       const rssAfter = server.rssKiB();
       console.log(
-        `10,000 half-open: opened in ${(openedMs / 1000).toFixed(1)} s; server RSS ` +
+        `10,000 half-open: opened in ${(openedMs / 1000).toFixed(1)} s, held RSS read at ` +
+          `${(rssReadMs / 1000).toFixed(1)} s; server RSS ` +
           `${(rssBefore / 1024).toFixed(1)} MiB -> ${(rssHeld / 1024).toFixed(1)} MiB held ` +
           `with ${held} held (${perConn.toFixed(0)} B per connection) -> ${
             (rssAfter / 1024).toFixed(1)
@@ -201,20 +218,29 @@ interface Latency {
 }
 
 /**
- * Node: `conns` established keep-alive TLS connections, each sending one
- * request at a time for `ms`; prints the percentiles of the request latency.
+ * Node: `conns` keep-alive TLS connections, established first; then each
+ * sends one request at a time for `warmMs` unmeasured, then for `ms`, and
+ * a line of the request latency percentiles in that window is printed;
+ * then, once a line comes on stdin, another window of `ms` is measured
+ * and printed the same way, and the client exits.
  */
-function latencyClient(port: number, caPath: string, conns: number, ms: number): string {
+function latencyClient(
+  port: number,
+  caPath: string,
+  conns: number,
+  ms: number,
+  warmMs: number,
+): string {
   return `
     const tls = require("node:tls");
     const ca = require("node:fs").readFileSync(${JSON.stringify(caPath)});
-    const lat = [];
-    let stopAt = 0, live = ${conns};
+    let lat = [], stopAt = 0, parked = 0, windowDone = () => {};
+    const loops = [];
     function conn() {
       const s = tls.connect({ host: "127.0.0.1", port: ${port}, ca, servername: "localhost" });
-      let buf = "", sent = 0, ready = false;
+      let buf = "", sent = 0;
       const next = () => {
-        if (Date.now() >= stopAt) { s.destroy(); if (--live === 0) done(); return; }
+        if (Date.now() >= stopAt) { if (++parked === ${conns}) windowDone(); return; }
         sent = performance.now();
         s.write("GET / HTTP/1.1\\r\\nhost: localhost\\r\\n\\r\\n");
       };
@@ -226,21 +252,32 @@ function latencyClient(port: number, caPath: string, conns: number, ms: number):
         lat.push(performance.now() - sent);
         next();
       });
-      s.on("secureConnect", () => { ready = true; started(next); });
+      s.on("secureConnect", () => {
+        loops.push(next);
+        if (loops.length === ${conns}) main();
+      });
       s.on("error", (e) => { console.error(e.message); process.exit(1); });
     }
-    const waiting = [];
-    function started(next) {
-      waiting.push(next);
-      if (waiting.length < ${conns}) return;
-      // A first round of requests, unmeasured, then the measured window.
-      stopAt = Date.now() + ${ms};
-      for (const n of waiting) n();
+    /** Every connection loops on requests for ms; resolves the window's percentiles. */
+    function measure(ms) {
+      return new Promise((resolve) => {
+        lat = [];
+        parked = 0;
+        windowDone = () => {
+          lat.sort((a, b) => a - b);
+          const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
+          resolve(JSON.stringify({ n: lat.length, p50: q(0.5), p99: q(0.99), max: lat[lat.length - 1] }));
+        };
+        stopAt = Date.now() + ms;
+        for (const n of loops) n();
+      });
     }
-    function done() {
-      lat.sort((a, b) => a - b);
-      const q = (p) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
-      console.log(JSON.stringify({ n: lat.length, p50: q(0.5), p99: q(0.99), max: lat[lat.length - 1] }));
+    async function main() {
+      await measure(${warmMs});
+      console.log(await measure(${ms}));
+      await new Promise((r) => process.stdin.once("data", r));
+      console.log(await measure(${ms}));
+      process.exit(0);
     }
     for (let i = 0; i < ${conns}; i++) conn();`;
 }
@@ -259,17 +296,15 @@ interface Fairness {
 }
 
 async function fairness(port: number, caPath: string): Promise<Fairness> {
-  const measure = async (ms = WINDOW_MS): Promise<Latency> => {
-    const out = await runBounded("node", {
-      args: ["-e", latencyClient(port, caPath, 4, ms)],
-    }, ms + 60_000);
-    assertEquals(out.code, 0, out.stderr);
-    return JSON.parse(out.stdout);
-  };
-  await measure(WARM_UP_MS);
-  const quiet = await measure();
+  // One client: it warms the server up, measures it quiet, then (told on stdin) flooded,
+  // on the same established connections.
+  const client = new LineProcess("node", [
+    "-e",
+    latencyClient(port, caPath, 4, WINDOW_MS, WARM_UP_MS),
+  ], { stdin: true });
   const flooders: Deno.ChildProcess[] = [];
   try {
+    const quiet: Latency = JSON.parse(await client.line("{", 60_000));
     for (let i = 0; i < FLOODERS; i++) {
       flooders.push(
         new Deno.Command("openssl", {
@@ -279,7 +314,8 @@ async function fairness(port: number, caPath: string): Promise<Fairness> {
             `127.0.0.1:${port}`,
             "-new",
             "-time",
-            String(WINDOW_MS / 1000 + 3),
+            // The flood runs from before the measured window (500 ms) until past its end.
+            String(WINDOW_MS / 1000 + 2),
           ],
           stdin: "null",
           stdout: "piped",
@@ -288,7 +324,8 @@ async function fairness(port: number, caPath: string): Promise<Fairness> {
       );
     }
     await sleep(500);
-    const flooded = await measure();
+    await client.send("go\n");
+    const flooded: Latency = JSON.parse(await client.line("{", WINDOW_MS + 60_000, 1));
     const outs = await Promise.all(flooders.map((f) => f.output()));
     flooders.length = 0;
     const handshakes = outs.reduce((sum, o) => {
@@ -303,6 +340,7 @@ async function fairness(port: number, caPath: string): Promise<Fairness> {
       } catch { /* exited */ }
       await f.output();
     }
+    await client.stop();
   }
 }
 

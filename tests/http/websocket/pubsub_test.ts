@@ -231,7 +231,10 @@ for (const code of [1008, 1009] as const) {
         },
         close: (ws, c) => events.push(`close:${ws.data}:${c}`),
         idleTimeout: 0,
-        limits: { maxBufferedAmount: limit, backpressureCloseCode: code },
+        // The slow subscriber never answers the close: its close handler runs when
+        // closeTimeoutMs resets it. 2 s (not the 5 s default): the slow one has read
+        // all it was sent (within a few ms) long before that reset.
+        limits: { maxBufferedAmount: limit, backpressureCloseCode: code, closeTimeoutMs: 2000 },
       });
       const subs: Subscriber[] = [];
       try {
