@@ -205,6 +205,25 @@ export function hkdfExpandLabel(
 export type RecordDirection = "seal" | "open";
 
 /**
+ * Throw unless `count` bytes from offset `at` lie within the `size` bytes of
+ * the `whose` view (`at` an integer from 0 to 2^32 - 1).
+ */
+function checkSpan(
+  call: string,
+  at: number,
+  count: number,
+  what: string,
+  whose: string,
+  size: number,
+): void {
+  if (at >>> 0 !== at || at + count > size) {
+    throw new RangeError(
+      `Cannot ${call}: offset ${String(at)} and ${count} ${what} exceed the ${whose}'s ${size}`,
+    );
+  }
+}
+
+/**
  * One direction of a TLS 1.3 connection's record protection. Free it with
  * {@linkcode RecordAead.free}.
  *
@@ -440,13 +459,7 @@ export class RecordAead implements Disposable {
     const buf = sealRecords.of(call, "record", record);
     checkInteger(call, "inner length", innerLength, 1, MAX_INNER_PLAINTEXT);
     const total = RECORD_HEADER + innerLength + RECORD_TAG;
-    if (at >>> 0 !== at || at + total > buf.byteLength) {
-      throw new RangeError(
-        `Cannot ${call}: offset ${
-          String(at)
-        } and ${total} record bytes exceed the buffer's ${buf.byteLength}`,
-      );
-    }
+    checkSpan(call, at, total, "record bytes", "buffer", buf.byteLength);
     const ctx = this.#pointer;
     if (this.#enc !== 1) throw new TypeError(`Cannot ${call}: this cipher opens records`);
     this.#nonce(seq);
@@ -507,21 +520,9 @@ export class RecordAead implements Disposable {
       RECORD_HEADER + 1 + RECORD_TAG,
       RECORD_HEADER + MAX_CIPHERTEXT,
     );
-    if (at >>> 0 !== at || at + length > src.byteLength) {
-      throw new RangeError(
-        `Cannot ${call}: offset ${
-          String(at)
-        } and ${length} record bytes exceed the buffer's ${src.byteLength}`,
-      );
-    }
+    checkSpan(call, at, length, "record bytes", "buffer", src.byteLength);
     const n = length - RECORD_HEADER - RECORD_TAG;
-    if (outAt >>> 0 !== outAt || outAt + n > dst.byteLength) {
-      throw new RangeError(
-        `Cannot ${call}: offset ${
-          String(outAt)
-        } and ${n} plaintext bytes exceed the output's ${dst.byteLength}`,
-      );
-    }
+    checkSpan(call, outAt, n, "plaintext bytes", "output", dst.byteLength);
     const ctx = this.#pointer;
     if (this.#enc !== 0) throw new TypeError(`Cannot ${call}: this cipher seals records`);
     this.#nonce(seq);
