@@ -21,6 +21,20 @@ export function serverContext(cert: string, key: string): SslContext {
   return ctx;
 }
 
+/**
+ * Drive the handshake of server `s` and client `c` to its end (at most 10
+ * rounds); throws unless both completed it.
+ */
+export function completeHandshake(s: Ssl, c: Ssl): void {
+  for (let i = 0; i < 10 && !(s.handshakeDone && c.handshakeDone); i++) {
+    c.handshake();
+    pump(c, s);
+    s.handshake();
+    pump(s, c);
+  }
+  if (!(s.handshakeDone && c.handshakeDone)) throw new Error("the handshake did not complete");
+}
+
 /** Move records between two Ssls until neither has output. */
 export function pump(a: Ssl, b: Ssl): void {
   const buf = new Uint8Array(32 * 1024);

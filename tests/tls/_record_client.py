@@ -146,29 +146,31 @@ def read_records(until_bytes=None):
         left = deadline - time.monotonic()
         if left <= 0:
             return "timeout"
-        sock.settimeout(left)
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            return "timeout"
-        except ConnectionResetError:
-            return "reset"
-        if not data:
-            return "eof"
+        data = receive(left)
+        if isinstance(data, str):
+            return data
         buf.extend(data)
 
 
+def receive(timeout):
+    """The next bytes from the server within `timeout` seconds, or how the wait
+    ended: "timeout", "reset" or "eof"."""
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(65536)
+    except socket.timeout:
+        return "timeout"
+    except ConnectionResetError:
+        return "reset"
+    return data if data else "eof"
+
+
 def wait_end(deadline):
+    """Read and drop what the server still sends; how its end came."""
     while True:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            data = sock.recv(65536)
-        except socket.timeout:
-            return "timeout"
-        except ConnectionResetError:
-            return "reset"
-        if not data:
-            return "eof"
+        data = receive(max(0.01, deadline - time.monotonic()))
+        if isinstance(data, str):
+            return data
 
 
 def finish(outcome):
