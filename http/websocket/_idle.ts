@@ -29,7 +29,7 @@ class IdleSweep {
   add(target: IdleTarget, idleMs: number): void {
     this.#targets.set(target, idleMs);
     if (this.#timer === undefined) {
-      const timer = setInterval(() => this.#sweep(), SWEEP_MS);
+      const timer = setInterval(() => this.sweep(), SWEEP_MS);
       // Open sockets keep the process alive through the reactor, not this timer.
       Deno.unrefTimer(timer);
       this.#timer = timer;
@@ -44,7 +44,8 @@ class IdleSweep {
     }
   }
 
-  #sweep(): void {
+  /** Visits every session once: the interval's work each period. */
+  sweep(): void {
     // forEach, not for-of: iterating entries would allocate a [key, value]
     // array per session per sweep, garbage that keeps an idle server's
     // allocation rate up and with it V8 from shrinking its heap.
