@@ -53,21 +53,31 @@ Deno.test({
         assert((await c.read(buf) ?? 0) > 0, "no response");
       }
       await sleep(300); // the first passes (and their compilation) are not counted
-      const before = allocatedBytes();
-      const t0 = performance.now();
-      await sleep(3000);
-      const allocated = allocatedBytes() - before;
-      // At most one pass per 25 ms: fewer passes only raise the figure.
-      const passes = (performance.now() - t0) / 25;
-      const perConnection = allocated / (count * passes);
+      // Two windows, the lower one counted: a passing burst of other work in
+      // the process (a compilation, a timer's garbage) lands in one window,
+      // while garbage made by the sweep itself is in both.
+      let perConnection = Infinity;
+      let detail = "";
+      for (let window = 0; window < 2; window++) {
+        const before = allocatedBytes();
+        const t0 = performance.now();
+        await sleep(2000);
+        const allocated = allocatedBytes() - before;
+        // At most one pass per 25 ms: fewer passes only raise the figure.
+        const passes = (performance.now() - t0) / 25;
+        const figure = allocated / (count * passes);
+        if (figure < perConnection) {
+          perConnection = figure;
+          detail = `${allocated} bytes in at most ${passes.toFixed(0)} passes`;
+        }
+      }
       console.log(`sweep: ${perConnection.toFixed(2)} bytes per connection per pass`);
       // A for…of over the Set made an iterator step per connection per pass:
       // about 22 bytes measured. The sweep itself, and the process's own
       // background, stay under 8.
       assert(
         perConnection < 12,
-        `a sweep allocated ${perConnection.toFixed(1)} bytes per connection ` +
-          `(${allocated} bytes in at most ${passes.toFixed(0)} passes)`,
+        `a sweep allocated ${perConnection.toFixed(1)} bytes per connection (${detail})`,
       );
     } finally {
       for (const c of conns) c.close();
