@@ -8,18 +8,9 @@
  * @module
  */
 import { assert } from "@std/assert";
-import v8 from "node:v8";
 import { serve } from "../../http/mod.ts";
 import { getrlimit, RLIMIT, setrlimit } from "../../ffi/mod.ts";
-
-/** V8's count of bytes allocated so far (newer than the typings of `node:v8`). */
-function allocatedBytes(): number {
-  const n = (v8.getHeapStatistics() as { total_allocated_bytes?: number }).total_allocated_bytes;
-  if (typeof n !== "number") throw new Error("this V8 does not report total_allocated_bytes");
-  return n;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { allocatedBytes, sleep } from "../_helpers.ts";
 
 Deno.test({
   name: "serve sweep: sweeping 1,500 idle keep-alive connections allocates nothing per connection",
