@@ -65,9 +65,7 @@ int main(int argc, char **argv) {
         s = sqe(); io_uring_prep_send(s, fd, bufs[fd], res, MSG_NOSIGNAL); io_uring_sqe_set_data64(s, TAG(SEND, fd));
         s->flags |= IOSQE_IO_LINK;
         arm_recv(fd);
-      } else if (kind == SEND) {
-        // the linked recv is already queued
-      }
+      }  // a SEND completion needs nothing: the recv linked behind it is already queued
     }
     io_uring_cq_advance(&ring, seen);
   }
