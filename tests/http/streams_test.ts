@@ -18,16 +18,35 @@ import { sleep } from "../_helpers.ts";
 
 const enc = new TextEncoder();
 
-/** A stream of `parts`, one every `ms` (0: all at once). */
+/**
+ * A stream of `parts`, one every `ms` (0: all at once). Cancelled, it stops
+ * and clears its pending timer: a server may start a pipelined request's
+ * stream and cancel it when the connection ends, and a timer left behind
+ * would outlive the test.
+ */
 function slowStream(parts: string[], ms: number, end: "close" | "error" | "hang" = "close") {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let wake: (() => void) | undefined;
+  let cancelled = false;
   return new ReadableStream<Uint8Array>({
     async start(c) {
       for (const p of parts) {
-        if (ms > 0) await sleep(ms);
+        if (ms > 0) {
+          await new Promise<void>((r) => {
+            wake = r;
+            timer = setTimeout(r, ms);
+          });
+        }
+        if (cancelled) return;
         c.enqueue(enc.encode(p));
       }
       if (end === "close") c.close();
       else if (end === "error") c.error(new Error("the body failed (expected by the test)"));
+    },
+    cancel() {
+      cancelled = true;
+      clearTimeout(timer);
+      wake?.();
     },
   });
 }
